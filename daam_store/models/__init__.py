@@ -1,0 +1,23 @@
+"""Model registry: built-in small models, hub ids and local folders."""
+
+from daam_store.models.pipelines import (
+    BUILTIN_MODELS,
+    DEFAULT_MODEL,
+    ModelNotFoundError,
+    ModelSource,
+    build_random_pipeline,
+    load_clip_tokenizer,
+    load_pipeline,
+    resolve_model,
+)
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "DEFAULT_MODEL",
+    "ModelNotFoundError",
+    "ModelSource",
+    "build_random_pipeline",
+    "load_clip_tokenizer",
+    "load_pipeline",
+    "resolve_model",
+]

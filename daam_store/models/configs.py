@@ -1,0 +1,79 @@
+"""Component configs of the built-in small models (and of the random test pipelines).
+
+Both families keep the real Stable Diffusion architecture at toy size: 32x32 images, a factor-2
+AutoencoderKL (16x16x4 latents), a UNet with cross-attention at 16x16, 8x8 and the mid block
+(7 `attn2` layers) and a CLIP text encoder over the full 49,408-token CLIP vocabulary.
+
+- SD1-like: conv projection in the transformer blocks, one head size, epsilon prediction.
+- SD2-like: linear projection, `attention_head_dim` as a list, v-prediction.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Family = Literal["sd1", "sd2"]
+
+TEXT_HIDDEN = 64
+IMAGE_SIZE = 32
+
+
+def text_encoder_config(num_layers: int = 0) -> dict:
+    return dict(
+        vocab_size=49408,
+        hidden_size=TEXT_HIDDEN,
+        intermediate_size=4 * TEXT_HIDDEN,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+        projection_dim=TEXT_HIDDEN,
+    )
+
+
+def vae_config() -> dict:
+    return dict(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=IMAGE_SIZE,
+    )
+
+
+def unet_config(family: Family, sample_size: int = IMAGE_SIZE // 2) -> dict:
+    config = dict(
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        norm_num_groups=16,
+        cross_attention_dim=TEXT_HIDDEN,
+    )
+    if family == "sd1":
+        config.update(attention_head_dim=8, use_linear_projection=False)
+    else:
+        config.update(attention_head_dim=[2, 4, 4], use_linear_projection=True)
+    return config
+
+
+def scheduler_config(family: Family) -> dict:
+    return dict(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon" if family == "sd1" else "v_prediction",
+    )

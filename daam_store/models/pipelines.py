@@ -1,0 +1,106 @@
+"""Build and load Stable Diffusion pipelines: built-in models, hub ids, local folders, random test ones."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from daam_store.models import configs
+from daam_store.models.configs import Family
+
+TOKENIZER_DIR = Path(__file__).parent / "clip_tokenizer"
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+BUILTIN_MODELS = ("sd1-tiny", "sd2-tiny")
+DEFAULT_MODEL = "sd1-tiny"
+
+
+class ModelNotFoundError(ValueError):
+    """The name is neither a built-in model, a local pipeline folder nor a loadable hub id."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str  # what the user typed (or the built-in name)
+    kind: str  # "builtin" | "local" | "hub"
+    location: str  # folder path or hub id
+
+
+def load_clip_tokenizer() -> CLIPTokenizer:
+    """The real CLIP tokenizer, from the files shipped in the package (no hub access)."""
+    return CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR))
+
+
+def resolve_model(name_or_path: str | None) -> ModelSource:
+    name = name_or_path or DEFAULT_MODEL
+    if name in BUILTIN_MODELS:
+        folder = BUILTIN_DIR / name
+        if not (folder / "model_index.json").exists():
+            raise ModelNotFoundError(
+                f"built-in model {name!r} has no weights in {folder}; run `daam-store train-builtin {name}`"
+            )
+        return ModelSource(name, "builtin", str(folder))
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").exists():
+            raise ModelNotFoundError(f"{path} is not a diffusers pipeline folder (no model_index.json)")
+        return ModelSource(name, "local", str(path.resolve()))
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return ModelSource(name, "hub", name)
+    raise ModelNotFoundError(
+        f"unknown model {name!r}: use a built-in model ({', '.join(BUILTIN_MODELS)}), "
+        "a local diffusers folder or a hub id like 'org/name'"
+    )
+
+
+def load_pipeline(
+    name_or_path: str | None = None, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+) -> StableDiffusionPipeline:
+    """A ready `StableDiffusionPipeline` from a built-in name (default), a local folder or a hub id."""
+    source = resolve_model(name_or_path)
+    kwargs = {"safety_checker": None, "requires_safety_checker": False}
+    if dtype is not None:
+        kwargs["torch_dtype"] = dtype
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(
+            source.location, local_files_only=source.kind != "hub" or _offline(), **kwargs
+        )
+    except (OSError, ValueError) as error:
+        raise ModelNotFoundError(f"could not load model {source.name!r}: {_first_line(error)}") from error
+    pipe.set_progress_bar_config(disable=True)
+    pipe.daam_source = source  # remembered for the store's model record
+    return pipe.to(device) if device is not None else pipe
+
+
+def build_random_pipeline(family: Family = "sd1", seed: int = 0, text_layers: int = 0) -> StableDiffusionPipeline:
+    """A pipeline with the built-in geometry and seeded random weights: for tests and training."""
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**configs.text_encoder_config(text_layers)))
+    vae = AutoencoderKL(**configs.vae_config())
+    unet = UNet2DConditionModel(**configs.unet_config(family))
+    scheduler = DDIMScheduler(**configs.scheduler_config(family))
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=load_clip_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
