@@ -1,5 +1,6 @@
 """Model registry: built-in small models, hub ids and local folders."""
 
+from daam_store.models.info import ModelInfo, describe_pipeline, model_family
 from daam_store.models.pipelines import (
     BUILTIN_MODELS,
     DEFAULT_MODEL,
@@ -12,6 +13,9 @@ from daam_store.models.pipelines import (
 )
 
 __all__ = [
+    "ModelInfo",
+    "describe_pipeline",
+    "model_family",
     "BUILTIN_MODELS",
     "DEFAULT_MODEL",
     "ModelNotFoundError",
