@@ -1,0 +1,128 @@
+"""`GenerationExperiment`: one traced generation on disk, in the original DAAM's directory layout.
+
+    output.png              the generated image
+    prompt.txt, seed.txt    the prompt and seed (seed.txt is empty when the seed is unknown)
+    <word>.heat_map.png     one overlay per word of the prompt
+    generation.pt           tensors and plain values only: `torch.load(path, weights_only=True)` reads it
+    metadata.json           model, steps, guidance, scheduler, ... (human-readable copy of the metadata)
+
+No pickle anywhere: generation.pt is a dict of tensors, strings and numbers; the metadata is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import PIL.Image
+import torch
+
+from daam_store.errors import UserError
+from daam_store.heatmap import GlobalHeatMap
+
+FORMAT = "daam-store/1"
+
+
+@dataclass
+class GenerationExperiment:
+    image: PIL.Image.Image
+    global_heat_map: torch.Tensor  # (tokens, h, w), row 0 = <|startoftext|>
+    prompt: str
+    seed: int | None = None
+    path: Path | None = None
+    metadata: dict = field(default_factory=dict)
+    layer_heat_maps: torch.Tensor | None = None  # (layers, tokens, h, w)
+    layer_names: list[str] = field(default_factory=list)
+    step_heat_maps: torch.Tensor | None = None  # (steps, tokens, h, w)
+
+    def heat_map(self, tokenizer=None) -> GlobalHeatMap:
+        if tokenizer is None:
+            from daam_store.models import load_clip_tokenizer
+
+            tokenizer = load_clip_tokenizer()
+        return GlobalHeatMap(tokenizer, self.prompt, self.global_heat_map)
+
+    def save(self, path: str | Path | None = None, heat_maps: bool = True, tokenizer=None) -> Path:
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise UserError("no directory given to save the experiment to")
+        target.mkdir(parents=True, exist_ok=True)
+        self.image.save(target / "output.png")
+        (target / "prompt.txt").write_text(self.prompt, encoding="utf-8")
+        (target / "seed.txt").write_text("" if self.seed is None else str(self.seed), encoding="utf-8")
+        (target / "metadata.json").write_text(json.dumps(self.metadata, indent=2, default=str), encoding="utf-8")
+        torch.save(self._tensors(), target / "generation.pt")
+        if heat_maps:
+            self.save_heat_maps(target, tokenizer=tokenizer)
+        self.path = target
+        return target
+
+    def save_heat_maps(self, directory: Path, words: list[str] | None = None, tokenizer=None) -> list[Path]:
+        global_map = self.heat_map(tokenizer)
+        chosen = words if words is not None else _unique(span.text for span in global_map.words())
+        paths = []
+        for word in chosen:
+            out = directory / f"{heat_map_file_stem(word)}.heat_map.png"
+            global_map.compute_word_heat_map(word).overlay_image(self.image).save(out)
+            paths.append(out)
+        return paths
+
+    def _tensors(self) -> dict:
+        data = {
+            "format": FORMAT,
+            "prompt": self.prompt,
+            "seed": -1 if self.seed is None else int(self.seed),
+            "global_heat_map": self.global_heat_map.detach().cpu().float().contiguous(),
+            "layer_names": list(self.layer_names),
+        }
+        if self.layer_heat_maps is not None:
+            data["layer_heat_maps"] = self.layer_heat_maps.detach().cpu().float().contiguous()
+        if self.step_heat_maps is not None:
+            data["step_heat_maps"] = self.step_heat_maps.detach().cpu().float().contiguous()
+        return data
+
+    @classmethod
+    def load(cls, path: str | Path) -> GenerationExperiment:
+        directory = Path(path)
+        if not (directory / "generation.pt").exists():
+            raise UserError(f"{directory} is not an experiment directory (no generation.pt)")
+        try:
+            data = torch.load(directory / "generation.pt", weights_only=True, map_location="cpu")
+        except Exception as error:  # an unpickling error names the forbidden global: say what it means
+            raise UserError(
+                f"{directory / 'generation.pt'} is not a daam-store file (it may be the original daam "
+                f"package's pickle, which is never unpickled: use `daam-store import`): {_first_line(error)}"
+            ) from error
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise UserError(f"{directory / 'generation.pt'} has an unknown format")
+        metadata_file = directory / "metadata.json"
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8")) if metadata_file.exists() else {}
+        with PIL.Image.open(directory / "output.png") as image:
+            image.load()
+            return cls(
+                image=image.convert("RGB"),
+                global_heat_map=data["global_heat_map"],
+                prompt=data["prompt"],
+                seed=None if data["seed"] < 0 else int(data["seed"]),
+                path=directory,
+                metadata=metadata,
+                layer_heat_maps=data.get("layer_heat_maps"),
+                layer_names=list(data.get("layer_names", [])),
+                step_heat_maps=data.get("step_heat_maps"),
+            )
+
+
+def heat_map_file_stem(word: str) -> str:
+    """A file-name-safe form of a word (lower case, as the original DAAM names its heat map files)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in word.lower())
+    return safe or "_"
+
+
+def _unique(items) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

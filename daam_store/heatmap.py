@@ -1,0 +1,175 @@
+"""Heat maps of a whole prompt (`GlobalHeatMap`) and of one word (`WordHeatMap`).
+
+A *word* is what CLIP's tokenizer treats as one: a run of BPE tokens ending in a `</w>` token, so
+"photorealistic" (two tokens) is one word and "dog," is two ("dog" and the punctuation ","). A word's map
+is the mean of its tokens' maps, as in the original DAAM. Matching is case-insensitive because CLIP
+lower-cases its input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+
+MAX_PROMPT_TOKENS = 75  # CLIP's 77 positions minus <|startoftext|> and <|endoftext|>
+
+
+class UnknownWordError(ValueError):
+    """The word is not in the prompt (or was cut by the 77-token limit)."""
+
+
+@dataclass(frozen=True)
+class WordSpan:
+    index: int  # position among the prompt's words; what `word_idx` refers to
+    text: str
+    token_indices: tuple[int, ...]  # rows of GlobalHeatMap.heat_maps (row 0 is <|startoftext|>)
+    token_ids: tuple[int, ...]
+    is_punctuation: bool
+
+
+def split_words(tokenizer, prompt: str) -> tuple[list[WordSpan], list[str]]:
+    """The prompt's words with their token rows, and the words cut by the token limit."""
+    tokens = tokenizer.tokenize(prompt)
+    words: list[WordSpan] = []
+    cut: list[str] = []
+    start = 0
+    for end, token in enumerate(tokens, start=1):
+        if not token.endswith("</w>") and end < len(tokens):
+            continue
+        piece = tokens[start:end]
+        ids = tokenizer.convert_tokens_to_ids(piece)
+        text = tokenizer.decode(ids).strip()
+        if end > MAX_PROMPT_TOKENS:
+            cut.append(text)
+        else:
+            words.append(
+                WordSpan(
+                    index=len(words),
+                    text=text,
+                    token_indices=tuple(range(start + 1, end + 1)),
+                    token_ids=tuple(ids),
+                    is_punctuation=not any(ch.isalnum() for ch in text),
+                )
+            )
+        start = end
+    return words, cut
+
+
+def cut_message(prompt_tokens: int, cut: list[str]) -> str:
+    return (
+        f"prompt has {prompt_tokens} tokens but CLIP keeps {MAX_PROMPT_TOKENS}; "
+        f"these words were cut and have no heat map: {' '.join(cut)}"
+    )
+
+
+class WordHeatMap:
+    def __init__(self, heat_map: torch.Tensor, word: str | None = None, word_idx: int | None = None):
+        self.heatmap = heat_map
+        self.word = word
+        self.word_idx = word_idx
+
+    @property
+    def value(self) -> torch.Tensor:
+        return self.heatmap
+
+    def expand_as(self, image, absolute: bool = False, threshold: float | None = None) -> torch.Tensor:
+        """The map resized (bicubic) to the image; min-max normalised unless `absolute`; binary with `threshold`."""
+        width, height = _image_size(image)
+        expanded = F.interpolate(self.heatmap[None, None].float(), size=(height, width), mode="bicubic")[0, 0]
+        if not absolute:
+            expanded = (expanded - expanded.min()) / (expanded.max() - expanded.min() + 1e-8)
+        if threshold is not None:
+            expanded = (expanded > threshold).float()
+        return expanded.cpu()
+
+    def overlay_image(self, image: PIL.Image.Image, alpha: float = 0.5, absolute: bool = False) -> PIL.Image.Image:
+        """The image blended with the map in the 'jet' colour map (no matplotlib figure needed)."""
+        from matplotlib import colormaps
+
+        heat = self.expand_as(image, absolute=absolute).clamp(0, 1).numpy()
+        colours = colormaps["jet"](heat)[..., :3]
+        base = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+        blended = (1 - alpha) * base + alpha * colours
+        return PIL.Image.fromarray((blended * 255).round().astype(np.uint8))
+
+    def plot_overlay(self, image, ax=None, out_file: str | Path | None = None, color_normalize: bool = True, **expand):
+        """Draw the map over the image with matplotlib, as the original DAAM does (title = the word)."""
+        from matplotlib import pyplot as plt
+
+        heat = self.expand_as(image, **expand)
+        target = ax if ax is not None else plt.figure().gca()
+        if color_normalize:
+            target.imshow(heat.numpy(), cmap="jet")
+        else:
+            target.imshow(heat.clamp(0, 1).numpy(), cmap="jet", vmin=0.0, vmax=1.0)
+        rgb = torch.from_numpy(np.asarray(image.convert("RGB"))).float() / 255
+        target.imshow(torch.cat((rgb, 1 - heat.clamp(0, 1).unsqueeze(-1)), dim=-1).numpy())
+        target.set_axis_off()
+        if self.word is not None:
+            target.set_title(self.word)
+        if out_file is not None:
+            target.figure.savefig(out_file, bbox_inches="tight")
+            if ax is None:
+                plt.close(target.figure)
+        return target
+
+
+class GlobalHeatMap:
+    """Maps of every token of a prompt: `heat_maps` is (tokens, h, w), row 0 = <|startoftext|>."""
+
+    def __init__(self, tokenizer, prompt: str, heat_maps: torch.Tensor):
+        self.tokenizer = tokenizer
+        self.prompt = prompt
+        self.heat_maps = heat_maps
+        self._words, self.cut_words = split_words(tokenizer, prompt)
+
+    @property
+    def tokens(self) -> list[str]:
+        kept = self.tokenizer.tokenize(self.prompt)[:MAX_PROMPT_TOKENS]
+        return [self.tokenizer.bos_token, *kept, self.tokenizer.eos_token]
+
+    def words(self, include_punctuation: bool = False) -> list[WordSpan]:
+        return [w for w in self._words if include_punctuation or not w.is_punctuation]
+
+    def word_heat_maps(self) -> list[tuple[WordSpan, torch.Tensor]]:
+        return [(span, self.heat_maps[list(span.token_indices)].mean(0)) for span in self.words()]
+
+    def compute_word_heat_map(self, word: str, word_idx: int | None = None) -> WordHeatMap:
+        """The map of `word` (several words allowed: "hot dog"); all its occurrences averaged unless `word_idx`."""
+        starts = self._occurrences(word)
+        if word_idx is not None:
+            if word_idx not in starts:
+                raise UnknownWordError(
+                    f"word {word!r} is not at word_idx {word_idx}; it occurs at {starts or 'no index'} "
+                    f"of the words {self._listing()}"
+                )
+            starts = [word_idx]
+        length = len(split_words(self.tokenizer, word)[0])
+        rows = [i for s in starts for span in self._words[s : s + length] for i in span.token_indices]
+        return WordHeatMap(self.heat_maps[rows].mean(0), word, word_idx)
+
+    def _occurrences(self, word: str) -> list[int]:
+        query = [span.token_ids for span in split_words(self.tokenizer, word)[0]]
+        prompt = [span.token_ids for span in self._words]
+        starts = [i for i in range(len(prompt) - len(query) + 1) if query and prompt[i : i + len(query)] == query]
+        if starts:
+            return starts
+        if any(word.strip().lower() == cut.lower() for cut in self.cut_words):
+            raise UnknownWordError(f"word {word!r} was cut by CLIP's 77-token limit and has no heat map")
+        raise UnknownWordError(f"word {word!r} is not in the prompt; its words are: {self._listing()}")
+
+    def _listing(self) -> str:
+        return ", ".join(span.text for span in self.words())
+
+
+def _image_size(image) -> tuple[int, int]:
+    """(width, height) of a PIL image, an (H, W[, C]) array or tensor."""
+    if isinstance(image, PIL.Image.Image):
+        return image.size
+    height, width = image.shape[:2]
+    return width, height

@@ -1,0 +1,86 @@
+"""Running sums of attention maps, and their assembly into one map per token.
+
+The aggregation rule (the original DAAM's, so the paper's thresholds carry over):
+1. per layer and head, the attention of each latent pixel to each token is summed over denoising steps at
+   the layer's own resolution (a running sum: memory does not grow with the number of steps);
+2. each (layer, head) sum is upsampled bicubic to the latent resolution and clamped at 0;
+3. the result is the mean over all selected (layer, head) pairs;
+4. a word's map is the mean of its tokens' maps (see `daam_store.heatmap`).
+Per-step records (opt-in) keep each step's map per layer, averaged over heads.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def layer_grid(pixels: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of a layer with `pixels` positions: the latent size halved (rounding up) until it fits."""
+    height, width = latent_hw
+    while height * width > pixels:
+        height, width = -(-height // 2), -(-width // 2)
+    if height * width != pixels:
+        raise RuntimeError(f"cannot place {pixels} attention positions on a {latent_hw} latent grid")
+    return height, width
+
+
+class MapAccumulator:
+    def __init__(self, num_rows: int, latent_hw: tuple[int, int], save_steps: bool):
+        self.num_rows = num_rows  # tokens kept per map: <|startoftext|> + prompt tokens + <|endoftext|>
+        self.latent_hw = latent_hw
+        self.save_steps = save_steps
+        self.sums: dict[int, torch.Tensor] = {}  # layer -> (images, heads, rows, h, w)
+        self.steps: list[dict[int, torch.Tensor]] = []  # step -> layer -> (images, rows, h, w)
+
+    def start_step(self) -> None:
+        if self.save_steps:
+            self.steps.append({})
+
+    def add(self, layer_idx: int, probabilities: torch.Tensor) -> None:
+        images, heads, pixels, _ = probabilities.shape
+        height, width = layer_grid(pixels, self.latent_hw)
+        maps = probabilities[..., : self.num_rows].transpose(2, 3).reshape(images, heads, -1, height, width)
+        maps = maps.to("cpu", torch.float32)
+        if layer_idx in self.sums:
+            self.sums[layer_idx] += maps
+        else:
+            self.sums[layer_idx] = maps.clone()
+        if self.save_steps and self.steps:
+            self.steps[-1][layer_idx] = maps.mean(1)
+
+    def factor(self, layer_idx: int) -> int:
+        return self.latent_hw[0] // self.sums[layer_idx].shape[-2]
+
+    def assemble(
+        self,
+        image_idx: int,
+        rows: int,
+        layers: list[int],
+        head_idx: int | None = None,
+        time_idx: list[int] | None = None,
+    ) -> torch.Tensor:
+        """(rows, latent h, latent w): the mean over the selected layers' (and heads') upsampled maps."""
+        total, count = None, 0
+        for layer in layers:
+            maps = self._layer_maps(layer, image_idx, head_idx, time_idx)
+            if maps is None:
+                continue
+            maps = maps[:, :rows]
+            upsampled = F.interpolate(maps, size=self.latent_hw, mode="bicubic").clamp_(min=0)
+            total = upsampled.sum(0) if total is None else total + upsampled.sum(0)
+            count += maps.shape[0]
+        if total is None:
+            raise ValueError("no heat maps match the given layer/head/step selection")
+        return total / count
+
+    def _layer_maps(self, layer: int, image_idx: int, head_idx: int | None, time_idx: list[int] | None):
+        """(heads or 1, rows, h, w) for one layer, or None when the selection excludes it."""
+        if time_idx is None:
+            per_head = self.sums[layer][image_idx]
+            if head_idx is None:
+                return per_head
+            return per_head[head_idx : head_idx + 1] if head_idx < per_head.shape[0] else None
+        if head_idx is not None:
+            raise ValueError("per-step records average the heads: time_idx and head_idx cannot be combined")
+        return sum(self.steps[t][layer][image_idx] for t in time_idx)[None]
