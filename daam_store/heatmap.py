@@ -16,10 +16,12 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
+from daam_store.errors import UserError
+
 MAX_PROMPT_TOKENS = 75  # CLIP's 77 positions minus <|startoftext|> and <|endoftext|>
 
 
-class UnknownWordError(ValueError):
+class UnknownWordError(UserError):
     """The word is not in the prompt (or was cut by the 77-token limit)."""
 
 

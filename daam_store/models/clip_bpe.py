@@ -23,9 +23,7 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 def byte_alphabet() -> list[str]:
     """The 256 printable stand-ins for bytes used by GPT-2/CLIP byte-level BPE, in id order."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     codes = printable[:]
     extra = 0

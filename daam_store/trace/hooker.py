@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from pathlib import Path
@@ -88,6 +89,7 @@ class DiffusionHeatMapHooker:
     def _wrap_encode_prompt(self, original):
         signature = inspect.signature(original)
 
+        @functools.wraps(original)  # keeps the signature visible to a nested trace
         def encode_prompt(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
@@ -97,6 +99,7 @@ class DiffusionHeatMapHooker:
         return encode_prompt
 
     def _wrap_safety_checker(self, original):
+        @functools.wraps(original)
         def run_safety_checker(image, *args, **kwargs):
             image, flagged = original(image, *args, **kwargs)
             if isinstance(image, torch.Tensor):
@@ -208,7 +211,9 @@ class DiffusionHeatMapHooker:
             [self.compute_global_heat_map(time_idx=t, image_idx=image_idx).heat_maps for t in range(self.num_steps)]
         )
 
-    def to_experiment(self, path, seed: int | None = None, image_idx: int = 0, image=None, metadata=None, **kwargs):
+    def to_experiment(
+        self, path=None, seed: int | None = None, image_idx: int = 0, image=None, metadata=None, **kwargs
+    ):
         """The last generation (image `image_idx`) as a `GenerationExperiment` to save or store."""
         from daam_store.experiment import GenerationExperiment
 
@@ -225,7 +230,7 @@ class DiffusionHeatMapHooker:
             global_heat_map=self.compute_global_heat_map(image_idx=image_idx, **kwargs).heat_maps,
             prompt=self._prompt_of(image_idx),
             seed=seed,
-            path=Path(path),
+            path=Path(path) if path is not None else None,
             metadata=info,
             layer_heat_maps=self.layer_heat_maps(image_idx),
             layer_names=list(self.layer_names),

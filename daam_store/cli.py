@@ -1,0 +1,131 @@
+"""Command lines: `daam "prompt"` (the original DAAM's CLI) and `daam-store <command>`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from daam_store.errors import UserError
+
+DAAM_DESCRIPTION = """Generate an image with Stable Diffusion and write one DAAM heat map per word:
+output.png, <word>.heat_map.png, generation.pt, prompt.txt and seed.txt (plus metadata.json)."""
+
+
+def daam_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="daam", description=DAAM_DESCRIPTION)
+    parser.add_argument("prompt", help="the text prompt")
+    parser.add_argument("--model", default=None, help="built-in name (sd1-tiny, sd2-tiny), hub id or local folder")
+    parser.add_argument("--seed", default="0", help="random seed, a whole number (default 0)")
+    parser.add_argument(
+        "--steps", "-n", "--num-timesteps", dest="steps", type=int, default=25, help="denoising steps (default 25)"
+    )
+    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (1 = off)")
+    parser.add_argument("--negative-prompt", default=None, help="negative prompt")
+    parser.add_argument("--height", type=int, default=None, help="image height in pixels (multiple of 8)")
+    parser.add_argument("--width", type=int, default=None, help="image width in pixels (multiple of 8)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16", "bfloat16"],
+        help="float16/bfloat16 run under autocast",
+    )
+    parser.add_argument("--words", default=None, help="comma-separated words to draw maps for (default: all)")
+    parser.add_argument("--output-dir", "-o", default=".", help="where to write the files (default: here)")
+    parser.add_argument("--save-steps", action="store_true", help="also keep per-step maps in generation.pt")
+    parser.add_argument("--store", action="store_true", help="also save the generation to the database")
+    parser.add_argument("--db", default=None, help="database URL for --store (default: $DAAM_STORE_URL or local)")
+    parser.add_argument("--author", default=None, help="author recorded with --store")
+    parser.add_argument("--tags", default="", help="comma-separated tags recorded with --store")
+    return parser
+
+
+def run_daam(args: argparse.Namespace) -> int:
+    from daam_store.generate import GenerationRequest, generate
+    from daam_store.heatmap import cut_message, split_words
+    from daam_store.models import ModelNotFoundError, describe_pipeline, load_pipeline, resolve_model
+    from daam_store.utils import parse_seed
+
+    request = GenerationRequest(
+        prompt=args.prompt,
+        seed=parse_seed(args.seed),
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        negative_prompt=args.negative_prompt,
+        height=args.height,
+        width=args.width,
+        dtype=args.dtype,
+        save_steps=args.save_steps,
+    )
+    try:
+        resolve_model(args.model)
+        pipe = load_pipeline(args.model, device=args.device)
+    except ModelNotFoundError as error:
+        raise UserError(str(error)) from None
+    cut = request.validate(pipe.tokenizer)
+    if cut:
+        print(f"warning: {cut_message(len(pipe.tokenizer.tokenize(args.prompt)), cut)}", file=sys.stderr)
+    words = _chosen_words(args.words, [w.text for w in split_words(pipe.tokenizer, args.prompt)[0]])
+    pipe.set_progress_bar_config(disable=False, desc="denoising")
+    experiment = generate(pipe, request)
+    output = Path(args.output_dir)
+    experiment.save(output, heat_maps=False)
+    experiment.save_heat_maps(output, words=words, tokenizer=pipe.tokenizer)
+    print(f"wrote {output}/output.png and {len(words or experiment.heat_map(pipe.tokenizer).words())} heat maps")
+    if args.store:
+        from daam_store.store import open_store
+
+        tags = [t.strip() for t in args.tags.split(",") if t.strip()]
+        generation_id = open_store(args.db).save(
+            experiment, model=describe_pipeline(pipe), author=args.author, tags=tags
+        )
+        print(f"stored as generation {generation_id}")
+    return 0
+
+
+def _chosen_words(option: str | None, prompt_words: list[str]) -> list[str] | None:
+    if option is None:
+        return None
+    chosen = [w.strip() for w in option.split(",") if w.strip()]
+    known = {w.lower() for w in prompt_words}
+    unknown = [w for w in chosen if w.lower() not in known]
+    if unknown or not chosen:
+        raise UserError(
+            f"--words {', '.join(unknown) or option!r} not in the prompt; its words: {', '.join(prompt_words)}"
+        )
+    return chosen
+
+
+def daam_main(argv: list[str] | None = None) -> int:
+    args = daam_parser().parse_args(argv)
+    return _run_reporting_errors(run_daam, args)
+
+
+def store_parser() -> argparse.ArgumentParser:
+    from daam_store.commands import register_all
+
+    parser = argparse.ArgumentParser(prog="daam-store", description="Store, compare and evaluate DAAM heat maps.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    register_all(subparsers)
+    return parser
+
+
+def store_main(argv: list[str] | None = None) -> int:
+    args = store_parser().parse_args(argv)
+    return _run_reporting_errors(args.func, args)
+
+
+def _run_reporting_errors(func, args) -> int:
+    try:
+        return int(func(args) or 0)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(daam_main())

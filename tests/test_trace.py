@@ -1,0 +1,260 @@
+"""Tracing: it changes nothing, matches an explicit reference, restores the pipeline, handles odd inputs."""
+
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers import EulerDiscreteScheduler
+
+from daam_store import GlobalHeatMap, UnknownWordError, set_seed, trace
+from daam_store.trace import cross_attention_modules
+
+STEPS = 3
+
+
+def run(pipe, prompt, seed=0, **kwargs):
+    kwargs.setdefault("num_inference_steps", STEPS)
+    return pipe(prompt, generator=set_seed(seed), output_type="np", **kwargs).images
+
+
+class ReferenceMaps:
+    """Independent DAAM: capture every attn2 input, compute softmax(QK^T / sqrt(d)) explicitly."""
+
+    def __init__(self, pipe):
+        self.pipe, self.records, self.handles = pipe, [], []
+
+    def __enter__(self):
+        for layer, (_, module) in enumerate(cross_attention_modules(self.pipe.unet)):
+            self.handles.append(module.register_forward_pre_hook(self._hook(layer, module), with_kwargs=True))
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+
+    def _hook(self, layer, module):
+        def hook(_m, args, kwargs):
+            hidden = args[0]
+            context = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
+            q, k = module.to_q(hidden).double(), module.to_k(context).double()
+            heads = module.heads
+            d = q.shape[-1] // heads
+            q = q.view(q.shape[0], -1, heads, d).permute(0, 2, 1, 3)
+            k = k.view(k.shape[0], -1, heads, d).permute(0, 2, 1, 3)
+            probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1)
+            self.records.append((layer, probs))
+
+        return hook
+
+    def word_map(self, token_rows, n_images, cfg, image_idx, latent_hw):
+        sums = {}
+        for layer, probs in self.records:
+            cond = probs[n_images:] if cfg else probs
+            sums[layer] = sums.get(layer, 0) + cond[image_idx]  # (heads, pixels, tokens)
+        maps = []
+        for per_head in sums.values():
+            pixels = per_head.shape[1]
+            h = latent_hw[0] // int(math.sqrt(latent_hw[0] * latent_hw[1] / pixels))
+            grid = per_head.permute(0, 2, 1).reshape(per_head.shape[0], -1, h, pixels // h)
+            up = F.interpolate(grid.float(), size=latent_hw, mode="bicubic").clamp(min=0)
+            maps.extend(up[:, token_rows])  # one (rows, H, W) per head
+        return torch.stack(maps).mean(0).mean(0)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2"])
+def test_tracing_does_not_change_the_image(family, sd1_pipe, sd2_pipe):
+    pipe = sd1_pipe if family == "sd1" else sd2_pipe
+    untraced = run(pipe, "a red circle and a blue square")
+    with trace(pipe):
+        traced = run(pipe, "a red circle and a blue square")
+    assert (untraced == traced).all()
+
+
+@pytest.mark.parametrize("family,guidance", [("sd1", 7.5), ("sd2", 7.5), ("sd1", 1.0)])
+def test_word_map_matches_explicit_reference(family, guidance, sd1_pipe, sd2_pipe):
+    pipe = sd1_pipe if family == "sd1" else sd2_pipe
+    prompt = "a photorealistic dog on the grass"
+    with trace(pipe) as tc, ReferenceMaps(pipe) as ref:
+        run(pipe, prompt, guidance_scale=guidance)
+    heat_map = tc.compute_global_heat_map()
+    span = next(w for w in heat_map.words() if w.text == "photorealistic")
+    assert len(span.token_indices) == 2  # a multi-token word
+    ours = heat_map.compute_word_heat_map("photorealistic").value
+    expected = ref.word_map(list(span.token_indices), 1, guidance > 1, 0, (16, 16))
+    assert ours.shape == (16, 16)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-6)
+    assert tc.call_info["do_cfg"] is (guidance > 1)
+
+
+def test_batches_give_one_map_set_per_image(sd1_pipe):
+    prompts = ["a red circle", "a blue square and a green triangle"]
+    with trace(sd1_pipe) as tc, ReferenceMaps(sd1_pipe) as ref:
+        images = run(sd1_pipe, prompts, num_images_per_prompt=2)
+    assert len(images) == tc.num_images == len(tc.images) == 4
+    for image_idx in range(4):
+        heat_map = tc.compute_global_heat_map(image_idx=image_idx)
+        assert heat_map.prompt == prompts[image_idx // 2]
+        rows = list(heat_map.words()[1].token_indices)
+        expected = ref.word_map(rows, 4, True, image_idx, (16, 16))
+        torch.testing.assert_close(
+            heat_map.compute_word_heat_map(heat_map.words()[1].text).value, expected, rtol=1e-4, atol=1e-6
+        )
+    with pytest.raises(IndexError):
+        tc.compute_global_heat_map(image_idx=4)
+
+
+def test_other_geometry_and_scheduler(sd2_pipe):
+    original = sd2_pipe.scheduler
+    sd2_pipe.scheduler = EulerDiscreteScheduler.from_config(original.config)
+    try:
+        with trace(sd2_pipe) as tc, ReferenceMaps(sd2_pipe) as ref:
+            images = run(sd2_pipe, "a yellow circle", height=48, width=24)
+    finally:
+        sd2_pipe.scheduler = original
+    assert images.shape == (1, 48, 24, 3)
+    heat_map = tc.compute_global_heat_map()
+    assert heat_map.heat_maps.shape[-2:] == (24, 12)
+    rows = list(heat_map.words()[2].token_indices)
+    torch.testing.assert_close(
+        heat_map.compute_word_heat_map("circle").value, ref.word_map(rows, 1, True, 0, (24, 12)), rtol=1e-4, atol=1e-6
+    )
+
+
+def test_processors_restored_after_exit_and_exception(sd1_pipe):
+    before = {name: m.processor for name, m in cross_attention_modules(sd1_pipe.unet)}
+    methods_before = dict(vars(sd1_pipe))
+    with trace(sd1_pipe):
+        run(sd1_pipe, "a dog")
+    with pytest.raises(ZeroDivisionError), trace(sd1_pipe):
+        _ = 1 / 0
+    after = {name: m.processor for name, m in cross_attention_modules(sd1_pipe.unet)}
+    assert after == before
+    assert set(vars(sd1_pipe)) == set(methods_before)
+    assert not sd1_pipe.unet._forward_pre_hooks
+    assert all(not m.to_q._forward_hooks for _, m in cross_attention_modules(sd1_pipe.unet))
+
+
+def test_two_traces_in_a_row_and_nested_agree(sd1_pipe):
+    maps = []
+    for _ in range(2):
+        with trace(sd1_pipe) as tc:
+            run(sd1_pipe, "a red dog")
+        maps.append(tc.compute_global_heat_map().heat_maps)
+    with trace(sd1_pipe) as outer, trace(sd1_pipe) as inner:
+        run(sd1_pipe, "a red dog")
+    torch.testing.assert_close(maps[0], maps[1])
+    torch.testing.assert_close(outer.compute_global_heat_map().heat_maps, maps[0])
+    torch.testing.assert_close(inner.compute_global_heat_map().heat_maps, maps[0])
+
+
+def test_repeated_words_and_word_idx(sd1_pipe):
+    with trace(sd1_pipe) as tc:
+        run(sd1_pipe, "a dog and a cat and a dog")
+    heat_map = tc.compute_global_heat_map()
+    assert [w.index for w in heat_map.words() if w.text == "dog"] == [1, 7]
+    first = heat_map.compute_word_heat_map("dog", word_idx=1).value
+    second = heat_map.compute_word_heat_map("Dog", word_idx=7).value
+    both = heat_map.compute_word_heat_map("dog").value
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(both, (first + second) / 2)
+    with pytest.raises(UnknownWordError, match="occurs at"):
+        heat_map.compute_word_heat_map("dog", word_idx=2)
+
+
+def test_unknown_word_error_lists_the_words(sd1_pipe):
+    with trace(sd1_pipe) as tc:
+        run(sd1_pipe, "A dog, running.")
+    heat_map = tc.compute_global_heat_map()
+    assert [w.text for w in heat_map.words()] == ["a", "dog", "running"]
+    with pytest.raises(UnknownWordError, match="a, dog, running"):
+        heat_map.compute_word_heat_map("cat")
+
+
+def test_over_long_prompt_warns_and_cut_words_have_no_map(sd1_pipe):
+    prompt = " ".join(["red"] * 74 + ["big", "blue", "whale"])
+    with pytest.warns(UserWarning, match="blue whale"), trace(sd1_pipe) as tc:
+        run(sd1_pipe, prompt, num_inference_steps=1)
+    heat_map = tc.compute_global_heat_map()
+    assert heat_map.heat_maps.shape[0] == 77
+    assert heat_map.compute_word_heat_map("big").value.shape == (16, 16)
+    with pytest.raises(UnknownWordError, match="77-token limit"):
+        heat_map.compute_word_heat_map("whale")
+
+
+def test_layer_head_factor_and_step_selection(sd1_pipe):
+    with trace(sd1_pipe, save_steps=True) as tc:
+        run(sd1_pipe, "a green square")
+    full = tc.compute_global_heat_map()
+    assert len(tc.layer_names) == 7 and tc.num_steps == STEPS
+    per_layer = tc.layer_heat_maps()
+    assert per_layer.shape == (7, *full.heat_maps.shape)
+    torch.testing.assert_close(per_layer.mean(0), full.heat_maps)  # every layer has the same head count
+    high_res = tc.compute_global_heat_map(factors=[1])
+    full_resolution = [i for i, n in enumerate(tc.layer_names) if n.startswith(("down_blocks.0", "up_blocks.2"))]
+    assert len(full_resolution) == 3
+    torch.testing.assert_close(high_res.heat_maps, per_layer[full_resolution].mean(0), rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(tc.compute_global_heat_map(head_idx=0).heat_maps, full.heat_maps)
+    steps = tc.step_heat_maps()
+    assert steps.shape == (STEPS, *full.heat_maps.shape)
+    assert not torch.allclose(steps[0], steps[-1])
+    with pytest.raises(ValueError, match="cannot be combined"):
+        tc.compute_global_heat_map(time_idx=0, head_idx=0)
+    normalized = tc.compute_global_heat_map(normalize=True).heat_maps
+    torch.testing.assert_close(normalized[1:-1].sum(0), torch.ones(16, 16), rtol=1e-3, atol=1e-3)
+
+
+def test_memory_does_not_grow_with_steps(sd1_pipe):
+    sizes = []
+    for steps in (2, 6):
+        with trace(sd1_pipe) as tc:
+            run(sd1_pipe, "a dog", num_inference_steps=steps)
+        accumulator = tc._accumulator
+        sizes.append(sum(t.numel() for t in accumulator.sums.values()) + len(accumulator.steps))
+    assert sizes[0] == sizes[1]
+
+
+def test_negative_prompt_and_bfloat16_autocast(sd1_pipe):
+    with trace(sd1_pipe) as tc, torch.autocast("cpu", dtype=torch.bfloat16):
+        run(sd1_pipe, "a red circle", negative_prompt="blue")
+    heat_map = tc.compute_global_heat_map()
+    assert torch.isfinite(heat_map.heat_maps).all() and heat_map.heat_maps.dtype == torch.float32
+    assert tc.call_info["negative_prompts"] == ["blue"]
+    assert tc.to_experiment().metadata["negative_prompt"] == "blue"
+
+
+def test_no_trace_no_maps(sd1_pipe):
+    with trace(sd1_pipe) as tc:
+        pass
+    with pytest.raises(RuntimeError, match="no heat maps"):
+        tc.compute_global_heat_map()
+
+
+def test_word_heat_map_expand_and_overlay(sd1_pipe):
+    with trace(sd1_pipe) as tc:
+        run(sd1_pipe, "a red circle")
+    word = tc.compute_global_heat_map().compute_word_heat_map("circle")
+    image = tc.images[0]
+    expanded = word.expand_as(image)
+    assert expanded.shape == (32, 32) and expanded.min() == 0 and abs(float(expanded.max()) - 1) < 1e-5
+    assert set(word.expand_as(image, threshold=0.4).unique().tolist()) <= {0.0, 1.0}
+    assert word.overlay_image(image).size == image.size
+    word.plot_overlay(image)
+    assert isinstance(
+        GlobalHeatMap(sd1_pipe.tokenizer, "a red circle", tc.compute_global_heat_map().heat_maps)
+        .compute_word_heat_map("red")
+        .value,
+        torch.Tensor,
+    )
+
+
+def test_set_seed_reproducible():
+    a = torch.randn(3, generator=set_seed(5))
+    b = torch.randn(3, generator=set_seed(5))
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError):
+        set_seed(-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        set_seed("12")
