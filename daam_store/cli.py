@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def run_daam(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         save_steps=args.save_steps,
     )
+    request.validate()
     try:
         resolve_model(args.model)
         pipe = load_pipeline(args.model, device=args.device)
@@ -97,7 +99,13 @@ def _chosen_words(option: str | None, prompt_words: list[str]) -> list[str] | No
     return chosen
 
 
+def _quiet_libraries() -> None:
+    """transformers warns at import about optional image backends the CLI never uses."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def daam_main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
     args = daam_parser().parse_args(argv)
     return _run_reporting_errors(run_daam, args)
 
@@ -112,6 +120,7 @@ def store_parser() -> argparse.ArgumentParser:
 
 
 def store_main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
     args = store_parser().parse_args(argv)
     return _run_reporting_errors(args.func, args)
 

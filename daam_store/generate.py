@@ -31,8 +31,10 @@ class GenerationRequest:
     dtype: str = "float32"  # float16/bfloat16 run the pipeline under autocast
     save_steps: bool = False
 
-    def validate(self, tokenizer) -> list[str]:
-        """Raise UserError on bad input; return the words CLIP cut from an over-long prompt."""
+    def validate(self, tokenizer=None) -> list[str]:
+        """Raise UserError on bad input; return the words CLIP cut from an over-long prompt.
+
+        Without a tokenizer only the plain values are checked (before a model is loaded)."""
         if not self.prompt or not self.prompt.strip():
             raise UserError("the prompt is empty: give the text to generate")
         self.seed = parse_seed(self.seed)
@@ -43,6 +45,8 @@ class GenerationRequest:
         for side in (self.height, self.width):
             if side is not None and (side < 8 or side % 8):
                 raise UserError(f"bad image size {side}: use a multiple of 8")
+        if tokenizer is None:
+            return []
         words, cut = split_words(tokenizer, self.prompt)
         if not words:
             raise UserError("the prompt has no words CLIP can read")

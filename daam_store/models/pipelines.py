@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import diffusers.utils.logging
 import torch
+import transformers.utils.logging
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -66,9 +69,10 @@ def load_pipeline(
     if dtype is not None:
         kwargs["torch_dtype"] = dtype
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(
-            source.location, local_files_only=source.kind != "hub" or _offline(), **kwargs
-        )
+        with _quiet_loading():
+            pipe = StableDiffusionPipeline.from_pretrained(
+                source.location, local_files_only=source.kind != "hub" or _offline(), **kwargs
+            )
     except (OSError, ValueError) as error:
         raise ModelNotFoundError(f"could not load model {source.name!r}: {_first_line(error)}") from error
     pipe.set_progress_bar_config(disable=True)
@@ -95,6 +99,24 @@ def build_random_pipeline(family: Family = "sd1", seed: int = 0, text_layers: in
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """No loading progress bars or hints: a loaded model is reported once, by the caller."""
+    diffusers_level = diffusers.utils.logging.get_verbosity()
+    transformers_level = transformers.utils.logging.get_verbosity()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        diffusers.utils.logging.enable_progress_bar()
+        transformers.utils.logging.enable_progress_bar()
+        diffusers.utils.logging.set_verbosity(diffusers_level)
+        transformers.utils.logging.set_verbosity(transformers_level)
 
 
 def _offline() -> bool:

@@ -6,14 +6,17 @@ import functools
 import inspect
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import PIL.Image
 import torch
-from diffusers import StableDiffusionPipeline
 
 from daam_store.heatmap import MAX_PROMPT_TOKENS, GlobalHeatMap, cut_message
 from daam_store.trace.aggregate import MapAccumulator
 from daam_store.trace.processor import RecordingProcessor
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
 
 CONTEXT_TOKENS = MAX_PROMPT_TOKENS + 2
 

@@ -1,0 +1,92 @@
+"""Tracing overhead on the CPU, measured side by side in one run.
+
+Prints the median traced/untraced time ratio over interleaved runs at STEPS steps, and the memory the
+trace holds (and the process's peak RSS, each in a fresh subprocess) at 10 vs 50 steps.
+Run: python benchmarks/trace_overhead.py [--model sd1-tiny|FOLDER] [--steps 25] [--runs 7]
+Without built-in weights, --model random uses the built-in geometry with random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from daam_store import set_seed, trace
+from daam_store.models import build_random_pipeline, load_pipeline
+
+PROMPT = "a red circle and a blue square"
+
+
+def pipeline(model: str):
+    return build_random_pipeline("sd1") if model == "random" else load_pipeline(model)
+
+
+def timed_generation(pipe, steps: int, traced: bool) -> float:
+    started = time.perf_counter()
+    if traced:
+        with trace(pipe) as tc:
+            pipe(PROMPT, num_inference_steps=steps, generator=set_seed(0))
+            tc.compute_global_heat_map().word_heat_maps()
+    else:
+        pipe(PROMPT, num_inference_steps=steps, generator=set_seed(0))
+    return time.perf_counter() - started
+
+
+def memory_probe(model: str, steps: int) -> dict:
+    """Run in a subprocess: bytes held by the trace's state and the process's peak RSS after one generation."""
+    pipe = pipeline(model)
+    with trace(pipe) as tc:
+        pipe(PROMPT, num_inference_steps=steps, generator=set_seed(0))
+    state = tc._accumulator
+    held = sum(t.numel() * t.element_size() for t in state.sums.values())
+    held += sum(t.numel() * t.element_size() for step in state.steps for t in step.values())
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"trace_bytes": held, "peak_rss_mib": peak_kib / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="sd1-tiny")
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--probe", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.probe is not None:
+        print(json.dumps(memory_probe(args.model, args.probe)))
+        return
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads; model {args.model}"
+    )
+    pipe = pipeline(args.model)
+    timed_generation(pipe, 2, True)  # warm-up
+    times = {False: [], True: []}
+    for _ in range(args.runs):
+        for traced in (False, True):
+            times[traced].append(timed_generation(pipe, args.steps, traced))
+    plain, traced = statistics.median(times[False]), statistics.median(times[True])
+    print(
+        f"{args.steps} steps, {args.runs} interleaved runs: untraced median {plain:.3f}s, traced median "
+        f"{traced:.3f}s (incl. computing every word map), ratio {traced / plain:.3f}"
+    )
+    for steps in (10, 50):
+        command = [sys.executable, __file__, "--model", args.model, "--probe", str(steps)]
+        probe = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        print(
+            f"{steps} steps: trace state {probe['trace_bytes'] / 1024:.1f} KiB, "
+            f"process peak RSS {probe['peak_rss_mib']:.0f} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()

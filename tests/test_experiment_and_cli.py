@@ -1,0 +1,114 @@
+"""Experiments on disk (no pickle) and the seed-compatible `daam` CLI."""
+
+import pickle
+
+import pytest
+import torch
+
+from daam_store import GenerationExperiment, set_seed, trace
+from daam_store.cli import daam_main
+from daam_store.errors import UserError
+
+SEED_FILES = {"output.png", "prompt.txt", "seed.txt", "generation.pt"}
+
+
+def test_experiment_round_trip_without_pickle(sd1_pipe, tmp_path):
+    with trace(sd1_pipe, save_steps=True) as tc:
+        sd1_pipe("a red circle", num_inference_steps=2, generator=set_seed(4))
+    tc.to_experiment(tmp_path / "exp", seed=4, metadata={"model": "tiny"}).save()
+    assert SEED_FILES | {"red.heat_map.png", "circle.heat_map.png", "a.heat_map.png"} <= {
+        p.name for p in (tmp_path / "exp").iterdir()
+    }
+    raw = torch.load(tmp_path / "exp" / "generation.pt", weights_only=True)
+    assert raw["prompt"] == "a red circle"
+    loaded = GenerationExperiment.load(tmp_path / "exp")
+    assert loaded.prompt == "a red circle" and loaded.seed == 4 and loaded.metadata["model"] == "tiny"
+    assert loaded.metadata["steps"] == 2 and loaded.metadata["scheduler"] == "DDIMScheduler"
+    torch.testing.assert_close(loaded.global_heat_map, tc.compute_global_heat_map().heat_maps)
+    assert loaded.step_heat_maps.shape[0] == 2 and loaded.layer_heat_maps.shape[0] == 7
+    assert loaded.image.size == (32, 32)
+    word = loaded.heat_map().compute_word_heat_map("circle").value
+    torch.testing.assert_close(word, tc.compute_global_heat_map().compute_word_heat_map("circle").value)
+
+
+def test_loading_refuses_pickled_files(tmp_path):
+    (tmp_path / "generation.pt").write_bytes(pickle.dumps(object()))
+    with pytest.raises(UserError, match="never unpickled"):
+        GenerationExperiment.load(tmp_path)
+    with pytest.raises(UserError, match="not an experiment directory"):
+        GenerationExperiment.load(tmp_path / "missing")
+
+
+def test_cli_writes_the_seed_files(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = daam_main(
+        [
+            "A dog, running across the field.",
+            "--model",
+            str(tiny_model_dir),
+            "--steps",
+            "2",
+            "--seed",
+            "7",
+            "--output-dir",
+            str(out),
+        ]
+    )
+    assert code == 0
+    names = {p.name for p in out.iterdir()}
+    assert SEED_FILES <= names
+    assert {f"{w}.heat_map.png" for w in ("a", "dog", "running", "across", "the", "field")} <= names
+    assert (out / "seed.txt").read_text() == "7"
+    assert (out / "prompt.txt").read_text() == "A dog, running across the field."
+    assert GenerationExperiment.load(out).seed == 7
+
+
+def test_cli_words_subset_and_options(tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    code = daam_main(
+        [
+            "a red circle",
+            "--model",
+            str(tiny_model_dir),
+            "-n",
+            "2",
+            "--words",
+            "circle",
+            "--guidance",
+            "1",
+            "--negative-prompt",
+            "blue",
+            "--height",
+            "24",
+            "--width",
+            "40",
+            "--output-dir",
+            str(out),
+        ]
+    )
+    assert code == 0
+    assert sorted(p.name for p in out.glob("*.heat_map.png")) == ["circle.heat_map.png"]
+    experiment = GenerationExperiment.load(out)
+    assert experiment.image.size == (40, 24)
+    assert experiment.metadata["negative_prompt"] == "blue" and experiment.metadata["do_cfg"] is False
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["a dog", "--model", "no-such-model"], "unknown model"),
+        (["a dog", "--seed", "abc"], "bad seed"),
+        (["a dog", "--seed", "-1"], "bad seed"),
+        (["   "], "prompt is empty"),
+        (["a dog", "--words", "cat"], "not in the prompt"),
+        (["a dog", "--steps", "0"], "bad number of steps"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_writes_nothing(args, message, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    if "--model" not in args:
+        args = [*args, "--model", str(tiny_model_dir)]
+    assert daam_main([*args, "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert not out.exists()
