@@ -1,0 +1,205 @@
+"""The database schema, as SQLAlchemy 2 typed ORM classes. Alembic migrations in migrations/ build it.
+
+    model ─┐
+    prompt ┴─ generation ─┬─ word ── heat_map      one map + statistics per non-punctuation word
+                          ├─ image                 the generated image, PNG
+                          ├─ map_stack             token maps (the GlobalHeatMap), per-layer, per-step
+                          ├─ tag
+                          └─ attachment            files kept verbatim (overlays of imported directories)
+
+A generation and everything below it is written in one transaction (see `writer.py`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can refer to (and drop) them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STATUS_DONE = "done"
+STATUS_OVERLAYS_ONLY = "overlays-only"  # imported from the original daam layout: no numeric maps exist
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[int]: JSON, list[str]: JSON, bytes: LargeBinary}
+
+
+class Model(Base):
+    __tablename__ = "model"
+    __table_args__ = (UniqueConstraint("name", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))  # builtin | local | hub | memory | imported
+    location: Mapped[str] = mapped_column(String(1000), default="")
+    family: Mapped[str] = mapped_column(String(8))  # SD1 | SD2 | unknown
+    revision: Mapped[str] = mapped_column(String(64))  # content hash of the weights
+    resolution: Mapped[int | None]
+    prediction_type: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    generations: Mapped[list[Generation]] = relationship(back_populates="model")
+
+
+class Prompt(Base):
+    __tablename__ = "prompt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    # Unique on a hash, not the text: long prompts exceed PostgreSQL's btree entry limit.
+    text_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    generations: Mapped[list[Generation]] = relationship(back_populates="prompt")
+
+
+class Generation(Base):
+    __tablename__ = "generation"
+    __table_args__ = (
+        Index("ix_generation_prompt_id_model_id_seed", "prompt_id", "model_id", "seed"),
+        Index("ix_generation_model_id_seed", "model_id", "seed"),
+        Index("ix_generation_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompt.id"))
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    steps: Mapped[int | None]
+    guidance_scale: Mapped[float | None]
+    scheduler: Mapped[str | None] = mapped_column(String(100))
+    height: Mapped[int]
+    width: Mapped[int]
+    dtype: Mapped[str | None] = mapped_column(String(32))
+    timings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # seconds by phase
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the rest of the experiment's metadata
+    author: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=STATUS_DONE)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # Hash of model, prompt, seed, settings, image and maps: saving the same generation twice finds it.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+
+    model: Mapped[Model] = relationship(back_populates="generations")
+    prompt: Mapped[Prompt] = relationship(back_populates="generations")
+    words: Mapped[list[Word]] = relationship(
+        back_populates="generation", order_by="Word.position", cascade="all, delete-orphan"
+    )
+    image: Mapped[Image | None] = relationship(cascade="all, delete-orphan")
+    map_stacks: Mapped[list[MapStack]] = relationship(cascade="all, delete-orphan")
+    tags: Mapped[list[Tag]] = relationship(cascade="all, delete-orphan")
+    attachments: Mapped[list[Attachment]] = relationship(cascade="all, delete-orphan")
+
+
+class Word(Base):
+    __tablename__ = "word"
+    __table_args__ = (
+        UniqueConstraint("generation_id", "position"),
+        # The comparison charts look words up by their lower-case key and join to the generation.
+        Index("ix_word_key_generation_id", "key", "generation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id", ondelete="CASCADE"))
+    position: Mapped[int]  # index among the prompt's words: what `word_idx` means
+    text: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))  # lower-case text, what queries match on
+    token_indices: Mapped[list[int]]  # rows of the token map stack (row 0 = <|startoftext|>)
+    token_ids: Mapped[list[int]]
+    is_punctuation: Mapped[bool] = mapped_column(default=False)
+
+    generation: Mapped[Generation] = relationship(back_populates="words")
+    heat_map: Mapped[HeatMap | None] = relationship(back_populates="word", cascade="all, delete-orphan")
+
+
+class HeatMap(Base):
+    """One word's map (h x w, encoded by `codec`) and its statistics (analysis/statistics.py)."""
+
+    __tablename__ = "heat_map"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    word_id: Mapped[int] = mapped_column(ForeignKey("word.id", ondelete="CASCADE"), unique=True)
+    codec: Mapped[str] = mapped_column(String(16))
+    codec_version: Mapped[int]
+    height: Mapped[int]
+    width: Mapped[int]
+    blob: Mapped[bytes]
+    total: Mapped[float]
+    share: Mapped[float | None]
+    peak: Mapped[float]
+    entropy: Mapped[float | None]
+    centroid_x: Mapped[float | None]
+    centroid_y: Mapped[float | None]
+    area_above_tau: Mapped[float]
+
+    word: Mapped[Word] = relationship(back_populates="heat_map")
+
+
+class Image(Base):
+    __tablename__ = "image"
+
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id", ondelete="CASCADE"), primary_key=True)
+    width: Mapped[int]
+    height: Mapped[int]
+    png: Mapped[bytes]
+
+
+class MapStack(Base):
+    """A stack of maps of one generation: kind "tokens" (tokens, h, w) is the GlobalHeatMap;
+    "layers" (layers, tokens, h, w) and "steps" (steps, tokens, h, w) are the finer records."""
+
+    __tablename__ = "map_stack"
+    __table_args__ = (UniqueConstraint("generation_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[list[str]]  # BPE tokens, layer names or step numbers along the first axis
+    shape: Mapped[list[int]]
+    codec: Mapped[str] = mapped_column(String(16))
+    codec_version: Mapped[int]
+    blob: Mapped[bytes]
+
+
+class Tag(Base):
+    __tablename__ = "tag"
+    __table_args__ = (Index("ix_tag_name", "name"),)
+
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class Attachment(Base):
+    __tablename__ = "attachment"
+    __table_args__ = (UniqueConstraint("generation_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(300))  # file name, e.g. "dog.heat_map.png"
+    media_type: Mapped[str] = mapped_column(String(100))
+    data: Mapped[bytes]

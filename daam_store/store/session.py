@@ -1,0 +1,138 @@
+"""Engines and sessions: which database, and how to talk to it safely from several processes.
+
+The default database is a SQLite file at `$XDG_DATA_HOME/daam-store/daam-store.db` (that is
+`~/.local/share/daam-store/daam-store.db` on most systems); `DAAM_STORE_URL` names any other, e.g.
+`postgresql://user@host/dbname` (driven by psycopg 3).
+
+SQLite runs in WAL mode (readers never block the writer) with a 30 s busy timeout, and every write
+transaction starts with `BEGIN IMMEDIATE`: it takes the write lock up front and waits for it, instead
+of failing with "database is locked" when two processes upgrade a read lock at the same moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from daam_store.store.errors import DatabaseUnavailableError, ReadOnlyDatabaseError, StoreError
+
+URL_VARIABLE = "DAAM_STORE_URL"
+SQLITE_BUSY_TIMEOUT_S = 30
+POSTGRES_CONNECT_TIMEOUT_S = 5
+WRITE_OPTION = "daam_write"
+
+
+def default_database_path() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "daam-store" / "daam-store.db"
+
+
+def default_database_url() -> str:
+    """`$DAAM_STORE_URL` if set, else the local SQLite file."""
+    return os.environ.get(URL_VARIABLE) or f"sqlite:///{default_database_path()}"
+
+
+def parse_database_url(url: str | None = None) -> URL:
+    """The URL as SQLAlchemy wants it: plain `postgresql://` (or `postgres://`) means psycopg 3."""
+    text = url or default_database_url()
+    try:
+        parsed = make_url(text)
+    except ArgumentError:
+        raise DatabaseUnavailableError(
+            f"bad database URL {text!r}: use sqlite:///path/to/file.db or postgresql://user@host/dbname"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def display_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def make_engine(url: str | URL | None = None) -> Engine:
+    parsed = url if isinstance(url, URL) else parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
+    raise DatabaseUnavailableError(
+        f"unsupported database {display_url(parsed)}: daam-store works with SQLite and PostgreSQL"
+    )
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database and url.database != ":memory:" and not url.query.get("mode"):
+        folder = Path(url.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DatabaseUnavailableError(
+                f"cannot create the folder {folder} for the database: {error.strerror}; "
+                f"set {URL_VARIABLE} to a writable place"
+            ) from None
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see `_begin`).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        with contextlib.suppress(Exception):  # a read-only file keeps its journal mode and stays readable
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def writing(engine: Engine) -> Engine:
+    """The same engine, marked so that its transactions take SQLite's write lock when they begin."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def session_factory(engine: Engine, write: bool = False) -> sessionmaker[Session]:
+    return sessionmaker(writing(engine) if write else engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def database_errors(url: URL) -> Iterator[None]:
+    """Turn driver errors into one-line messages that say what to do."""
+    try:
+        yield
+    except DBAPIError as error:
+        raise translate_error(error, url) from error
+
+
+def translate_error(error: DBAPIError, url: URL) -> StoreError:
+    where = display_url(url)
+    detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+    lowered = detail.lower()
+    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+        return ReadOnlyDatabaseError(
+            f"database {where} is read-only ({detail}); make the file and its folder writable "
+            f"or set {URL_VARIABLE} to another database"
+        )
+    if error.connection_invalidated or "unable to open" in lowered or "connect" in lowered:
+        return DatabaseUnavailableError(
+            f"cannot open database {where}: {detail}; check that it is reachable or set {URL_VARIABLE}"
+        )
+    if "locked" in lowered or "busy" in lowered:
+        return DatabaseUnavailableError(
+            f"database {where} stayed locked for {SQLITE_BUSY_TIMEOUT_S} s by another process ({detail}); retry"
+        )
+    return StoreError(f"database {where} failed: {detail}")
