@@ -7,7 +7,13 @@ import pytest
 
 from daam_store.analysis.agreement import agreement, align_maps, mean_agreement, resample_area
 from daam_store.analysis.edits import align_words, compare_edit
-from daam_store.analysis.overlap import map_iou, mean_overlap_matrix, overlap_matrix, tau_mask
+from daam_store.analysis.overlap import (
+    map_iou,
+    mean_overlap_by_word,
+    mean_overlap_matrix,
+    overlap_matrix,
+    tau_mask,
+)
 from daam_store.analysis.stability import correlation, stability
 
 # Two words of a 2x3 generation: masks at tau 0.4 are {(0,1),(0,2)} and {(0,2),(1,1)}: IoU 1/3.
@@ -123,3 +129,24 @@ def test_compare_edit_rejects_mismatched_shares():
 
 def test_map_iou_is_symmetric():
     assert map_iou(WORD_A, WORD_B) == map_iou(WORD_B, WORD_A)
+
+
+def test_mean_overlap_by_word_matches_words_across_prompts():
+    # "a dog" (IoU a/dog 0.2) and "a Dog" in another seed (0.4), and "a cat" (a/cat 0.9).
+    dog_1 = (["a", "dog"], np.array([[1.0, 0.2], [0.2, 1.0]]))
+    dog_2 = (["a", "Dog"], np.array([[1.0, 0.4], [0.4, np.nan]]))
+    cat = (["a", "cat"], np.array([[1.0, 0.9], [0.9, 1.0]]))
+    words, matrix = mean_overlap_by_word([dog_1, dog_2, cat])
+    assert words == ["a", "dog", "cat"]  # "a" in 3 generations, "dog" in 2, "cat" in 1
+    assert matrix[0, 1] == pytest.approx(0.3) and matrix[1, 0] == pytest.approx(0.3)
+    assert matrix[0, 2] == pytest.approx(0.9)
+    assert matrix[1, 1] == pytest.approx(1.0)  # the undefined diagonal of dog_2 is left out
+    assert math.isnan(matrix[1, 2])  # "dog" and "cat" never share a prompt
+
+
+def test_mean_overlap_by_word_keeps_repeated_words_off_the_diagonal():
+    repeated = (["a", "dog", "a"], np.array([[1.0, 0.2, 0.5], [0.2, 1.0, 0.4], [0.5, 0.4, 1.0]]))
+    words, matrix = mean_overlap_by_word([repeated])
+    assert words == ["a", "dog"]
+    assert matrix[0, 0] == pytest.approx(1.0)  # not pulled down by the two a's overlap of 0.5
+    assert matrix[0, 1] == pytest.approx(0.3)  # both occurrences of "a" against "dog"

@@ -60,8 +60,7 @@ def compare_edit(
     if len(words_a) != len(shares_a) or len(words_b) != len(shares_b):
         raise ValueError("each prompt needs one share per word")
     moves = [
-        _move(i, j, words_a, shares_a, words_b, shares_b, maps_a, maps_b, tau)
-        for i, j in align_words(words_a, words_b)
+        _move(i, j, words_a, shares_a, words_b, shares_b, maps_a, maps_b, tau) for i, j in align_words(words_a, words_b)
     ]
     return EditComparison(
         moves=moves,

@@ -51,3 +51,34 @@ def mean_overlap_matrix(matrices: Sequence[np.ndarray]) -> np.ndarray:
     sums = np.nansum(stacked, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def mean_overlap_by_word(
+    generations: Sequence[tuple[Sequence[str], np.ndarray]],
+) -> tuple[list[str], np.ndarray]:
+    """Average word x word matrices of generations whose prompts differ, matching words by lower-case
+    text: each cell is the mean over the generations where both words occur (NaN where none does).
+    A word that occurs twice in a prompt contributes both occurrences to its cells with other words.
+
+    Words come out in order of how many generations have them, then alphabetically.
+    """
+    sums: dict[tuple[str, str], float] = {}
+    counts: dict[tuple[str, str], int] = {}
+    frequency: dict[str, int] = {}
+    for words, matrix in generations:
+        keys = [word.lower() for word in words]
+        for key in set(keys):
+            frequency[key] = frequency.get(key, 0) + 1
+        for i, first in enumerate(keys):
+            for j, second in enumerate(keys):
+                # Two occurrences of one word ("a ... a") are not the word with itself: keep the diagonal 1.
+                if not np.isnan(matrix[i, j]) and (i == j or first != second):
+                    sums[first, second] = sums.get((first, second), 0.0) + float(matrix[i, j])
+                    counts[first, second] = counts.get((first, second), 0) + 1
+    order = sorted(frequency, key=lambda key: (-frequency[key], key))
+    result = np.full((len(order), len(order)), np.nan)
+    for i, first in enumerate(order):
+        for j, second in enumerate(order):
+            if counts.get((first, second)):
+                result[i, j] = sums[first, second] / counts[first, second]
+    return order, result

@@ -44,6 +44,4 @@ def stability(heat_maps: Sequence[np.ndarray], tau: float = DEFAULT_TAU) -> Stab
     pairs = list(combinations(range(len(heat_maps)), 2))
     correlations = [correlation(heat_maps[i], heat_maps[j]) for i, j in pairs]
     ious = [mask_iou(masks[i], masks[j]) for i, j in pairs]
-    return Stability(
-        n_maps=len(heat_maps), mean_correlation=mean_defined(correlations), mean_iou=mean_defined(ious)
-    )
+    return Stability(n_maps=len(heat_maps), mean_correlation=mean_defined(correlations), mean_iou=mean_defined(ious))
