@@ -38,3 +38,34 @@ def tiny_sd2_model_dir(tmp_path_factory, sd2_pipe):
     folder = tmp_path_factory.mktemp("models") / "tiny-sd2"
     sd2_pipe.save_pretrained(folder)
     return folder
+
+
+# -- the store: the same tests on a SQLite file and on a real PostgreSQL server ---------------------------
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server on 127.0.0.1 for the whole run.
+
+    If it cannot start, every test using it errors (the run fails): PostgreSQL is never skipped silently.
+    """
+    from daam_store.store.testing import PostgresServer
+
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    """URL of an empty database: a fresh SQLite file, or a fresh database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    import uuid
+
+    return request.getfixturevalue("postgres_server").create_database(f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def clip_tokenizer():
+    from daam_store.models import load_clip_tokenizer
+
+    return load_clip_tokenizer()

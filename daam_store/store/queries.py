@@ -339,7 +339,7 @@ def list_words(
 
 
 def list_seeds(session: Session, filters: GenerationFilter | None = None) -> list[int]:
-    statement = _apply(select(distinct(Generation.seed)).where(Generation.seed.is_not(None)), filters)
+    statement = _apply(select(Generation.seed).distinct().where(Generation.seed.is_not(None)), filters)
     return sorted(session.scalars(statement))
 
 
@@ -349,7 +349,7 @@ def list_tags(session: Session) -> list[tuple[str, int]]:
 
 
 def list_authors(session: Session) -> list[str]:
-    return sorted(session.scalars(select(distinct(Generation.author)).where(Generation.author.is_not(None))))
+    return sorted(session.scalars(select(Generation.author).distinct().where(Generation.author.is_not(None))))
 
 
 # -- comparison charts ------------------------------------------------------------------------------

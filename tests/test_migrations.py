@@ -1,0 +1,71 @@
+"""Alembic migrations against the ORM models, on SQLite and PostgreSQL."""
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from daam_store.cli import store_main
+from daam_store.store import SchemaOutdatedError, SchemaTooNewError, open_store
+from daam_store.store.migrate import downgrade, head_revision, upgrade
+from daam_store.store.schema import Base
+from daam_store.store.session import make_engine
+
+TABLES = set(Base.metadata.tables)
+
+
+@pytest.fixture
+def engine(store_url):
+    created = make_engine(store_url)
+    yield created
+    created.dispose()
+
+
+def table_names(engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(inspect(connection).get_table_names()) & TABLES
+
+
+def test_migrations_build_exactly_the_models(engine):
+    upgrade(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
+        )
+    assert differences == []
+
+
+def test_upgrade_downgrade_upgrade(engine):
+    upgrade(engine)
+    assert table_names(engine) == TABLES
+    downgrade(engine, "base")
+    assert table_names(engine) == set()
+    upgrade(engine, "0001")
+    assert "map_stack" not in table_names(engine) and "generation" in table_names(engine)
+    upgrade(engine)
+    assert table_names(engine) == TABLES
+
+
+def test_an_older_schema_asks_for_the_upgrade_command(engine, store_url, capsys):
+    upgrade(engine, "0001")
+    with pytest.raises(SchemaOutdatedError, match="revision 0001 .*run `daam-store db upgrade`"):
+        open_store(store_url)
+    assert store_main(["db", "check", "--url", store_url]) == 1
+    assert "daam-store db upgrade" in capsys.readouterr().out
+    assert store_main(["db", "upgrade", "--url", store_url]) == 0
+    assert f"upgraded from 0001 to schema revision {head_revision()}" in capsys.readouterr().out
+    with open_store(store_url) as store:
+        assert store.url.endswith(store_url.rsplit("/", 1)[-1])
+
+
+def test_a_newer_schema_asks_for_a_newer_daam_store(engine, store_url):
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+    with pytest.raises(SchemaTooNewError, match="f00d.*upgrade daam-store"):
+        open_store(store_url)
+
+
+def test_open_store_migrates_only_an_empty_database(store_url):
+    with open_store(store_url) as store, store.engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == head_revision()

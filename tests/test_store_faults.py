@@ -1,0 +1,203 @@
+"""Faults the store must survive with a clear message and no lost or partial data.
+
+Child processes are forked (they inherit the imported library, so each costs milliseconds, not the
+seconds a fresh interpreter needs to import torch and diffusers).
+"""
+
+import multiprocessing
+import os
+import pwd
+import signal
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, select, update
+
+from daam_store.cli import store_main
+from daam_store.models.info import ModelInfo
+from daam_store.store import (
+    CorruptBlobError,
+    DatabaseUnavailableError,
+    ReadOnlyDatabaseError,
+    UnknownCodecError,
+    open_store,
+    queries,
+)
+from daam_store.store.check import check_database
+from daam_store.store.schema import Generation, HeatMap, Image, MapStack, Word
+from daam_store.store.testing import free_port, synthetic_experiment
+
+FORK = multiprocessing.get_context("fork")
+MODEL = ModelInfo("sd1-tiny", "builtin", "", "SD1", "rev-a", 32, "epsilon")
+WRITERS = 4
+SAVES_PER_WRITER = 8
+
+
+def row_counts(store) -> dict[str, int]:
+    with store.session() as session:
+        return {
+            table.__tablename__: len(session.scalars(select(table)).all())
+            for table in (Generation, Word, HeatMap, Image, MapStack)
+        }
+
+
+# -- unreachable or unusable databases --------------------------------------------------------------------
+def test_unreachable_postgresql_fails_fast_with_one_line(capsys):
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/missing"
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailableError, match="cannot open database .*DAAM_STORE_URL"):
+        open_store(url)
+    assert time.monotonic() - started < 10
+    assert store_main(["db", "check", "--url", url]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot open database") and error.count("\n") == 1
+    assert "Traceback" not in error
+
+
+def test_unusable_sqlite_path_and_bad_urls():
+    with pytest.raises(DatabaseUnavailableError, match="cannot create the folder"):
+        open_store("sqlite:////proc/daam-store-test/x.db")
+    with pytest.raises(DatabaseUnavailableError, match="bad database URL"):
+        open_store("not a url at all")
+    with pytest.raises(DatabaseUnavailableError, match="SQLite and PostgreSQL"):
+        open_store("mysql://someone@localhost/db")
+
+
+def _save_as_unprivileged(url: str, prompt: str, results) -> None:
+    """Child: drop root (which ignores file modes), then try to write to the read-only database."""
+    try:
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+        store = open_store(url)
+        with store.session() as session:
+            readable = queries.count_generations(session)
+        store.save(synthetic_experiment(store.tokenizer, prompt, seed=5), model=MODEL)
+        results.put(("saved", readable, ""))
+    except Exception as error:  # report the type and message to the parent
+        results.put((type(error).__name__, -1, str(error)))
+
+
+def test_read_only_database_file_refuses_writes_and_keeps_data(clip_tokenizer):
+    folder = Path(tempfile.mkdtemp(prefix="daam-ro-"))
+    folder.chmod(0o777)  # the folder stays writable (SQLite's -shm file); only the database is read-only
+    url = f"sqlite:///{folder / 'store.db'}"
+    with open_store(url) as store:
+        store.save(synthetic_experiment(clip_tokenizer, "a cat", seed=1), model=MODEL)
+    (folder / "store.db").chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+    results = FORK.Queue()
+    child = FORK.Process(target=_save_as_unprivileged, args=(url, "a dog", results))
+    child.start()
+    child.join(60)
+    outcome, readable, message = results.get(timeout=5)
+    assert outcome == ReadOnlyDatabaseError.__name__, message
+    assert "read-only" in message and "writable" in message and "\n" not in message
+    (folder / "store.db").chmod(0o644)
+    with open_store(url) as store:
+        assert row_counts(store)["generation"] == 1
+        assert check_database(store.engine).ok
+
+
+# -- damaged rows ---------------------------------------------------------------------------------------
+def test_corrupted_blob_and_unknown_codec_version_are_reported(store_url, clip_tokenizer, capsys):
+    with open_store(store_url) as store:
+        generation_id = store.save(synthetic_experiment(clip_tokenizer, "a red cat on a mat", seed=3), model=MODEL)
+        with store.session() as session:
+            maps = session.scalars(select(HeatMap).order_by(HeatMap.id)).all()
+        damaged = bytearray(maps[0].blob)
+        damaged[len(damaged) // 2] ^= 0xFF
+        with store.write_session() as session:
+            session.execute(update(HeatMap).where(HeatMap.id == maps[0].id).values(blob=bytes(damaged)))
+            session.execute(update(HeatMap).where(HeatMap.id == maps[1].id).values(codec_version=2))
+
+        with store.session() as session, pytest.raises(CorruptBlobError, match=f"heat map {maps[0].id}: .*damaged"):
+            queries.word_heat_map(session, generation_id, 0)
+        with store.session() as session, pytest.raises(UnknownCodecError, match="version 2 .*upgrade daam-store"):
+            queries.word_heat_map(session, generation_id, 1)
+        with store.session() as session:  # statistics stay readable: charts never decode blobs
+            assert len(queries.word_statistics(session, generation_id)) == 6
+        report = check_database(store.engine)
+    assert not report.ok and len(report.problems) == 2
+    assert store_main(["db", "check", "--url", store_url]) == 1
+    output = capsys.readouterr().out
+    assert "2 problems" in output and f"heat map {maps[0].id}" in output and "version 2" in output
+
+
+# -- several writers, and a writer killed mid-transaction ----------------------------------------------------
+def _write_many(url: str, worker: int, barrier, results) -> None:
+    from daam_store.models import load_clip_tokenizer
+
+    try:
+        tokenizer = load_clip_tokenizer()
+        experiments = [
+            synthetic_experiment(tokenizer, f"a cat and a dog number {worker}", seed=i) for i in range(SAVES_PER_WRITER)
+        ]
+        barrier.wait(timeout=60)
+        store = open_store(url)  # all four open a fresh database at once: it must be migrated exactly once
+        ids = [store.save(exp, model=MODEL, tags=(f"worker-{worker}",)) for exp in experiments]
+        store.close()
+        results.put((worker, ids, ""))
+    except Exception as error:
+        results.put((worker, [], f"{type(error).__name__}: {error}"))
+
+
+def test_four_processes_writing_at_once_lose_nothing(store_url):
+    barrier = FORK.Barrier(WRITERS)
+    results = FORK.Queue()
+    children = [FORK.Process(target=_write_many, args=(store_url, w, barrier, results)) for w in range(WRITERS)]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(30)
+    errors = [message for _, _, message in outcomes if message]
+    assert not errors, errors
+    ids = sorted(i for _, worker_ids, _ in outcomes for i in worker_ids)
+    assert len(ids) == len(set(ids)) == WRITERS * SAVES_PER_WRITER
+    with open_store(store_url) as store:
+        counts = row_counts(store)
+        assert counts["generation"] == WRITERS * SAVES_PER_WRITER
+        with store.session() as session:
+            assert [n for _, n in queries.list_tags(session)] == [SAVES_PER_WRITER] * WRITERS
+        assert check_database(store.engine).ok
+
+
+def _save_then_hang(url: str, flushed) -> None:
+    """Child: save, but stop for good after every row was sent and before the commit."""
+    from sqlalchemy.orm import Session
+
+    from daam_store.models import load_clip_tokenizer
+
+    @event.listens_for(Session, "after_flush")
+    def _hang(session, _context) -> None:
+        flushed.set()
+        time.sleep(120)
+
+    store = open_store(url)
+    store.save(synthetic_experiment(load_clip_tokenizer(), "a dog in the snow", seed=9, layers=2), model=MODEL)
+
+
+def test_kill_9_during_a_save_leaves_nothing_partial(store_url, clip_tokenizer):
+    with open_store(store_url) as store:
+        store.save(synthetic_experiment(clip_tokenizer, "a cat on a mat", seed=1), model=MODEL)
+        before = row_counts(store)
+
+    flushed = FORK.Event()
+    child = FORK.Process(target=_save_then_hang, args=(store_url, flushed))
+    child.start()
+    assert flushed.wait(60), "the child never reached the end of its inserts"
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(10)
+    assert child.exitcode == -signal.SIGKILL
+
+    with open_store(store_url) as store:
+        assert row_counts(store) == before
+        assert check_database(store.engine).ok
+        # The killed save left no lock or half row behind: the same generation saves normally now.
+        store.save(synthetic_experiment(clip_tokenizer, "a dog in the snow", seed=9, layers=2), model=MODEL)
+        assert row_counts(store)["generation"] == before["generation"] + 1
