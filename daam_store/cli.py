@@ -45,7 +45,7 @@ def daam_parser() -> argparse.ArgumentParser:
 def run_daam(args: argparse.Namespace) -> int:
     from daam_store.generate import GenerationRequest, generate
     from daam_store.heatmap import cut_message, split_words
-    from daam_store.models import ModelNotFoundError, describe_pipeline, load_pipeline, resolve_model
+    from daam_store.models import describe_pipeline, load_pipeline, resolve_model
     from daam_store.utils import parse_seed
 
     request = GenerationRequest(
@@ -60,11 +60,9 @@ def run_daam(args: argparse.Namespace) -> int:
         save_steps=args.save_steps,
     )
     request.validate()
-    try:
-        resolve_model(args.model)
-        pipe = load_pipeline(args.model, device=args.device)
-    except ModelNotFoundError as error:
-        raise UserError(str(error)) from None
+    resolve_model(args.model)  # an unknown model fails before anything is loaded
+    store = _open_store(args.db) if args.store else None  # so does an unreachable database
+    pipe = load_pipeline(args.model, device=args.device)
     cut = request.validate(pipe.tokenizer)
     if cut:
         print(f"warning: {cut_message(len(pipe.tokenizer.tokenize(args.prompt)), cut)}", file=sys.stderr)
@@ -75,15 +73,17 @@ def run_daam(args: argparse.Namespace) -> int:
     experiment.save(output, heat_maps=False)
     experiment.save_heat_maps(output, words=words, tokenizer=pipe.tokenizer)
     print(f"wrote {output}/output.png and {len(words or experiment.heat_map(pipe.tokenizer).words())} heat maps")
-    if args.store:
-        from daam_store.store import open_store
-
+    if store is not None:
         tags = [t.strip() for t in args.tags.split(",") if t.strip()]
-        generation_id = open_store(args.db).save(
-            experiment, model=describe_pipeline(pipe), author=args.author, tags=tags
-        )
+        generation_id = store.save(experiment, model=describe_pipeline(pipe), author=args.author, tags=tags)
         print(f"stored as generation {generation_id}")
     return 0
+
+
+def _open_store(url: str | None):
+    from daam_store.store import open_store
+
+    return open_store(url)
 
 
 def _chosen_words(option: str | None, prompt_words: list[str]) -> list[str] | None:

@@ -112,3 +112,26 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(args, message, tiny_model_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
     assert not out.exists()
+
+
+def test_cli_store_saves_the_generation(tiny_model_dir, tmp_path):
+    from daam_store.store import open_store, queries
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    args = ["a red circle", "--model", str(tiny_model_dir), "-n", "2", "--output-dir", str(tmp_path / "out")]
+    assert daam_main([*args, "--store", "--db", url, "--author", "ann", "--tags", "cli,test"]) == 0
+    store = open_store(url)
+    with store.session() as session:
+        ids = queries.all_generation_ids(session)
+        generation = queries.get_generation(session, ids[0])
+    assert len(ids) == 1 and generation.author == "ann" and set(generation.tags) == {"cli", "test"}
+    experiment = store.load_experiment(ids[0])
+    assert experiment.prompt == "a red circle" and experiment.seed == 0
+
+
+def test_cli_store_unreachable_database_fails_before_generating(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    assert daam_main(["a dog", "--model", str(tiny_model_dir), "--store", "--db", url, "--output-dir", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -13,6 +13,7 @@ import transformers.utils.logging
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from daam_store.errors import UserError
 from daam_store.models import configs
 from daam_store.models.configs import Family
 
@@ -22,7 +23,7 @@ BUILTIN_MODELS = ("sd1-tiny", "sd2-tiny")
 DEFAULT_MODEL = "sd1-tiny"
 
 
-class ModelNotFoundError(ValueError):
+class ModelNotFoundError(UserError):
     """The name is neither a built-in model, a local pipeline folder nor a loadable hub id."""
 
 
