@@ -1,0 +1,376 @@
+"""The numbers behind the dashboard's Compare page, as pandas tables (each one is also the page's CSV).
+
+Charts over many generations read the statistics stored beside each map (no blob is decoded) and are
+aggregated in SQL; only the views that need the maps themselves (stability, agreement, overlap, map
+grids, per-step curves) decode them, and those cap how many generations they read (`max_*`), so a
+store of 10,000 generations stays responsive. The page calls these functions and draws the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from daam_store.analysis.agreement import agreement, mean_agreement
+from daam_store.analysis.edits import align_words
+from daam_store.analysis.overlap import DEFAULT_TAU, mean_overlap_by_word, overlap_matrix
+from daam_store.analysis.stability import stability
+from daam_store.analysis.statistics import attribution_shares, total_attribution
+from daam_store.sweep import TAG_PREFIX
+
+MAX_MAPS = 64  # generations whose maps one view decodes at most (per group where it groups)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which generations the page compares: a tag (a sweep), models, prompts and seeds; empty = all."""
+
+    tag: str | None = None
+    model_ids: tuple[int, ...] = ()
+    prompt_ids: tuple[int, ...] = ()
+    seeds: tuple[int, ...] = ()
+
+    def filters(self):
+        from daam_store.store.queries import GenerationFilter
+
+        return GenerationFilter(
+            tag=self.tag or None,
+            model_ids=list(self.model_ids) or None,
+            prompt_ids=list(self.prompt_ids) or None,
+            seeds=list(self.seeds) or None,
+        )
+
+    def narrowed(self, **fields) -> Selection:
+        return replace(self, **fields)
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What the filter controls offer, within the chosen tag."""
+
+    tags: list[str]  # sweeps ("sweep:<name>") first, then the other tags
+    models: dict[int, str]  # model id -> label (name, plus revision when a name has several)
+    prompts: dict[int, str]  # prompt id -> text, most generations first
+    words: list[str]  # lower-case, most frequent first
+    seeds: list[int]
+
+
+def compare_options(store, tag: str | None = None) -> CompareOptions:
+    from daam_store.store import queries
+
+    filters = Selection(tag=tag).filters()
+    with store.session() as session:
+        tags = [name for name, _count in queries.list_tags(session)]
+        models = [model for model in queries.list_models(session) if model.generations]
+        prompts = {p.id: p.text for p in queries.list_prompts(session, filters)}
+        words = [word for word, _count in queries.list_words(session, filters)]
+        seeds = queries.list_seeds(session, filters)
+    names = [model.name for model in models]
+    return CompareOptions(
+        tags=sorted(tags, key=lambda name: (not name.startswith(TAG_PREFIX), name)),
+        # The same name with other weights is another model: the revision tells them apart.
+        models={m.id: f"{m.name} ({m.revision[:8]})" if names.count(m.name) > 1 else m.name for m in models},
+        prompts=prompts,
+        words=words,
+        seeds=seeds,
+    )
+
+
+# -- across prompts ----------------------------------------------------------------------------------
+def word_share_per_generation(store, selection: Selection, word: str) -> pd.DataFrame:
+    """One row per generation: the word's share (repeated occurrences summed), with prompt, model, seed."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        rows = queries.word_shares(session, word, selection.filters())
+    frame = pd.DataFrame(
+        [
+            {
+                "generation_id": r.generation_id,
+                "prompt_id": r.prompt_id,
+                "prompt": r.prompt,
+                "model_id": r.model_id,
+                "model": r.model,
+                "family": r.family,
+                "seed": r.seed,
+                "word": word.strip().lower(),
+                "share": r.share,
+            }
+            for r in rows
+        ],
+        columns=["generation_id", "prompt_id", "prompt", "model_id", "model", "family", "seed", "word", "share"],
+    )
+    return frame
+
+
+def word_share_by_prompt(store, selection: Selection, word: str) -> pd.DataFrame:
+    """One row per prompt: mean, spread and range of the word's share over its generations (in SQL)."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        rows = queries.share_by_prompt(session, word, selection.filters())
+    return pd.DataFrame(
+        [
+            {"prompt_id": r.group_id, "prompt": r.label, "generations": r.generations, "mean_share": r.mean,
+             "std_share": r.std, "min_share": r.min, "max_share": r.max}
+            for r in rows
+        ],
+        columns=["prompt_id", "prompt", "generations", "mean_share", "std_share", "min_share", "max_share"],
+    )  # fmt: skip
+
+
+def all_words_by_prompt(store, selection: Selection) -> pd.DataFrame:
+    """One row per (prompt, model, word): the mean share of every word of the selected prompts (in SQL)."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        rows = queries.word_share_means(session, selection.filters())
+    return pd.DataFrame(
+        [
+            {"prompt_id": r.prompt_id, "prompt": r.prompt, "model_id": r.model_id, "model": r.model,
+             "word": r.word, "position": r.position, "generations": r.generations, "mean_share": r.mean,
+             "std_share": r.std}
+            for r in rows
+        ],
+        columns=["prompt_id", "prompt", "model_id", "model", "word", "position", "generations", "mean_share",
+                 "std_share"],
+    )  # fmt: skip
+
+
+# -- across seeds ------------------------------------------------------------------------------------
+def seed_stability(store, selection: Selection, word: str, max_seeds: int = MAX_MAPS) -> pd.DataFrame:
+    """One row per (prompt, model): how alike the word's maps are across seeds (mean pairwise
+    correlation and tau-mask IoU), over at most `max_seeds` seeds each (the lowest)."""
+    shares = word_share_per_generation(store, selection, word)
+    if shares.empty:
+        return _empty_stability()
+    chosen = (
+        shares.sort_values(["prompt_id", "model_id", "seed", "generation_id"])
+        .drop_duplicates(["prompt_id", "model_id", "seed"])
+        .groupby(["prompt_id", "model_id"], sort=False)
+        .head(max_seeds)
+    )
+    maps = _word_maps(store, chosen["generation_id"].tolist(), word)
+    rows = []
+    for (prompt_id, model_id), group in chosen.groupby(["prompt_id", "model_id"], sort=False):
+        group_maps = [maps[g] for g in group["generation_id"] if g in maps]
+        result = stability(group_maps)
+        rows.append(
+            {"prompt_id": prompt_id, "prompt": group["prompt"].iloc[0], "model_id": model_id,
+             "model": group["model"].iloc[0], "seeds": result.n_maps, "mean_share": group["share"].mean(),
+             "mean_correlation": result.mean_correlation, "mean_iou": result.mean_iou}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=_empty_stability().columns)
+
+
+def _empty_stability() -> pd.DataFrame:
+    return pd.DataFrame(
+        columns=["prompt_id", "prompt", "model_id", "model", "seeds", "mean_share", "mean_correlation", "mean_iou"]
+    )
+
+
+@dataclass(frozen=True)
+class SeedMap:
+    seed: int | None
+    generation_id: int
+    heat_map: np.ndarray = field(repr=False)
+
+
+def seed_maps(
+    store, selection: Selection, word: str, prompt_id: int, model_id: int, max_seeds: int = MAX_MAPS
+) -> list[SeedMap]:
+    """The word's map for each seed of one prompt and model (lowest seeds first, at most `max_seeds`)."""
+    narrowed = selection.narrowed(prompt_ids=(prompt_id,), model_ids=(model_id,))
+    shares = word_share_per_generation(store, narrowed, word)
+    chosen = shares.sort_values(["seed", "generation_id"]).drop_duplicates(["seed"]).head(max_seeds)
+    maps = _word_maps(store, chosen["generation_id"].tolist(), word)
+    return [
+        SeedMap(seed=None if pd.isna(seed) else int(seed), generation_id=int(g), heat_map=maps[g])
+        for g, seed in zip(chosen["generation_id"], chosen["seed"], strict=True)
+        if g in maps
+    ]
+
+
+def _word_maps(store, generation_ids: Sequence[int], word: str) -> dict[int, np.ndarray]:
+    """The word's map in each generation; a word that occurs twice gets the mean of its maps, as
+    `GlobalHeatMap.compute_word_heat_map` gives without `word_idx`."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        found = queries.word_heat_maps(session, [int(g) for g in generation_ids], word)
+    return {g: np.mean(np.stack(maps), axis=0) for g, maps in found.items()}
+
+
+# -- across models -----------------------------------------------------------------------------------
+def model_pairs(store, selection: Selection, model_a: int, model_b: int) -> pd.DataFrame:
+    """(prompt, seed) pairs generated by both models, with the generation of each (the lowest id)."""
+    from daam_store.store import queries
+
+    narrowed = selection.narrowed(model_ids=(model_a, model_b))
+    with store.session() as session:
+        keys = queries.generation_keys(session, narrowed.filters())
+    frame = pd.DataFrame(
+        [(k.generation_id, k.prompt_id, k.prompt, k.model_id, k.seed) for k in keys],
+        columns=["generation_id", "prompt_id", "prompt", "model_id", "seed"],
+    )
+    frame = frame.sort_values("generation_id").drop_duplicates(["prompt_id", "model_id", "seed"])
+    side_a = frame[frame["model_id"] == model_a].drop(columns="model_id")
+    side_b = frame[frame["model_id"] == model_b].drop(columns=["model_id", "prompt"])
+    pairs = side_a.merge(side_b, on=["prompt_id", "seed"], suffixes=("_a", "_b"))
+    return pairs.sort_values(["prompt_id", "seed"]).reset_index(drop=True)[
+        ["prompt_id", "prompt", "seed", "generation_id_a", "generation_id_b"]
+    ]
+
+
+def model_share_scatter(store, selection: Selection, model_a: int, model_b: int) -> pd.DataFrame:
+    """One row per (prompt, seed, word) generated by both models: the word's share under A and under B."""
+    from daam_store.store import queries
+
+    pairs = model_pairs(store, selection, model_a, model_b)
+    columns = ["prompt_id", "prompt", "seed", "word", "share_a", "share_b", "generation_id_a", "generation_id_b"]
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    narrowed = selection.narrowed(model_ids=(model_a, model_b))
+    with store.session() as session:
+        rows = queries.all_word_shares(session, narrowed.filters())
+    shares = pd.DataFrame(
+        [(r.generation_id, r.word, r.share) for r in rows], columns=["generation_id", "word", "share"]
+    )
+    merged = pairs.merge(shares.add_suffix("_a"), on="generation_id_a").merge(
+        shares.add_suffix("_b"), left_on=["generation_id_b", "word_a"], right_on=["generation_id_b", "word_b"]
+    )
+    return merged.rename(columns={"word_a": "word"})[columns].reset_index(drop=True)
+
+
+def model_agreement(
+    store, selection: Selection, model_a: int, model_b: int, tau: float = DEFAULT_TAU, max_pairs: int = MAX_MAPS
+) -> pd.DataFrame:
+    """One row per (prompt, word): agreement of the two models' maps over the seeds both generated
+    (at most `max_pairs` per prompt): correlation, tau-mask IoU, and the shares under each model."""
+    pairs = model_pairs(store, selection, model_a, model_b).groupby("prompt_id", sort=False).head(max_pairs)
+    columns = [
+        "prompt_id", "prompt", "word", "position", "pairs", "correlation", "iou", "share_a", "share_b",
+        "share_difference",
+    ]  # fmt: skip
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    maps = _generation_maps(store, [*pairs["generation_id_a"], *pairs["generation_id_b"]])
+    per_word: dict[tuple[int, str, int], list] = {}
+    for prompt_id, a, b in zip(pairs["prompt_id"], pairs["generation_id_a"], pairs["generation_id_b"], strict=True):
+        words_a, words_b = maps.get(a, []), maps.get(b, [])
+        for i, j in align_words([w.word for w in words_a], [w.word for w in words_b]):
+            if i is None or j is None:
+                continue
+            first, second = words_a[i], words_b[j]
+            per_word.setdefault((prompt_id, first.word.lower(), first.position), []).append(
+                agreement(first.heat_map, second.heat_map, _or_nan(first.share), _or_nan(second.share), tau)
+            )
+    prompts = dict(zip(pairs["prompt_id"], pairs["prompt"], strict=False))
+    rows = []
+    for (prompt_id, word, position), results in per_word.items():
+        mean = mean_agreement(results)
+        rows.append(
+            {"prompt_id": prompt_id, "prompt": prompts[prompt_id], "word": word, "position": position,
+             "pairs": len(results),
+             "correlation": mean.correlation, "iou": mean.iou, "share_a": mean.share_a, "share_b": mean.share_b,
+             "share_difference": mean.share_difference}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass(frozen=True)
+class GenerationMaps:
+    generation_id: int
+    image_png: bytes | None
+    words: list  # StoredWordMap rows in prompt order
+
+
+def generation_maps(store, generation_id: int) -> GenerationMaps:
+    """A generation's image and every word map, for showing two models side by side."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        png = queries.image_png(session, generation_id)
+    return GenerationMaps(generation_id, png, _generation_maps(store, [generation_id]).get(generation_id, []))
+
+
+def _generation_maps(store, generation_ids: Sequence[int]) -> dict[int, list]:
+    from daam_store.store import queries
+
+    with store.session() as session:
+        return queries.generation_heat_maps(session, [int(g) for g in generation_ids])
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+# -- word x word overlap -----------------------------------------------------------------------------
+def overlap_of_generation(store, generation_id: int, tau: float = DEFAULT_TAU) -> pd.DataFrame:
+    """Word x word IoU of tau-masks in one generation (rows and columns: the words in prompt order)."""
+    words = _generation_maps(store, [generation_id]).get(generation_id, [])
+    labels = _unique_labels([w.word for w in words])
+    matrix = overlap_matrix([w.heat_map for w in words], tau)
+    return pd.DataFrame(matrix, index=labels, columns=labels)
+
+
+def mean_overlap(
+    store, selection: Selection, tau: float = DEFAULT_TAU, max_generations: int = MAX_MAPS
+) -> pd.DataFrame:
+    """Word x word IoU averaged over the selection's newest `max_generations` generations; words are
+    matched by text, each cell averaged over the generations that have both words."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        keys = queries.generation_keys(session, selection.filters(), limit=max_generations)
+    maps = _generation_maps(store, [k.generation_id for k in keys])
+    words, matrix = mean_overlap_by_word(
+        [([w.word for w in words], overlap_matrix([w.heat_map for w in words], tau)) for words in maps.values()]
+    )
+    return pd.DataFrame(matrix, index=words, columns=words)
+
+
+def _unique_labels(words: Sequence[str]) -> list[str]:
+    """Axis labels must differ: a repeated word gets its position ("a", "dog", "a (3)")."""
+    seen: set[str] = set()
+    labels = []
+    for position, word in enumerate(words):
+        labels.append(word if word not in seen else f"{word} ({position})")
+        seen.add(word)
+    return labels
+
+
+# -- per step ----------------------------------------------------------------------------------------
+def generations_with_steps(store, selection: Selection, limit: int = 200) -> list[int]:
+    from daam_store.store import queries
+
+    with store.session() as session:
+        return queries.generations_with_maps(session, "steps", selection.filters(), limit=limit)
+
+
+def step_shares(store, generation_id: int) -> pd.DataFrame:
+    """One row per (step, word): the word's share of the prompt's attribution at that denoising step,
+    from the stored per-step maps (empty when the generation was traced without `save_steps`)."""
+    from daam_store.store import queries
+
+    columns = ["step", "word", "position", "share"]
+    with store.session() as session:
+        stack = queries.map_stack(session, generation_id, "steps")
+        words = [w for w in queries.word_statistics(session, generation_id) if w.has_map]
+    if stack is None or not words:
+        return pd.DataFrame(columns=columns)
+    _labels, steps = stack  # (steps, tokens, h, w)
+    rows = []
+    for step, token_maps in enumerate(steps):
+        totals = [total_attribution(token_maps[list(w.token_indices)].mean(axis=0)) for w in words]
+        for word, share in zip(words, attribution_shares(totals), strict=True):
+            rows.append({"step": step + 1, "word": word.word, "position": word.word_idx, "share": share})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    """The table as the CSV download of the chart drawn from it (a matrix keeps its row labels)."""
+    return frame.to_csv(index=not isinstance(frame.index, pd.RangeIndex)).encode()
