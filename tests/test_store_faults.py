@@ -173,8 +173,8 @@ def _save_then_hang(url: str, flushed) -> None:
 
     from daam_store.models import load_clip_tokenizer
 
-    @event.listens_for(Session, "after_flush")
-    def _hang(session, _context) -> None:
+    @event.listens_for(Session, "before_commit")
+    def _hang(session) -> None:
         flushed.set()
         time.sleep(120)
 

@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +50,8 @@ class PostgresServer:
     run_as: str | None
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, durable: bool = False) -> PostgresServer:
+        """durable=False turns off fsync (tests: the data dies with the server anyway); benchmarks keep it."""
         bin_dir = postgres_bin_dir()
         run_as = POSTGRES_USER if os.geteuid() == 0 else None
         root = Path(tempfile.mkdtemp(prefix="daam-pg-"))
@@ -60,10 +60,9 @@ class PostgresServer:
             if run_as:
                 shutil.chown(root, user=run_as)
             server._run("initdb", "-D", str(root / "data"), "--auth=trust", "-U", POSTGRES_USER, "-E", "UTF8")
-            options = (
-                f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
-            )
+            options = f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=60"
+            if not durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             log = root / "server.log"
             server._run("pg_ctl", "-D", str(root / "data"), "-o", options, "-l", str(log), "-w", "-t", "60", "start")
         except (OSError, subprocess.CalledProcessError, PostgresUnavailable) as error:
@@ -147,12 +146,3 @@ def smooth_maps(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
             field += rng.uniform(0.2, 1.0) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * width * width))
         maps[i] = field * rng.uniform(0.01, 0.2)
     return maps
-
-
-def wait_until(predicate, timeout_s: float = 30.0, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
