@@ -1,12 +1,16 @@
 """Alembic environment: migrates the connection `daam_store.store.migrate` passes in, or else the
 database named by sqlalchemy.url in alembic.ini, $DAAM_STORE_URL, or the default SQLite file."""
 
+from logging.config import fileConfig
+
 from alembic import context
 
 from daam_store.store.schema import Base
 from daam_store.store.session import make_engine, parse_database_url
 
 config = context.config
+if config.config_file_name is not None:  # run by the `alembic` command: log as alembic.ini says
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def configure(**kwargs) -> None:
