@@ -7,20 +7,22 @@ Pages call these functions and render what comes back; they never build SQL or t
 
 from __future__ import annotations
 
+import functools
 import io
-import re
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from datetime import time as dt_time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from daam_store.errors import UserError
-from daam_store.utils import MAX_SEED
+from daam_store.generate import GenerationRequest, generate
+from daam_store.sweep import parse_seed_spec
 
 if TYPE_CHECKING:
     from daam_store.experiment import GenerationExperiment
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
 MAX_BATCH = 64
 # Built-in images are 32x32: shown this small, a heat map is unreadable, so pictures are enlarged first.
 DISPLAY_SIDE = 256
-
-_SEED_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 
 ProgressCallback = Callable[[int, int], None]  # (steps done, steps in the whole batch)
 
@@ -43,32 +43,6 @@ def parse_prompts(text: str) -> list[str]:
     return prompts
 
 
-def parse_seeds(text: str) -> list[int]:
-    """Seeds as a comma-separated list of numbers and ranges: "0, 3, 10-12" -> [0, 3, 10, 11, 12]."""
-    seeds: list[int] = []
-    for part in (item.strip() for item in text.replace(";", ",").split(",")):
-        if not part:
-            continue
-        match = _SEED_RANGE.match(part)
-        if match:
-            first, last = int(match.group(1)), int(match.group(2))
-            if last < first:
-                raise UserError(f"seed range {part!r} goes backwards: write it as {last}-{first}")
-            if last - first >= MAX_BATCH:
-                raise UserError(f"seed range {part!r} is longer than {MAX_BATCH} seeds")
-            seeds.extend(range(first, last + 1))
-        elif re.fullmatch(r"\d+", part):
-            seeds.append(int(part))
-        else:
-            raise UserError(f"bad seed {part!r}: use whole numbers and ranges, e.g. 0, 3, 10-12")
-    if not seeds:
-        raise UserError("enter at least one seed, e.g. 0 or 0-3")
-    for seed in seeds:
-        if not 0 <= seed <= MAX_SEED:
-            raise UserError(f"seed {seed} is out of range: seeds are 0 to {MAX_SEED}")
-    return list(dict.fromkeys(seeds))  # keep order, drop repeats: a repeated seed is the same image
-
-
 def parse_tags(text: str) -> tuple[str, ...]:
     """Comma-separated tags, blanks removed, repeats dropped."""
     tags = (tag.strip() for tag in text.split(","))
@@ -76,13 +50,13 @@ def parse_tags(text: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class GenerationRequest:
+class BatchRequest:
     """Everything the Generate form asks for: a prompt x seed grid on one model."""
 
     prompts: tuple[str, ...]
     seeds: tuple[int, ...]
-    steps: int = 20
-    guidance_scale: float = 7.5
+    steps: int = GenerationRequest.steps
+    guidance_scale: float = GenerationRequest.guidance_scale
     negative_prompt: str = ""
     author: str | None = None
     tags: tuple[str, ...] = ()
@@ -102,13 +76,24 @@ class GenerationRequest:
             raise UserError(f"guidance must be 0 or more, not {self.guidance_scale}")
 
     @property
-    def jobs(self) -> list[tuple[str, int]]:
-        """(prompt, seed) pairs in the order they run: all seeds of the first prompt first."""
-        return [(prompt, seed) for prompt in self.prompts for seed in self.seeds]
+    def jobs(self) -> list[GenerationRequest]:
+        """One request per (prompt, seed), all seeds of the first prompt first."""
+        return [
+            GenerationRequest(
+                prompt=prompt,
+                seed=seed,
+                steps=self.steps,
+                guidance_scale=self.guidance_scale,
+                negative_prompt=self.negative_prompt or None,
+                save_steps=self.save_steps,
+            )
+            for prompt in self.prompts
+            for seed in self.seeds
+        ]
 
     @property
     def total_steps(self) -> int:
-        return len(self.jobs) * self.steps
+        return len(self.prompts) * len(self.seeds) * self.steps
 
 
 class GenerationFailed(UserError):
@@ -122,68 +107,39 @@ class GenerationResult:
 
 
 def run_generations(
-    pipe, request: GenerationRequest, store, on_progress: ProgressCallback | None = None
+    pipe, batch: BatchRequest, store, on_progress: ProgressCallback | None = None
 ) -> Iterator[GenerationResult]:
-    """Generate, trace and save every (prompt, seed) of the request, one at a time.
+    """Generate, trace and save every (prompt, seed) of the batch, one at a time.
 
-    Each generation is seeded like the CLI's (`set_seed(seed)`), so `daam "prompt" --seed N` on the same
-    model gives the same image. Results are yielded as they are saved, so a page can show them at once;
-    `on_progress` is called after every denoising step of the whole batch.
+    Each generation goes through `daam_store.generate.generate`, as the CLI's does, so `daam "prompt"
+    --seed N` on the same model gives the same image. Results are yielded as they are saved, so a page
+    can show them at once; `on_progress(done, total)` is called after every denoising step of the batch.
     """
     from daam_store.models import describe_pipeline
 
     model = describe_pipeline(pipe)  # hashes the weights once per batch, not once per image
-    total = request.total_steps
-    done = 0
+    jobs = batch.jobs
+    for number, job in enumerate(jobs, start=1):
+        steps_before = (number - 1) * batch.steps
 
-    def on_step_end(_pipe, _step, _timestep, callback_kwargs):
-        nonlocal done
-        done = min(done + 1, total)
-        if on_progress is not None:
-            on_progress(done, total)
-        return callback_kwargs
+        def on_step(step: int, _steps: int, before: int = steps_before) -> None:
+            if on_progress is not None:
+                on_progress(min(before + step, batch.total_steps), batch.total_steps)
 
-    for number, (prompt, seed) in enumerate(request.jobs, start=1):
         try:
-            experiment = _generate_one(pipe, prompt, seed, request, on_step_end)
-            generation_id = store.save(experiment, model=model, author=request.author, tags=request.tags)
+            experiment = generate(pipe, job, on_step=on_step)
+            generation_id = store.save(experiment, model=model, author=batch.author, tags=batch.tags)
         except Exception as error:  # any cause: the page shows one line, never a traceback
             saved = f"; the {number - 1} before it were saved" if number > 1 else ""
             raise GenerationFailed(
-                f"generation {number} of {len(request.jobs)} ({prompt!r}, seed {seed}) failed and saved "
-                f"nothing: {_first_line(error)}{saved}"
+                f"generation {number} of {len(jobs)} ({job.prompt!r}, seed {job.seed}) failed and saved "
+                f"nothing: {one_line(error)}{saved}"
             ) from error
-        done = number * request.steps  # a scheduler with fewer or more steps still ends at its share
         yield GenerationResult(generation_id, experiment)
 
 
-def _generate_one(
-    pipe, prompt: str, seed: int, request: GenerationRequest, on_step_end
-) -> GenerationExperiment:
-
-    from daam_store import set_seed, trace
-
-    generator = set_seed(seed)
-    started = time.perf_counter()
-    with trace(pipe, save_steps=request.save_steps) as tracer:
-        pipe(
-            prompt,
-            negative_prompt=request.negative_prompt or None,
-            num_inference_steps=request.steps,
-            guidance_scale=request.guidance_scale,
-            generator=generator,
-            callback_on_step_end=on_step_end,
-        )
-        generated = time.perf_counter()
-        # Kept in memory for the store; `path` only matters if someone saves it without naming a folder.
-        experiment = tracer.to_experiment(Path(tempfile.gettempdir()) / "daam-dashboard", seed=seed)
-    experiment.metadata.setdefault("timings", {}).update(
-        generate=generated - started, trace=time.perf_counter() - generated
-    )
-    return experiment
-
-
-def _first_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """The first line of an error message: what the dashboard shows instead of a traceback."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
@@ -207,6 +163,14 @@ def enlarge(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
     return image.convert("RGB").resize(size, Image.Resampling.NEAREST)
 
 
+@functools.cache
+def _tokenizer():
+    """CLIP's tokenizer, read from the package once: every stored prompt is split with it."""
+    from daam_store.models import load_clip_tokenizer
+
+    return load_clip_tokenizer()
+
+
 def word_overlays(experiment: GenerationExperiment, alpha: float = 0.5) -> list[Overlay]:
     """The image with each (non-punctuation) word's map on top, in prompt order."""
     from daam_store.heatmap import WordHeatMap
@@ -214,13 +178,13 @@ def word_overlays(experiment: GenerationExperiment, alpha: float = 0.5) -> list[
     base = enlarge(experiment.image)
     return [
         Overlay(span.text, span.index, WordHeatMap(value, span.text, span.index).overlay_image(base, alpha))
-        for span, value in experiment.heat_map().word_heat_maps()
+        for span, value in experiment.heat_map(_tokenizer()).word_heat_maps()
     ]
 
 
 def token_rows(experiment: GenerationExperiment) -> list[dict[str, object]]:
     """One row per heat-map row: the BPE token and the word it belongs to (start/end tokens have none)."""
-    heat_map = experiment.heat_map()
+    heat_map = experiment.heat_map(_tokenizer())
     word_of = {row: span for span in heat_map.words(include_punctuation=True) for row in span.token_indices}
     rows = []
     for row, token in enumerate(heat_map.tokens):
@@ -243,7 +207,15 @@ def layer_overlays(experiment: GenerationExperiment, word_idx: int, alpha: float
     if maps is None:
         return []
     names = list(getattr(experiment, "layer_names", None) or [f"layer {i}" for i in range(maps.shape[0])])
-    return _finer_overlays(experiment, maps, names, word_idx, alpha)
+    return _finer_overlays(experiment, maps, [short_layer_name(name) for name in names], word_idx, alpha)
+
+
+def short_layer_name(name: str) -> str:
+    """'down_blocks.1.attentions.0.transformer_blocks.0.attn2' -> 'down 1.0.0': block kind, then indices."""
+    parts = name.split(".")
+    kind = parts[0].removesuffix("_blocks").removesuffix("_block")
+    numbers = [part for part in parts[1:] if part.isdigit()]
+    return f"{kind} {'.'.join(numbers)}" if numbers else name
 
 
 def step_overlays(experiment: GenerationExperiment, word_idx: int, alpha: float = 0.5) -> list[Overlay]:
@@ -268,7 +240,7 @@ def _finer_overlays(experiment, maps, labels: Sequence[str], word_idx: int, alph
 
 
 def _word_span(experiment: GenerationExperiment, word_idx: int):
-    for span in experiment.heat_map().words():
+    for span in experiment.heat_map(_tokenizer()).words():
         if span.index == word_idx:
             return span
     raise UserError(f"generation has no word at index {word_idx}")
@@ -284,10 +256,286 @@ def experiment_zip(experiment: GenerationExperiment, folder_name: str = "experim
     """The experiment directory (output.png, prompt.txt, seed.txt, maps, generation.pt) as a zip file."""
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch) / folder_name
-        experiment.save(directory)
+        # Save a copy: saving re-points the experiment's `path`, here to a folder about to be deleted.
+        replace(experiment).save(directory, tokenizer=_tokenizer())
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for file in sorted(directory.rglob("*")):
                 if file.is_file():
                     archive.write(file, Path(folder_name) / file.relative_to(directory))
         return buffer.getvalue()
+
+
+# -- reading the store for the pages --------------------------------------------------------------
+
+GALLERY_PAGE_SIZE = 12
+
+
+@dataclass(frozen=True)
+class GenerationCard:
+    """What a gallery tile shows."""
+
+    generation_id: int
+    prompt: str
+    seed: int | None
+    model: str
+    created_at: datetime
+    image: Image.Image
+
+
+@dataclass(frozen=True)
+class Overview:
+    counts: dict[str, int]  # label -> number, in display order
+    database: str  # the URL with any password hidden
+    latest: list[GenerationCard]
+
+
+def store_overview(store, latest: int = 8) -> Overview:
+    from daam_store.store import queries
+
+    with store.session() as session:
+        summary = queries.store_summary(session)
+        cards = _cards(session, queries.list_generations(session, limit=latest))
+    counts = {
+        "Generations": summary.generations,
+        "Prompts": summary.prompts,
+        "Models": summary.models,
+        "Distinct words": summary.words,
+    }
+    return Overview(counts=counts, database=store.url, latest=cards)
+
+
+def _cards(session, summaries) -> list[GenerationCard]:
+    from daam_store.store import queries
+    from daam_store.store.reader import image_from_png
+
+    cards = []
+    for row in summaries:
+        png = queries.image_png(session, row.id)
+        image = image_from_png(png) if png else Image.new("RGB", (row.width, row.height), (128, 128, 128))
+        cards.append(GenerationCard(row.id, row.prompt, row.seed, row.model, row.created_at, image))
+    return cards
+
+
+# -- models ------------------------------------------------------------------------------------------
+
+
+def model_choices(store) -> dict[str, str]:
+    """Generate page's model list: label -> what `load_pipeline` takes. Built-ins first, then the models
+    registered in the store that can be loaded again (a hub id or a local folder)."""
+    from daam_store.models import BUILTIN_MODELS
+    from daam_store.store import queries
+
+    choices = {f"{name} (built-in)": name for name in BUILTIN_MODELS}
+    with store.session() as session:
+        models = queries.list_models(session)
+    for model in models:
+        if model.source in ("hub", "local") and model.location:
+            choices.setdefault(f"{model.name} ({model.source}, {model.family})", model.location)
+    return choices
+
+
+def builtin_model_table() -> list[dict[str, str]]:
+    """The built-in models and whether their weights are present (they are trained by a command)."""
+    from daam_store.models import BUILTIN_MODELS, ModelNotFoundError, resolve_model
+
+    rows = []
+    for name in BUILTIN_MODELS:
+        try:
+            status = f"ready ({resolve_model(name).location})"
+        except ModelNotFoundError as error:
+            status = str(error)
+        rows.append({"name": name, "family": "SD2" if name.startswith("sd2") else "SD1", "status": status})
+    return rows
+
+
+def model_table(store) -> list[dict[str, object]]:
+    """Every model in the store with how many generations it made."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        models = queries.list_models(session)
+    return [
+        {
+            "name": model.name,
+            "family": model.family,
+            "source": model.source,
+            "location": model.location,
+            "revision": model.revision,
+            "resolution": model.resolution,
+            "prediction": model.prediction_type,
+            "generations": model.generations,
+        }
+        for model in models
+    ]
+
+
+def register_model(store, load_pipeline: Callable[[str], object], name: str):
+    """Load the model the user named (proving it works) and record it in the store; its ModelInfo."""
+    from daam_store.models import describe_pipeline
+    from daam_store.store import queries
+
+    name = name.strip()
+    if not name:
+        raise UserError("enter a hub id (org/name) or the path of a local diffusers folder")
+    info = describe_pipeline(load_pipeline(name))
+    with store.write_session() as session:
+        queries.register_model(session, info)
+    return info
+
+
+# -- the Explore gallery -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    models: dict[str, int]  # label -> model id
+    authors: list[str]
+    tags: list[str]
+    any_stored: bool
+
+
+def filter_options(store) -> FilterOptions:
+    from daam_store.store import queries
+
+    with store.session() as session:
+        models = queries.list_models(session)
+        authors = queries.list_authors(session)
+        tags = [name for name, _count in queries.list_tags(session)]
+        stored = queries.count_generations(session) > 0
+    names = [model.name for model in models]
+    labels = {
+        # The same name with other weights is another model: tell them apart by revision.
+        (f"{m.name} ({m.revision[:8]})" if names.count(m.name) > 1 else m.name): m.id
+        for m in models
+    }
+    return FilterOptions(models=labels, authors=authors, tags=tags, any_stored=stored)
+
+
+def gallery_filter(
+    prompt_contains: str = "",
+    word: str = "",
+    model_ids: Sequence[int] = (),
+    seeds: str = "",
+    days: Sequence[date] = (),
+    author: str | None = None,
+    tag: str | None = None,
+):
+    """The Explore sidebar's values as a `GenerationFilter`; blank fields set no condition.
+
+    `days` is the date picker's value: () for any date, (first,) or (first, last), both days included,
+    as calendar days in UTC (the store's clock).
+    """
+    from daam_store.store.queries import GenerationFilter
+
+    first = datetime.combine(days[0], dt_time.min, UTC) if len(days) >= 1 else None
+    last = datetime.combine(days[1], dt_time.max, UTC) if len(days) >= 2 else None
+    return GenerationFilter(
+        prompt_contains=prompt_contains.strip() or None,
+        word=word.strip() or None,
+        model_ids=list(model_ids) or None,
+        seeds=parse_seed_spec(seeds) if seeds.strip() else None,
+        created_after=first,
+        created_before=last,
+        author=author or None,
+        tag=tag or None,
+    )
+
+
+def gallery_count(store, filters) -> int:
+    from daam_store.store import queries
+
+    with store.session() as session:
+        return queries.count_generations(session, filters)
+
+
+def gallery_page(store, filters, page: int, page_size: int = GALLERY_PAGE_SIZE) -> list[GenerationCard]:
+    """Page `page` (from 1) of the matching generations, newest first."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        rows = queries.list_generations(session, filters, limit=page_size, offset=(page - 1) * page_size)
+        return _cards(session, rows)
+
+
+# -- one generation in detail ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationDetails:
+    generation_id: int
+    prompt: str
+    image: Image.Image
+    experiment: GenerationExperiment | None  # None when only rendered overlays were imported
+    facts: list[dict[str, str]]  # what / value, as text
+    word_statistics: list[dict[str, object]]
+    stored_overlays: list[Overlay]  # overlay images kept verbatim (imported from the original daam layout)
+
+
+def parse_generation_id(text: str) -> int:
+    if not str(text).strip().isdigit():
+        raise UserError(f"bad generation id {text!r}: it is a whole number, as in ?generation=12")
+    return int(text)
+
+
+def generation_details(store, generation_id: int) -> GenerationDetails:
+    from daam_store.store import GenerationNotFoundError, queries
+    from daam_store.store.reader import image_from_png
+
+    with store.session() as session:
+        summary = queries.get_generation(session, generation_id)
+        if summary is None:
+            raise GenerationNotFoundError(f"no generation {generation_id} in the store: pick one in the gallery")
+        statistics = queries.word_statistics(session, generation_id)
+        image = image_from_png(queries.image_png(session, generation_id))
+        attachments = queries.attachments(session, generation_id)
+    has_maps = any(row.has_map for row in statistics)
+    experiment = store.load_experiment(generation_id) if has_maps else None
+    return GenerationDetails(
+        generation_id=generation_id,
+        prompt=summary.prompt,
+        image=image,
+        experiment=experiment,
+        facts=_facts(summary, experiment),
+        word_statistics=[_statistics_row(row) for row in statistics if row.has_map],
+        stored_overlays=[
+            Overlay(name.removesuffix(".heat_map.png"), index, image_from_png(data))
+            for index, (name, media_type, data) in enumerate(attachments)
+            if media_type == "image/png"
+        ],
+    )
+
+
+def _facts(summary, experiment: GenerationExperiment | None) -> list[dict[str, str]]:
+    metadata = experiment.metadata if experiment is not None else {}
+    model = metadata.get("model_info", {})
+    timings = metadata.get("timings") or {}
+    facts = {
+        "model": f"{summary.model} ({summary.family}, {model.get('source', '?')})",
+        "seed": summary.seed,
+        "steps": summary.steps,
+        "guidance": summary.guidance_scale,
+        "negative prompt": metadata.get("negative_prompt", ""),
+        "scheduler": metadata.get("scheduler", ""),
+        "size": f"{summary.width} x {summary.height}",
+        "created": f"{summary.created_at:%Y-%m-%d %H:%M:%S}",
+        "author": summary.author or "",
+        "tags": ", ".join(summary.tags),
+        "status": summary.status,
+        "timings": ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items()),
+    }
+    return [{"what": what, "value": "" if value is None else str(value)} for what, value in facts.items()]
+
+
+def _statistics_row(row) -> dict[str, object]:
+    return {
+        "word": row.word,
+        "word_idx": row.word_idx,
+        "share": row.share,
+        "total": row.total,
+        "peak": row.peak,
+        "entropy": row.entropy,
+        "centroid x": row.centroid_x,
+        "centroid y": row.centroid_y,
+        "area above tau": row.area_above_tau,
+    }

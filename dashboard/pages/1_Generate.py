@@ -1,0 +1,89 @@
+"""Generate: run traced generations (prompts x seeds on one model) and save them to the store."""
+
+import streamlit as st
+import ui
+
+from daam_store.dashboard_support import (
+    BatchRequest,
+    enlarge,
+    model_choices,
+    parse_prompts,
+    parse_tags,
+    run_generations,
+    word_overlays,
+)
+from daam_store.generate import GenerationRequest
+from daam_store.sweep import parse_seed_spec
+
+ui.setup_page("Generate")
+st.title("Generate")
+st.write(
+    "Run Stable Diffusion with its cross-attention traced: every image is saved to the store "
+    "with one heat map per word of its prompt."
+)
+
+store = ui.get_store()
+choices = model_choices(store)
+
+with st.form("generate"):
+    model_label = st.selectbox("Model", list(choices))
+    other_model = st.text_input(
+        "…or another model: a hub id or a local diffusers folder (used when filled in)",
+        placeholder="e.g. stabilityai/stable-diffusion-2-base or /data/models/my-sd",
+    )
+    prompts_text = st.text_area("Prompts, one per line", value="a red circle and a blue square")
+    seeds_column, steps_column, guidance_column = st.columns(3)
+    seeds_text = seeds_column.text_input("Seeds", value="0", help="Numbers and ranges, e.g. `0, 3, 10-12`.")
+    steps = steps_column.number_input("Steps", min_value=1, max_value=1000, value=GenerationRequest.steps)
+    guidance = guidance_column.number_input(
+        "Guidance", min_value=0.0, max_value=50.0, value=GenerationRequest.guidance_scale, step=0.5
+    )
+    negative_prompt = st.text_input("Negative prompt")
+    with st.expander("Record with the generations"):
+        author = st.text_input("Author")
+        tags_text = st.text_input("Tags, comma-separated")
+        save_steps = st.checkbox("Keep per-step maps (bigger rows; enables the per-step view in Explore)")
+    submitted = st.form_submit_button("Generate", type="primary")
+
+if submitted:
+    results: list = []
+    st.session_state["generate_results"] = results  # filled as they come, so a failure keeps the saved ones
+    with ui.errors_as_messages():
+        batch = BatchRequest(
+            prompts=tuple(parse_prompts(prompts_text)),
+            seeds=tuple(parse_seed_spec(seeds_text)),
+            steps=int(steps),
+            guidance_scale=float(guidance),
+            negative_prompt=negative_prompt.strip(),
+            author=author.strip() or None,
+            tags=parse_tags(tags_text),
+            save_steps=save_steps,
+        )
+        pipe = ui.get_pipeline(other_model.strip() or choices[model_label])
+        bar = st.progress(0.0, text=f"Step 0 of {batch.total_steps}")
+
+        def show_progress(done: int, total: int) -> None:
+            bar.progress(done / total, text=f"Step {done} of {total}")
+
+        for result in run_generations(pipe, batch, store, on_progress=show_progress):
+            results.append(result)
+        bar.progress(1.0, text=f"Done: {len(results)} generation(s) saved to the store")
+
+results = st.session_state.get("generate_results", [])
+if results:
+    alpha = st.slider("Heat-map opacity", min_value=0.0, max_value=1.0, value=0.5, step=0.05)
+    for result in results:
+        experiment = result.experiment
+        with st.container(border=True):
+            st.text(f"Generation #{result.generation_id} · seed {experiment.seed}")
+            st.text(experiment.prompt)
+            image_column, maps_column = st.columns([1, 4])
+            with image_column:
+                st.image(enlarge(experiment.image), width=200)
+                st.page_link(
+                    "pages/2_Explore.py",
+                    label="Open in Explore",
+                    query_params={"generation": result.generation_id},
+                )
+            with maps_column:
+                ui.show_overlays(word_overlays(experiment, alpha), per_row=5)

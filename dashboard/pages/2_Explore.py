@@ -1,0 +1,152 @@
+"""Explore: filter and page through stored generations; open one to inspect its word heat maps.
+
+`?generation=<id>` in the URL opens that generation directly (the Home, Generate and Compare pages link
+here that way).
+"""
+
+import streamlit as st
+import ui
+
+from daam_store.dashboard_support import (
+    GALLERY_PAGE_SIZE,
+    enlarge,
+    experiment_zip,
+    filter_options,
+    gallery_count,
+    gallery_filter,
+    gallery_page,
+    generation_details,
+    layer_overlays,
+    parse_generation_id,
+    png_bytes,
+    step_overlays,
+    token_rows,
+    word_overlays,
+)
+
+ANY = "(any)"
+
+
+def open_generation(generation_id: int) -> None:
+    st.query_params["generation"] = str(generation_id)
+
+
+def close_generation() -> None:
+    st.query_params.pop("generation", None)
+
+
+def show_gallery(store) -> None:
+    options = filter_options(store)
+    with st.sidebar:
+        st.header("Filters")
+        prompt_text = st.text_input("Prompt contains")
+        word = st.text_input("Word in the prompt")
+        models = st.multiselect("Models", list(options.models))
+        seeds = st.text_input("Seeds", help="Numbers and ranges, e.g. `0, 3, 10-12`.")
+        days = st.date_input("Created between (UTC days)", value=[])
+        author = st.selectbox("Author", [ANY, *options.authors])
+        tag = st.selectbox("Tag", [ANY, *options.tags])
+    filters = gallery_filter(
+        prompt_contains=prompt_text,
+        word=word,
+        model_ids=[options.models[label] for label in models],
+        seeds=seeds,
+        days=days,
+        author=None if author == ANY else author,
+        tag=None if tag == ANY else tag,
+    )
+    total = gallery_count(store, filters)
+    if total == 0:
+        if options.any_stored:
+            st.info("No generations match these filters.", icon="ℹ️")
+        else:
+            st.info("No generations in the store yet: make some on the Generate page.", icon="ℹ️")
+        return
+    pages = (total + GALLERY_PAGE_SIZE - 1) // GALLERY_PAGE_SIZE
+    count_column, page_column = st.columns([3, 1])
+    page = page_column.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1)
+    count_column.text(f"{total} generation{'s' if total != 1 else ''}")
+    cards = gallery_page(store, filters, page=int(page), page_size=GALLERY_PAGE_SIZE)
+    for start in range(0, len(cards), 4):
+        for column, card in zip(st.columns(4), cards[start : start + 4], strict=False):
+            with column, st.container(border=True):
+                st.image(enlarge(card.image, 192), width=192)
+                st.text(card.prompt)
+                st.text(f"#{card.generation_id} · seed {card.seed} · {card.model}")
+                st.button(
+                    "Open", key=f"open-{card.generation_id}", on_click=open_generation, args=(card.generation_id,)
+                )
+
+
+def show_detail(store, generation_id: int) -> None:
+    details = generation_details(store, generation_id)
+    st.button("← Back to the gallery", on_click=close_generation)
+    st.subheader(f"Generation #{generation_id}")
+    st.text(details.prompt)
+
+    image_column, info_column = st.columns([1, 2])
+    image_column.image(enlarge(details.image), width=256)
+    info_column.dataframe(details.facts, hide_index=True)
+
+    st.subheader("Word heat maps")
+    experiment = details.experiment
+    if experiment is None:
+        st.info("Imported from rendered overlays only: no numeric maps, so no statistics or views.", icon="ℹ️")
+        ui.show_overlays(details.stored_overlays, per_row=6)
+        return
+    alpha = st.slider("Heat-map opacity", min_value=0.0, max_value=1.0, value=0.5, step=0.05)
+    overlays = word_overlays(experiment, alpha)
+    ui.show_overlays(overlays, per_row=6)
+
+    words = {overlay.word_idx: overlay for overlay in overlays}
+    word_idx = st.selectbox(
+        "Word to inspect (per layer, per step, download)",
+        list(words),
+        format_func=lambda index: f"{words[index].label} (word {index})",
+    )
+    statistics, tokens, layers, steps, downloads = st.tabs(
+        ["Statistics", "Tokens", "Per layer", "Per step", "Downloads"]
+    )
+    with statistics:
+        if details.word_statistics:
+            st.dataframe(details.word_statistics, hide_index=True)
+        else:
+            st.info("No statistics were stored for this generation.", icon="ℹ️")
+    with tokens:
+        st.dataframe(token_rows(experiment), hide_index=True)
+    with layers:
+        layer_maps = layer_overlays(experiment, word_idx, alpha)
+        if layer_maps:
+            ui.show_overlays(layer_maps, per_row=4, width=128)
+        else:
+            st.info("No per-layer maps were recorded for this generation.", icon="ℹ️")
+    with steps:
+        step_maps = step_overlays(experiment, word_idx, alpha)
+        if step_maps:
+            ui.show_overlays(step_maps, per_row=6, width=128)
+        else:
+            st.info("Per-step maps were not kept: tick “Keep per-step maps” when generating.", icon="ℹ️")
+    with downloads:
+        st.download_button(
+            "Overlay of the chosen word (PNG)",
+            png_bytes(words[word_idx].image),
+            mime="image/png",
+            file_name=f"generation-{generation_id}-word-{word_idx}.png",
+        )
+        st.download_button(
+            "Experiment directory (zip)",
+            lambda: experiment_zip(experiment, f"generation-{generation_id}"),  # built on click only
+            mime="application/zip",
+            file_name=f"generation-{generation_id}.zip",
+        )
+
+
+ui.setup_page("Explore")
+st.title("Explore")
+store = ui.get_store()
+with ui.errors_as_messages():
+    requested = st.query_params.get("generation")
+    if requested:
+        show_detail(store, parse_generation_id(requested))
+    else:
+        show_gallery(store)

@@ -1,0 +1,39 @@
+"""Models: the registered models with their generation counts; add a hub id or a local folder."""
+
+import streamlit as st
+import ui
+
+from daam_store.dashboard_support import builtin_model_table, model_table, register_model
+
+ui.setup_page("Models")
+st.title("Models")
+
+store = ui.get_store()
+
+st.subheader("Built-in models")
+st.write("Small Stable Diffusion models shipped inside the package: they run on a CPU with no download.")
+with ui.errors_as_messages():
+    st.dataframe(builtin_model_table(), hide_index=True)
+
+st.subheader("Registered models")
+registered = st.empty()  # filled after the form below, so a model added just now is listed
+
+st.subheader("Add a model")
+with st.form("add_model"):
+    name = st.text_input(
+        "Hub id or local diffusers folder",
+        placeholder="e.g. stabilityai/stable-diffusion-2-base or /data/models/my-sd",
+    )
+    added = st.form_submit_button("Load and register")
+if added:
+    with ui.errors_as_messages():
+        model = register_model(store, ui.get_pipeline, name)
+        st.success("Registered: it is now in the Generate page's model list.")
+        st.text(f"{model.name} · {model.family} · {model.source} · revision {model.revision}")
+
+with registered.container(), ui.errors_as_messages():
+    rows = model_table(store)
+    if rows:
+        st.dataframe(rows, hide_index=True)
+    else:
+        st.info("No model is registered yet: generating an image or adding one below registers it.", icon="ℹ️")

@@ -1,0 +1,84 @@
+"""Streamlit glue shared by the pages: cached store and models, and errors shown as one line.
+
+Everything that holds logic lives in `daam_store.dashboard_support`; this module only knows Streamlit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from daam_store.dashboard_support import one_line
+from daam_store.errors import UserError
+
+log = logging.getLogger("daam_store.dashboard")
+
+
+def setup_page(title: str) -> None:
+    st.set_page_config(page_title=f"{title} · daam-store", page_icon="🔥", layout="wide")
+
+
+@st.cache_resource(show_spinner="Opening the store…")
+def _open_store(url: str | None):
+    from daam_store.store import open_store
+
+    return open_store(url)
+
+
+def get_store():
+    """The store for $DAAM_STORE_URL (or the default SQLite file), opened once per process.
+
+    On failure the page shows one line saying what is wrong and stops there.
+    """
+    try:
+        # Keyed by the URL so that a different $DAAM_STORE_URL (tests, a second team db) gets its own.
+        return _open_store(os.environ.get("DAAM_STORE_URL") or None)
+    except Exception as error:  # the store raises UserError, but a driver may raise anything
+        show_error(error)
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _load_pipeline(name: str):
+    from daam_store.models import load_pipeline
+
+    return load_pipeline(name)
+
+
+def get_pipeline(name: str):
+    """The pipeline for a built-in name, local folder or hub id; loaded once per process and model.
+
+    Two models stay in memory, enough to alternate between an SD1-like and an SD2-like one.
+    """
+    with st.spinner(f"Loading model {name}…"):
+        return _load_pipeline(name)
+
+
+def show_error(error: BaseException) -> None:
+    """One line on the page. An unexpected error also goes, with its traceback, to the server's log."""
+    if not isinstance(error, UserError):
+        log.error("dashboard error", exc_info=error)
+    st.error(one_line(error), icon="⚠️")
+
+
+@contextmanager
+def errors_as_messages() -> Iterator[None]:
+    """Wrap a page's body: any error ends the page with one clear line instead of a traceback."""
+    try:
+        yield
+    except Exception as error:  # st.stop()/st.rerun() are BaseExceptions and pass through untouched
+        show_error(error)
+
+
+def show_overlays(overlays, per_row: int = 6, width: int = 160) -> None:
+    """A grid of overlays, each labelled as plain text (words come from user prompts: never Markdown)."""
+    for start in range(0, len(overlays), per_row):
+        columns = st.columns(per_row)
+        for column, overlay in zip(columns, overlays[start : start + per_row], strict=False):
+            with column:
+                st.image(overlay.image, width=width)
+                st.text(overlay.label)

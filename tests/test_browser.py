@@ -1,0 +1,216 @@
+"""The dashboard in a real browser: `streamlit run dashboard/Home.py` driven by Debian's headless Chromium.
+
+One server on 127.0.0.1 with a temporary SQLite store; the test visits every page, runs one generation
+through the Generate form, opens it in Explore, checks that images and heat maps show and that no page
+shows an exception, and saves a screenshot of each page under test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SERVER_START_TIMEOUT = 90
+GENERATION_TIMEOUT_MS = 180_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen, log_file: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log_file.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"streamlit did not answer within {SERVER_START_TIMEOUT} s:\n{log_file.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(tmp_path_factory):
+    """A live dashboard over an empty temporary store; stopped (and its log kept) after the module."""
+    folder = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DAAM_STORE_URL": f"sqlite:///{folder / 'store.db'}",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    command = [
+        sys.executable, "-m", "streamlit", "run", "dashboard/Home.py",
+        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    log_file = folder / "streamlit.log"
+    with open(log_file, "w") as log:
+        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, server, log_file)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "streamlit.log").write_text(log_file.read_text())
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    with playwright_api.sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,  # the profile folder is passed as --user-data-dir by Playwright
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def open_page(page, url: str, expected_text: str, heading: bool = False) -> None:
+    """Go to a page and wait for the app's own text (or page heading): Streamlit renders only after its
+    websocket connects."""
+    page.goto(url)
+    if heading:
+        page.get_by_role("heading", name=expected_text, exact=True).first.wait_for(timeout=60_000)
+    else:
+        page.get_by_text(expected_text, exact=False).first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+
+
+def wait_until_idle(page, quiet_s: float = 1.5) -> None:
+    """Wait until the script run has finished: Streamlit's status widget ("Running…", shown a moment
+    after a run starts) has stayed away for `quiet_s` seconds."""
+    deadline = time.monotonic() + GENERATION_TIMEOUT_MS / 1000
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        assert time.monotonic() < deadline, "the page kept running"
+        if page.locator('[data-testid="stStatusWidget"]').count():
+            quiet_since = time.monotonic()
+        page.wait_for_timeout(250)
+
+
+def check_no_exception(page, name: str) -> None:
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, f"{name} shows an exception: {exceptions.first.inner_text()[:2000]}"
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def loaded_images(page) -> int:
+    """How many visible images the page shows, each scrolled into view (Streamlit loads them lazily) and
+    decoded by the browser (a broken image has naturalWidth 0). Images in closed tabs do not count."""
+    images = page.locator('[data-testid="stImage"] img').locator("visible=true")
+    decoded = 0
+    for index in range(images.count()):
+        image = images.nth(index)
+        image.scroll_into_view_if_needed()
+        decoded += image.evaluate("img => img.decode().then(() => img.naturalWidth > 0 ? 1 : 0, () => 0)")
+    return decoded
+
+
+def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, tiny_model_dir):
+    page = browser_page
+
+    open_page(page, dashboard_url, "The store is empty")
+    check_no_exception(page, "Home (empty)")
+    screenshot(page, "home-empty")
+
+    for path, text, name in [
+        ("Explore", "No generations", "explore-empty"),
+        ("Models", "Built-in models", "models"),
+    ]:
+        open_page(page, f"{dashboard_url}/{path}", text)
+        check_no_exception(page, name)
+        screenshot(page, name)
+
+    open_page(page, f"{dashboard_url}/Generate", "Prompts, one per line")
+    page.get_by_label("…or another model", exact=False).fill(str(tiny_model_dir))
+    page.get_by_label("Prompts, one per line", exact=True).fill("a red circle and a blue square")
+    page.get_by_label("Steps", exact=True).fill("4")
+    page.get_by_label("Seeds", exact=True).fill("7")
+    page.get_by_label("Seeds", exact=True).press("Tab")  # Streamlit commits a text input on blur
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("Done: 1 generation(s) saved", exact=False).wait_for(timeout=GENERATION_TIMEOUT_MS)
+    wait_until_idle(page)
+    check_no_exception(page, "Generate")
+    # The generated image plus one overlay per word: a, red, circle, and, a, blue, square.
+    assert loaded_images(page) == 1 + 7
+    for word in ("red", "circle", "blue", "square"):
+        assert page.get_by_text(word, exact=True).count() >= 1, f"no heat map labelled {word!r}"
+    screenshot(page, "generate-result")
+
+    page.get_by_text("Open in Explore").first.click()
+    page.get_by_text("Word heat maps", exact=False).first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    check_no_exception(page, "Explore detail")
+    assert page.get_by_text("a red circle and a blue square", exact=True).count() >= 1
+    assert loaded_images(page) >= 1 + 7
+    screenshot(page, "explore-detail")
+
+    open_page(page, f"{dashboard_url}/Explore", "1 generation")
+    check_no_exception(page, "Explore gallery")
+    assert loaded_images(page) == 1
+    screenshot(page, "explore-gallery")
+
+    open_page(page, dashboard_url, "Latest generations")
+    check_no_exception(page, "Home (filled)")
+    screenshot(page, "home-filled")
+
+    # Every page file, including those added later (Compare), renders on the filled store.
+    for name in page_names():
+        open_page(page, f"{dashboard_url}/{name}", name, heading=True)
+        check_no_exception(page, f"{name} (filled)")
+        screenshot(page, f"{name.lower()}-filled")
+
+
+def page_names() -> list[str]:
+    """The pages as Streamlit names them: pages/2_Explore.py -> "Explore" (also its URL path)."""
+    pages = sorted((REPO / "dashboard" / "pages").glob("*.py"))
+    names = [path.stem.split("_", 1)[-1].replace("_", " ") for path in pages]
+    assert {"Generate", "Explore", "Models"} <= set(names), names
+    return names

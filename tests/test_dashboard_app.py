@@ -1,0 +1,487 @@
+"""The dashboard: its library half (`daam_store.dashboard_support`) and every page under Streamlit's AppTest.
+
+Pages run against a real temporary SQLite store (through $DAAM_STORE_URL) and a real tiny pipeline saved
+as a local diffusers folder, so a generation here is the same code path as in the browser.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from daam_store.dashboard_support import (
+    MAX_BATCH,
+    BatchRequest,
+    enlarge,
+    experiment_zip,
+    layer_overlays,
+    parse_prompts,
+    parse_tags,
+    step_overlays,
+    token_rows,
+    word_overlays,
+)
+from daam_store.errors import UserError
+from daam_store.experiment import GenerationExperiment
+from daam_store.generate import GenerationRequest, generate
+
+DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
+PROMPT = "a red circle and a blue square"
+WORDS = ["a", "red", "circle", "and", "a", "blue", "square"]
+DOG = "a dog **bold** <b>html</b>"  # user text that Markdown or HTML would change
+
+
+# -- reading the Generate form ---------------------------------------------------------------------
+
+
+def test_prompts_one_per_line_and_tags_comma_separated():
+    assert parse_prompts("  a dog \n\n a cat\n") == ["a dog", "a cat"]
+    with pytest.raises(UserError):
+        parse_prompts(" \n ")
+    assert parse_tags(" x, y ,, x ") == ("x", "y")
+
+
+def test_batch_request_is_prompt_by_seed_and_refuses_a_grid_over_the_limit():
+    batch = BatchRequest(prompts=("a", "b"), seeds=(1, 2, 3), steps=4)
+    assert [(job.prompt, job.seed) for job in batch.jobs] == [(p, s) for p in "ab" for s in (1, 2, 3)]
+    assert batch.total_steps == 2 * 3 * 4
+    assert all(job.steps == 4 and job.guidance_scale == GenerationRequest.guidance_scale for job in batch.jobs)
+    with pytest.raises(UserError, match="at most"):
+        BatchRequest(prompts=tuple(f"p{i}" for i in range(MAX_BATCH + 1)), seeds=(0,))
+    with pytest.raises(UserError, match="steps"):
+        BatchRequest(prompts=("a",), seeds=(0,), steps=0)
+
+
+# -- pictures and files of one experiment ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def experiment(sd1_pipe) -> GenerationExperiment:
+    return generate(sd1_pipe, GenerationRequest(prompt=PROMPT, seed=3, steps=3, save_steps=True))
+
+
+def test_small_images_are_enlarged_by_a_whole_factor_with_sharp_pixels():
+    image = Image.new("RGB", (32, 32), (10, 20, 30))
+    image.putpixel((0, 0), (255, 0, 0))
+    big = enlarge(image, 256)
+    assert big.size == (256, 256)
+    assert big.getpixel((7, 7)) == (255, 0, 0) and big.getpixel((8, 8)) == (10, 20, 30)
+    assert enlarge(Image.new("RGB", (512, 512)), 256).size == (512, 512)
+
+
+def test_word_overlays_follow_the_prompt_and_the_opacity(experiment):
+    overlays = word_overlays(experiment, alpha=0.0)
+    assert [overlay.label for overlay in overlays] == WORDS
+    assert [overlay.word_idx for overlay in overlays] == list(range(len(WORDS)))
+    plain = enlarge(experiment.image)
+    assert all(overlay.image.tobytes() == plain.tobytes() for overlay in overlays)  # alpha 0 = the image
+    opaque = word_overlays(experiment, alpha=1.0)
+    assert opaque[1].image.tobytes() != opaque[2].image.tobytes()  # "red" and "circle" differ
+
+
+def test_token_rows_map_every_heat_map_row_to_its_word(experiment):
+    rows = token_rows(experiment)
+    assert len(rows) == experiment.global_heat_map.shape[0]
+    assert rows[0]["token"] == "<|startoftext|>" and rows[0]["word"] == ""
+    assert [row["word"] for row in rows[1:-1]] == WORDS
+    assert rows[-1]["token"] == "<|endoftext|>"
+
+
+def test_layer_and_step_views_have_one_map_per_layer_and_step(experiment):
+    layers = layer_overlays(experiment, word_idx=2)
+    assert len(layers) == len(experiment.layer_names) == 7
+    assert layers[0].label == "down 0.0.0" and layers[-1].label == "mid 0.0"
+    assert len(step_overlays(experiment, word_idx=2)) == 3
+    without_steps = GenerationExperiment(experiment.image, experiment.global_heat_map, PROMPT)
+    assert step_overlays(without_steps, 2) == [] and layer_overlays(without_steps, 2) == []
+    with pytest.raises(UserError):
+        layer_overlays(experiment, word_idx=99)
+
+
+def test_experiment_zip_holds_a_directory_that_loads_back(experiment, tmp_path):
+    path_before = experiment.path
+    data = experiment_zip(experiment, "generation-1")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path)
+    assert {"generation-1/output.png", "generation-1/generation.pt", "generation-1/red.heat_map.png"} <= names
+    loaded = GenerationExperiment.load(tmp_path / "generation-1")
+    assert loaded.prompt == PROMPT and loaded.seed == 3
+    assert loaded.global_heat_map.equal(experiment.global_heat_map)
+    assert experiment.path == path_before  # the caller's experiment still points where it did
+
+
+# -- the pages under AppTest -----------------------------------------------------------------------
+
+PAGES = ["Home.py", "pages/1_Generate.py", "pages/2_Explore.py", "pages/3_Models.py"]
+TIMEOUT = 120
+
+
+@pytest.fixture(autouse=False)
+def dashboard_path(monkeypatch):
+    # `streamlit run dashboard/Home.py` puts dashboard/ on sys.path (pages import `ui`); AppTest does not.
+    monkeypatch.syspath_prepend(str(DASHBOARD))
+
+
+@pytest.fixture
+def empty_store_url(tmp_path, monkeypatch, dashboard_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("DAAM_STORE_URL", url)
+    return url
+
+
+def run_page(page: str, query: dict[str, str] | None = None) -> AppTest:
+    """Open the app at Home (the entry point, as in the browser) and go to `page`."""
+    app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=TIMEOUT).run()
+    assert not app.exception, app.exception
+    if page != "Home.py":
+        app.switch_page(page)
+    for key, value in (query or {}).items():
+        app.query_params[key] = value
+    return app.run()
+
+
+def widget(widgets, label_start: str):
+    matches = [w for w in widgets if w.label.startswith(label_start)]
+    assert len(matches) == 1, f"{len(matches)} widgets labelled {label_start!r}"
+    return matches[0]
+
+
+def texts(app: AppTest) -> list[str]:
+    return [element.value for element in app.text]
+
+
+def assert_clean(app: AppTest) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_store(empty_store_url, page):
+    app = run_page(page)
+    assert_clean(app)
+    info = " ".join(element.value for element in app.info)
+    expected = {
+        "Home.py": "The store is empty",
+        "pages/1_Generate.py": "",
+        "pages/2_Explore.py": "No generations in the store yet",
+        "pages/3_Models.py": "No model is registered yet",
+    }[page]
+    assert expected in info
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_unreachable_database_is_one_error_on_every_page(tmp_path, monkeypatch, dashboard_path, page):
+    monkeypatch.setenv("DAAM_STORE_URL", "postgresql://nobody@127.0.0.1:9/nowhere")  # port 9: nothing listens
+    app = run_page(page)
+    assert not app.exception
+    assert len(app.error) == 1
+    message = app.error[0].value
+    assert "cannot open database" in message and "DAAM_STORE_URL" in message and "\n" not in message
+
+
+def fill_generate_form(app: AppTest, model: str, prompts: str, seeds: str, steps: int = 3, **extra) -> AppTest:
+    widget(app.text_input, "…or another model").input(model)
+    widget(app.text_area, "Prompts").input(prompts)
+    widget(app.text_input, "Seeds").input(seeds)
+    widget(app.number_input, "Steps").set_value(steps)
+    if "author" in extra:
+        widget(app.text_input, "Author").input(extra["author"])
+    if "tags" in extra:
+        widget(app.text_input, "Tags").input(extra["tags"])
+    if extra.get("save_steps"):
+        widget(app.checkbox, "Keep per-step maps").check()
+    widget(app.button, "Generate").click()
+    return app.run()
+
+
+def open_store_at(url: str):
+    from daam_store.store import open_store
+
+    return open_store(url)
+
+
+def test_generate_saves_exactly_one_row_per_prompt_and_seed(empty_store_url, tiny_model_dir):
+    from daam_store.store import queries
+
+    app = run_page("pages/1_Generate.py")
+    app = fill_generate_form(
+        app, str(tiny_model_dir), f"{PROMPT}\na cat", "4-5", steps=3, author="ann", tags="first, demo"
+    )
+    assert_clean(app)
+    assert app.get("progress")[0].value == 100  # AppTest reports the bar in percent
+    assert "Done: 4 generation(s) saved" in app.get("progress")[0].proto.text
+    shown = texts(app)
+    assert [t for t in shown if t.startswith("Generation #")] == [
+        "Generation #1 · seed 4", "Generation #2 · seed 5", "Generation #3 · seed 4", "Generation #4 · seed 5"
+    ]  # fmt: skip
+    assert shown.count("circle") == 2 and shown.count("cat") == 2  # one overlay per word per generation
+    assert len(app.get("image")) == 2 * (1 + len(WORDS)) + 2 * (1 + 2)
+
+    with open_store_at(empty_store_url) as store, store.session() as session:
+        summary = queries.store_summary(session)
+        rows = queries.list_generations(session, limit=100)
+        statistics = {row.id: queries.word_statistics(session, row.id) for row in rows}
+        models = queries.list_models(session)
+    assert (summary.generations, summary.prompts, summary.models) == (4, 2, 1)
+    assert summary.heat_maps == 2 * len(WORDS) + 2 * 2
+    assert sorted((row.prompt, row.seed) for row in rows) == sorted(
+        (prompt, seed) for prompt in (PROMPT, "a cat") for seed in (4, 5)
+    )
+    assert all(row.steps == 3 and row.author == "ann" and row.tags == ("demo", "first") for row in rows)
+    assert all(row.status == "done" for row in rows)
+    for row in rows:
+        words = [stat.word for stat in statistics[row.id]]
+        assert words == (WORDS if row.prompt == PROMPT else ["a", "cat"])
+        assert sum(stat.share for stat in statistics[row.id]) == pytest.approx(1.0, abs=1e-5)
+    assert [(m.source, m.location, m.generations) for m in models] == [("local", str(tiny_model_dir), 4)]
+
+    # The same form again finds every generation stored: no new rows.
+    app = fill_generate_form(
+        app, str(tiny_model_dir), f"{PROMPT}\na cat", "4-5", steps=3, author="ann", tags="first, demo"
+    )
+    assert_clean(app)
+    with open_store_at(empty_store_url) as store, store.session() as session:
+        assert queries.count_generations(session) == 4
+
+
+@pytest.mark.parametrize(
+    ("model", "seeds", "message"),
+    [
+        ("/no/such/folder", "0", "unknown model"),
+        ("{model}", "x", "bad seed 'x'"),
+        ("{model}", "3-1", "goes backwards"),
+        ("{model}", f"0-{MAX_BATCH}", f"at most {MAX_BATCH}"),
+    ],
+)
+def test_bad_generate_input_is_one_error_and_saves_nothing(empty_store_url, tiny_model_dir, model, seeds, message):
+    from daam_store.store import queries
+
+    app = fill_generate_form(run_page("pages/1_Generate.py"), model.format(model=tiny_model_dir), "a dog", seeds)
+    assert not app.exception
+    assert len(app.error) == 1 and message in app.error[0].value
+    with open_store_at(empty_store_url) as store, store.session() as session:
+        assert queries.count_generations(session) == 0
+
+
+def test_generate_offers_the_builtin_models_and_registered_ones(empty_store_url, tiny_model_dir):
+    app = run_page("pages/1_Generate.py")
+    options = widget(app.selectbox, "Model").options
+    assert options[:2] == ["sd1-tiny (built-in)", "sd2-tiny (built-in)"]
+    fill_generate_form(app, str(tiny_model_dir), "a dog", "0", steps=2)
+    options = widget(run_page("pages/1_Generate.py").selectbox, "Model").options
+    assert options[2:] == [f"{tiny_model_dir} (local, SD1)"]
+
+
+# -- a filled store --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def filled_store(tmp_path_factory, tiny_model_dir, tiny_sd2_model_dir):
+    """Seven generations over two models, three prompts, authors and tags; per-step maps on one."""
+    from daam_store.dashboard_support import run_generations
+    from daam_store.models import load_pipeline
+    from daam_store.store import open_store
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('filled') / 'store.db'}"
+    sd1, sd2 = load_pipeline(str(tiny_model_dir)), load_pipeline(str(tiny_sd2_model_dir))
+    batches = [
+        (sd1, BatchRequest(prompts=(PROMPT, "a cat"), seeds=(0, 1), steps=2, author="ann", tags=("shapes",))),
+        (sd1, BatchRequest(prompts=(DOG,), seeds=(7,), steps=2, author="bob")),
+        (sd2, BatchRequest(prompts=(PROMPT,), seeds=(0, 1), steps=2, tags=("shapes", "sd2"), save_steps=True)),
+    ]
+    ids: dict[tuple[str, str, int], int] = {}
+    with open_store(url) as store:
+        for pipe, batch in batches:
+            for result in run_generations(pipe, batch, store):
+                family = "sd2" if pipe is sd2 else "sd1"
+                ids[(family, result.experiment.prompt, result.experiment.seed)] = result.generation_id
+    assert len(ids) == 7
+    return url, ids
+
+
+@pytest.fixture
+def filled_store_url(filled_store, monkeypatch, dashboard_path):
+    url, ids = filled_store
+    monkeypatch.setenv("DAAM_STORE_URL", url)
+    return ids
+
+
+def shown_ids(app: AppTest) -> set[int]:
+    return {int(t.split(" · ")[0][1:]) for t in texts(app) if t.startswith("#")}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_filled_store(filled_store_url, page):
+    app = run_page(page)
+    assert_clean(app)
+
+
+def test_home_counts_what_is_stored_and_shows_the_latest(filled_store_url):
+    app = run_page("Home.py")
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics == {
+        "Generations": "7",
+        "Prompts": "3",
+        "Models": "2",
+        "Distinct words": "11",
+    }  # a red circle and blue square cat dog bold b html
+    assert DOG in texts(app)  # a prompt is shown as it was typed, as text
+    assert len(app.get("image")) == 7
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "expected"),
+    [
+        ("Prompt contains", "CIRCLE", {("sd1", PROMPT, 0), ("sd1", PROMPT, 1), ("sd2", PROMPT, 0), ("sd2", PROMPT, 1)}),
+        ("Prompt contains", "**", {("sd1", DOG, 7)}),
+        ("Word in the prompt", "cat", {("sd1", "a cat", 0), ("sd1", "a cat", 1)}),
+        ("Word in the prompt", "circ", set()),
+        ("Seeds", "1, 7", {("sd1", PROMPT, 1), ("sd1", "a cat", 1), ("sd2", PROMPT, 1), ("sd1", DOG, 7)}),
+    ],
+)  # fmt: skip
+def test_explore_text_filters_return_the_right_rows(filled_store_url, label, value, expected):
+    app = run_page("pages/2_Explore.py")
+    widget(app.text_input, label).input(value)
+    app.run()
+    assert_clean(app)
+    assert shown_ids(app) == {filled_store_url[key] for key in expected}
+    if not expected:
+        assert "No generations match these filters." in [element.value for element in app.info]
+
+
+def test_explore_choice_filters_return_the_right_rows(filled_store_url):
+    ids = filled_store_url
+    app = run_page("pages/2_Explore.py")
+    assert shown_ids(app) == set(ids.values())
+    assert "7 generations" in texts(app)
+
+    models = widget(app.multiselect, "Models")
+    sd2_label = next(option for option in models.options if "tiny-sd2" in option)
+    models.select(sd2_label)
+    app.run()
+    assert shown_ids(app) == {ids[("sd2", PROMPT, 0)], ids[("sd2", PROMPT, 1)]}
+    widget(app.multiselect, "Models").unselect(sd2_label)
+
+    widget(app.selectbox, "Author").select("ann")
+    app.run()
+    assert shown_ids(app) == {ids[("sd1", p, s)] for p in (PROMPT, "a cat") for s in (0, 1)}
+    widget(app.selectbox, "Tag").select("shapes")  # the sd2 rows are tagged "shapes" too, but have no author
+    app.run()
+    assert shown_ids(app) == {ids[("sd1", p, s)] for p in (PROMPT, "a cat") for s in (0, 1)}
+    widget(app.selectbox, "Author").select("(any)")
+    widget(app.selectbox, "Tag").select("sd2")
+    app.run()
+    assert shown_ids(app) == {ids[("sd2", PROMPT, 0)], ids[("sd2", PROMPT, 1)]}
+
+
+def test_explore_date_filter_counts_whole_utc_days(filled_store_url):
+    from datetime import UTC, datetime, timedelta
+
+    from daam_store.dashboard_support import gallery_count, gallery_filter
+    from daam_store.store import open_store
+
+    today = datetime.now(UTC).date()
+    with open_store() as store:
+        assert gallery_count(store, gallery_filter(days=(today,))) == 7
+        assert gallery_count(store, gallery_filter(days=(today, today))) == 7
+        assert gallery_count(store, gallery_filter(days=(today - timedelta(days=3), today - timedelta(days=1)))) == 0
+        assert gallery_count(store, gallery_filter(days=(today + timedelta(days=1),))) == 0
+    app = run_page("pages/2_Explore.py")
+    app.date_input[0].set_value((today - timedelta(days=2), today - timedelta(days=1))).run()
+    assert_clean(app)
+    assert shown_ids(app) == set()
+
+
+def test_explore_pages_through_the_gallery(filled_store_url, monkeypatch):
+    import daam_store.dashboard_support as support
+
+    monkeypatch.setattr(support, "GALLERY_PAGE_SIZE", 3)
+    app = run_page("pages/2_Explore.py")
+    assert len(shown_ids(app)) == 3
+    seen = set(shown_ids(app))
+    page = widget(app.number_input, "Page")
+    assert page.max == 3
+    page.set_value(3).run()
+    assert len(shown_ids(app)) == 1
+    seen |= shown_ids(app)
+    widget(app.number_input, "Page").set_value(2).run()
+    seen |= shown_ids(app)
+    assert seen == set(filled_store_url.values())
+
+
+def test_explore_detail_shows_the_generation_word_by_word(filled_store_url):
+    generation_id = filled_store_url[("sd2", PROMPT, 1)]
+    app = run_page("pages/2_Explore.py", {"generation": str(generation_id)})
+    assert_clean(app)
+    shown = texts(app)
+    assert PROMPT in shown
+    assert [t for t in shown if t in WORDS] == WORDS  # one overlay per word, labelled in prompt order
+    assert len(app.get("image")) >= 1 + len(WORDS)
+    facts = app.dataframe[0].value
+    assert dict(zip(facts["what"], facts["value"], strict=True))["seed"] == "1"
+    statistics = app.dataframe[1].value
+    assert list(statistics["word"]) == WORDS
+    assert statistics["share"].sum() == pytest.approx(1.0, abs=1e-5)
+    tokens = app.dataframe[2].value
+    assert list(tokens["token"])[:3] == ["<|startoftext|>", "a</w>", "red</w>"]
+    assert "Per-step maps were not kept" not in [element.value for element in app.info]  # traced with steps
+    assert widget(app.selectbox, "Word to inspect").options[1] == "red (word 1)"
+    assert {button.label for button in app.get("download_button")} == {
+        "Overlay of the chosen word (PNG)", "Experiment directory (zip)"
+    }  # fmt: skip
+
+    widget(app.slider, "Heat-map opacity").set_value(0.9).run()
+    assert_clean(app)
+
+
+def test_explore_detail_without_per_step_maps_says_so(filled_store_url):
+    app = run_page("pages/2_Explore.py", {"generation": str(filled_store_url[("sd1", "a cat", 0)])})
+    assert_clean(app)
+    assert any("Per-step maps were not kept" in element.value for element in app.info)
+
+
+@pytest.mark.parametrize(("query", "message"), [("999", "no generation 999"), ("abc", "bad generation id")])
+def test_explore_unknown_generation_is_one_error(filled_store_url, query, message):
+    app = run_page("pages/2_Explore.py", {"generation": query})
+    assert not app.exception
+    assert len(app.error) == 1 and message in app.error[0].value
+
+
+def test_user_text_is_never_rendered_as_markdown(filled_store_url):
+    prompt = DOG
+    for page, query in [("Home.py", None), ("pages/2_Explore.py", None),
+                        ("pages/2_Explore.py", {"generation": str(filled_store_url[("sd1", prompt, 7)])})]:  # fmt: skip
+        app = run_page(page, query)
+        assert prompt in texts(app)
+        assert not any("bold" in element.value for element in app.markdown)
+
+
+def test_models_page_lists_counts_and_registers_a_folder(filled_store_url, tiny_model_dir, tmp_path):
+    app = run_page("pages/3_Models.py")
+    assert_clean(app)
+    builtin, registered = (frame.value for frame in app.dataframe)
+    assert list(builtin["name"]) == ["sd1-tiny", "sd2-tiny"]
+    assert sorted(zip(registered["family"], registered["generations"], strict=True)) == [("SD1", 5), ("SD2", 2)]
+
+    widget(app.text_input, "Hub id or local").input(str(tmp_path / "missing"))
+    widget(app.button, "Load and register").click()
+    app.run()
+    assert not app.exception and len(app.error) == 1 and "unknown model" in app.error[0].value
+    assert len(app.dataframe[1].value) == 2
+
+
+def test_models_page_adds_a_new_local_model(empty_store_url, tiny_model_dir):
+    app = run_page("pages/3_Models.py")
+    widget(app.text_input, "Hub id or local").input(str(tiny_model_dir))
+    widget(app.button, "Load and register").click()
+    app.run()
+    assert_clean(app)
+    assert any("Registered" in element.value for element in app.success)
+    registered = app.dataframe[1].value
+    assert list(registered["location"]) == [str(tiny_model_dir)] and list(registered["generations"]) == [0]
