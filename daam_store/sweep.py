@@ -18,6 +18,7 @@ from daam_store.utils import parse_seed
 
 TAG_PREFIX = "sweep:"
 _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+MAX_SEEDS_IN_RANGE = 100_000
 _NAME = re.compile(r"^[\w.+-]{1,64}$")
 
 
@@ -42,6 +43,8 @@ def parse_seed_spec(text: str) -> list[int]:
             first, last = int(match.group(1)), int(match.group(2))
             if last < first:
                 raise UserError(f"seed range {part!r} goes backwards: write it as {last}-{first}")
+            if last - first >= MAX_SEEDS_IN_RANGE:  # a typo like 0-10000000000 must not fill the memory
+                raise UserError(f"seed range {part!r} has over {MAX_SEEDS_IN_RANGE} seeds")
             seeds.extend(range(parse_seed(first), parse_seed(last) + 1))
         else:
             seeds.append(parse_seed(part))
