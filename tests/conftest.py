@@ -69,3 +69,22 @@ def clip_tokenizer():
     from daam_store.models import load_clip_tokenizer
 
     return load_clip_tokenizer()
+
+
+# -- a store filled by a small sweep: the Compare page's tests (app and browser) ----------------------------
+SWEPT_PROMPTS = ("a red dog", "a dog and a cat")
+SWEPT_SEEDS = (0, 1)
+
+
+@pytest.fixture(scope="session")
+def swept_store_url(tmp_path_factory, tiny_model_dir, tiny_sd2_model_dir):
+    """SQLite file holding sweep "small": 2 prompts x 2 seeds x 2 tiny models (SD1- and SD2-like), 2 steps,
+    with per-step maps. Read-only for the tests that use it."""
+    from daam_store.store import open_store
+    from daam_store.sweep import SweepSettings, run_sweep
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('swept') / 'store.db'}"
+    with open_store(url) as store:
+        models = [str(tiny_model_dir), str(tiny_sd2_model_dir)]
+        run_sweep(store, SWEPT_PROMPTS, SWEPT_SEEDS, models, SweepSettings(steps=2, save_steps=True), name="small")
+    return url

@@ -142,7 +142,7 @@ def test_overlap_one_generation_and_averaged(known_store):
 
 def test_per_step_shares(known_store):
     store, ids = known_store
-    assert compare.generations_with_steps(store, KNOWN) == [ids["m1", 0]]
+    assert list(compare.generations_with_steps(store, KNOWN)) == [ids["m1", 0]]
     table = compare.step_shares(store, ids["m1", 0]).set_index(["step", "word"])
     assert table.loc[(1, "a"), "share"] == pytest.approx(1 / 2)
     assert table.loc[(2, "dog"), "share"] == pytest.approx(3 / 4)

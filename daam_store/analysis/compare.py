@@ -79,6 +79,23 @@ def compare_options(store, tag: str | None = None) -> CompareOptions:
     )
 
 
+def store_version(store) -> tuple:
+    """Changes whenever generations or tags are added: the page's cache key, so new rows show at once."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        return queries.count_generations(session), tuple(queries.list_tags(session))
+
+
+def generation_choices(store, selection: Selection, limit: int = 200) -> dict[int, str]:
+    """The newest `limit` generations of the selection: id -> "#id · prompt · model · seed N"."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        rows = queries.list_generations(session, selection.filters(), limit=limit)
+    return {r.id: f"#{r.id} · {r.prompt} · {r.model} · seed {r.seed}" for r in rows}
+
+
 # -- across prompts ----------------------------------------------------------------------------------
 def word_share_per_generation(store, selection: Selection, word: str) -> pd.DataFrame:
     """One row per generation: the word's share (repeated occurrences summed), with prompt, model, seed."""
@@ -344,11 +361,14 @@ def _unique_labels(words: Sequence[str]) -> list[str]:
 
 
 # -- per step ----------------------------------------------------------------------------------------
-def generations_with_steps(store, selection: Selection, limit: int = 200) -> list[int]:
+def generations_with_steps(store, selection: Selection, limit: int = 50) -> dict[int, str]:
+    """The newest `limit` generations of the selection that have per-step maps: id -> label."""
     from daam_store.store import queries
 
     with store.session() as session:
-        return queries.generations_with_maps(session, "steps", selection.filters(), limit=limit)
+        ids = queries.generations_with_maps(session, "steps", selection.filters(), limit=limit)
+        rows = [queries.get_generation(session, generation_id) for generation_id in ids]
+    return {r.id: f"#{r.id} · {r.prompt} · {r.model} · seed {r.seed}" for r in rows if r is not None}
 
 
 def step_shares(store, generation_id: int) -> pd.DataFrame:

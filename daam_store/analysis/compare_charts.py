@@ -1,0 +1,222 @@
+"""Plotly figures of the Compare page, drawn from the tables in `compare` (no store access here).
+
+Every point that stands for one generation carries its id as the first `customdata` value, so a click
+on it can open that generation in Explore (`clicked_generation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+SHARE_AXIS = "attribution share"
+HEAT_SCALE = "Jet"  # DAAM's overlays use the jet colour map
+LABEL_CHARACTERS = 40  # long prompts are cut on axes; hover and CSV keep the whole text
+
+
+def short(text: str, limit: int = LABEL_CHARACTERS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    labelled = frame.copy()
+    if "prompt" in labelled:
+        labelled["prompt_label"] = labelled["prompt"].map(short)
+    return labelled
+
+
+def share_by_prompt_figure(per_generation: pd.DataFrame, summary: pd.DataFrame, word: str) -> go.Figure:
+    """Mean share per prompt (bars, +- one standard deviation) and every generation as a point."""
+    points = _with_labels(per_generation)
+    bars = _with_labels(summary)
+    figure = go.Figure(
+        go.Bar(
+            x=bars["prompt_label"],
+            y=bars["mean_share"],
+            error_y={"type": "data", "array": bars["std_share"]},
+            name="mean over generations",
+            hovertext=bars["prompt"],
+            opacity=0.5,
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=points["prompt_label"],
+            y=points["share"],
+            mode="markers",
+            name="one generation (click to open)",
+            customdata=points[["generation_id", "model", "seed"]].to_numpy(),
+            hovertemplate="generation %{customdata[0]}<br>%{customdata[1]}, seed %{customdata[2]}"
+            "<br>share %{y:.3f}<extra></extra>",
+        )
+    )
+    figure.update_layout(title=f"Share of “{word}” across prompts", yaxis_title=SHARE_AXIS, xaxis_title="prompt")
+    return figure
+
+
+def all_words_figure(table: pd.DataFrame) -> go.Figure:
+    """Every word's mean share, prompt by prompt (one panel per model when there are several)."""
+    frame = _with_labels(table)
+    several_models = frame["model"].nunique() > 1
+    figure = px.bar(
+        frame,
+        x="prompt_label",
+        y="mean_share",
+        color="word",
+        error_y="std_share",
+        barmode="group",
+        facet_row="model" if several_models else None,
+        hover_data={"prompt": True, "generations": True, "prompt_label": False},
+        labels={"prompt_label": "prompt", "mean_share": SHARE_AXIS},
+        title="Share of every word across prompts",
+    )
+    return figure
+
+
+def seed_distribution_figure(per_generation: pd.DataFrame, word: str, kind: str = "box") -> go.Figure:
+    """Distribution over seeds of the word's share, per prompt and model; points open their generation."""
+    frame = _with_labels(per_generation)
+    draw = px.violin if kind == "violin" else px.box
+    options = {"box": True} if kind == "violin" else {}
+    figure = draw(
+        frame,
+        x="prompt_label",
+        y="share",
+        color="model",
+        points="all",
+        custom_data=["generation_id", "seed", "prompt"],
+        labels={"prompt_label": "prompt", "share": SHARE_AXIS},
+        title=f"Share of “{word}” across seeds",
+        **options,
+    )
+    figure.update_traces(hovertemplate="generation %{customdata[0]}, seed %{customdata[1]}<br>share %{y:.3f}")
+    return figure
+
+
+def stability_figure(table: pd.DataFrame, word: str) -> go.Figure:
+    """Mean pairwise correlation and IoU of the word's maps across seeds, per prompt and model."""
+    frame = _with_labels(table).melt(
+        id_vars=["prompt_label", "model", "seeds"],
+        value_vars=["mean_correlation", "mean_iou"],
+        var_name="metric",
+        value_name="value",
+    )
+    return px.bar(
+        frame,
+        x="prompt_label",
+        y="value",
+        color="model",
+        barmode="group",
+        facet_col="metric",
+        hover_data=["seeds"],
+        labels={"prompt_label": "prompt"},
+        title=f"Stability of “{word}” across seeds (1 = the same map for every seed)",
+    )
+
+
+def map_grid_figure(maps: Sequence[np.ndarray], titles: Sequence[str], columns: int = 8) -> go.Figure:
+    """Maps side by side as heat maps (image orientation: row 0 at the top), one shared colour scale each."""
+    count = max(1, len(maps))
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.01)
+    for index, heat_map in enumerate(maps):
+        figure.add_trace(
+            go.Heatmap(z=heat_map, colorscale=HEAT_SCALE, showscale=False, hovertemplate="%{z:.4f}<extra></extra>"),
+            row=index // columns + 1,
+            col=index % columns + 1,
+        )
+    figure.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
+    figure.update_xaxes(showticklabels=False)
+    figure.update_layout(height=max(220, 170 * rows), margin={"t": 40, "b": 10, "l": 10, "r": 10})
+    return figure
+
+
+def model_scatter_figure(table: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
+    """Each word's share under model A against model B, one point per (prompt, seed, word)."""
+    frame = _with_labels(table)
+    figure = px.scatter(
+        frame,
+        x="share_a",
+        y="share_b",
+        color="word",
+        custom_data=["generation_id_a", "generation_id_b", "prompt", "seed"],
+        labels={"share_a": f"share under {label_a}", "share_b": f"share under {label_b}"},
+        title=f"Per-word shares: {label_a} vs {label_b} (click a point to open the {label_a} generation)",
+        render_mode="webgl",
+    )
+    figure.update_traces(
+        hovertemplate="%{customdata[2]}, seed %{customdata[3]}<br>A %{x:.3f} (generation %{customdata[0]})"
+        "<br>B %{y:.3f} (generation %{customdata[1]})<extra></extra>"
+    )
+    top = float(np.nanmax(frame[["share_a", "share_b"]].to_numpy())) if len(frame) else 1.0
+    figure.add_shape(type="line", x0=0, y0=0, x1=top, y1=top, line={"dash": "dot", "color": "grey"})
+    return figure
+
+
+def agreement_figure(table: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
+    frame = _with_labels(table)
+    frame["word_label"] = frame["word"] + " · " + frame["prompt_label"]
+    melted = frame.melt(id_vars=["word_label", "pairs"], value_vars=["correlation", "iou"], var_name="metric")
+    return px.bar(
+        melted,
+        x="word_label",
+        y="value",
+        color="metric",
+        barmode="group",
+        hover_data=["pairs"],
+        labels={"word_label": "word · prompt"},
+        title=f"Agreement of the maps of {label_a} and {label_b} (mean over shared seeds)",
+    )
+
+
+def overlap_figure(matrix: pd.DataFrame, title: str) -> go.Figure:
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix.to_numpy(),
+            x=list(matrix.columns),
+            y=list(matrix.index),
+            zmin=0,
+            zmax=1,
+            colorscale="Viridis",
+            text=np.round(matrix.to_numpy(), 2),
+            texttemplate="%{text}",
+            hovertemplate="%{y} / %{x}: IoU %{z:.3f}<extra></extra>",
+            colorbar={"title": "IoU"},
+        )
+    )
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(title=title)
+    return figure
+
+
+def step_figure(table: pd.DataFrame, generation_id: int) -> go.Figure:
+    frame = table.copy()
+    frame["word_label"] = frame["word"] + " (" + frame["position"].astype(str) + ")"
+    return px.line(
+        frame,
+        x="step",
+        y="share",
+        color="word_label",
+        markers=True,
+        labels={"share": SHARE_AXIS, "word_label": "word (position)"},
+        title=f"Share of each word at every denoising step, generation {generation_id}",
+    )
+
+
+def clicked_generation(event) -> int | None:
+    """The generation id of the point a user clicked in an `st.plotly_chart(on_select="rerun")` chart."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    for point in points:
+        custom = point.get("customdata")
+        if custom is not None and len(custom) > 0:
+            return int(custom[0])
+    return None

@@ -1,0 +1,198 @@
+"""Compare: word attributions across prompts, seeds and models, word overlap, and per-step curves.
+
+Each view has its filters, a Plotly chart and a CSV of the numbers behind it; a click on a point that
+stands for one generation opens it in Explore. The numbers come from `daam_store.analysis.compare`.
+"""
+
+import streamlit as st
+import ui
+
+from daam_store.analysis import compare
+from daam_store.analysis import compare_charts as charts
+from daam_store.sweep import parse_seed_spec
+
+ALL = "(all generations)"
+VIEWS = ["Across prompts", "Across seeds", "Across models", "Word overlap", "Per step"]
+
+
+@st.cache_data(show_spinner="Computing…", max_entries=256)
+def table(function: str, version: tuple, *args):
+    """A `compare` function's result, cached until the store changes (`version`)."""
+    return getattr(compare, function)(ui.get_store(), *args)
+
+
+def get(function: str, *args):
+    return table(function, st.session_state["compare_version"], *args)
+
+
+def chart(figure, key: str) -> None:
+    """Draw a chart; a click on a point that carries a generation id opens that generation in Explore."""
+    event = st.plotly_chart(figure, key=key, on_select="rerun", selection_mode="points")
+    generation_id = charts.clicked_generation(event)
+    if generation_id is not None:
+        st.switch_page("pages/2_Explore.py", query_params={"generation": generation_id})
+
+
+def csv_button(frame, name: str) -> None:
+    st.download_button(
+        "Download CSV", compare.to_csv(frame), file_name=f"{name}.csv", mime="text/csv", key=f"csv_{name}"
+    )
+
+
+def sidebar(tag: str | None, options: compare.CompareOptions) -> tuple[compare.Selection, str | None]:
+    with st.sidebar:
+        st.header("Compare")
+        models = st.multiselect("Models", list(options.models), format_func=options.models.get, help="None = all.")
+        prompts = st.multiselect("Prompts", list(options.prompts), format_func=options.prompts.get, help="None = all.")
+        seeds_text = st.text_input("Seeds", help="Numbers and ranges, e.g. `0-7, 10`. Empty = all.")
+        word = st.selectbox("Word", options.words, help="The word the charts follow.") if options.words else None
+    seeds = tuple(parse_seed_spec(seeds_text)) if seeds_text.strip() else ()
+    return compare.Selection(tag, tuple(models), tuple(prompts), seeds), word
+
+
+def across_prompts(selection: compare.Selection, word: str) -> None:
+    which = st.radio("Words", ["The chosen word", "Every word"], horizontal=True, key="prompts_words")
+    if which == "Every word":
+        frame = get("all_words_by_prompt", selection)
+        if frame.empty:
+            st.info("No word maps in this selection.")
+            return
+        chart(charts.all_words_figure(frame), "all_words")
+        csv_button(frame, "shares_every_word_by_prompt")
+        return
+    per_generation = get("word_share_per_generation", selection, word)
+    if per_generation.empty:
+        st.info(f"“{word}” has no map in this selection.")
+        return
+    chart(charts.share_by_prompt_figure(per_generation, get("word_share_by_prompt", selection, word), word), "prompts")
+    csv_button(per_generation, f"share_{word}_by_generation")
+
+
+def across_seeds(selection: compare.Selection, word: str) -> None:
+    per_generation = get("word_share_per_generation", selection, word)
+    if per_generation.empty:
+        st.info(f"“{word}” has no map in this selection.")
+        return
+    kind = st.radio("Distribution", ["box", "violin"], horizontal=True, key="seeds_kind")
+    chart(charts.seed_distribution_figure(per_generation, word, kind), "seeds")
+    csv_button(per_generation, f"share_{word}_by_seed")
+
+    st.subheader("Stability")
+    st.caption(
+        f"Mean pairwise correlation and IoU (tau = 0.4) of the word's maps, over at most {compare.MAX_MAPS} seeds."
+    )
+    stability = get("seed_stability", selection, word)
+    chart(charts.stability_figure(stability, word), "stability")
+    csv_button(stability, f"stability_{word}")
+
+    st.subheader(f"Maps of “{word}”, seed by seed")
+    groups = per_generation.drop_duplicates(["prompt_id", "model_id"])
+    labels = {
+        (row.prompt_id, row.model_id): f"{charts.short(row.prompt, 60)} · {row.model}" for row in groups.itertuples()
+    }
+    prompt_id, model_id = st.selectbox("Prompt and model", list(labels), format_func=labels.get, key="grid_group")
+    grid = get("seed_maps", selection, word, prompt_id, model_id)
+    st.plotly_chart(
+        charts.map_grid_figure([m.heat_map for m in grid], [f"seed {m.seed}" for m in grid]), key="seed_grid"
+    )
+
+
+def across_models(selection: compare.Selection, options: compare.CompareOptions) -> None:
+    if len(options.models) < 2:
+        st.info("Only one model has generations: run a sweep with two, e.g. `--models sd1-tiny,sd2-tiny`.")
+        return
+    ids = list(options.models)
+    column_a, column_b = st.columns(2)
+    model_a = column_a.selectbox("Model A", ids, index=0, format_func=options.models.get, key="model_a")
+    model_b = column_b.selectbox("Model B", ids, index=1, format_func=options.models.get, key="model_b")
+    label_a, label_b = options.models[model_a], options.models[model_b]
+    scatter = get("model_share_scatter", selection, model_a, model_b)
+    if scatter.empty:
+        st.info(f"{label_a} and {label_b} share no (prompt, seed) in this selection.")
+        return
+    chart(charts.model_scatter_figure(scatter, label_a, label_b), "model_scatter")
+    csv_button(scatter, "shares_model_a_vs_b")
+
+    st.subheader("Agreement of the maps")
+    st.caption(f"Maps aligned to the coarser resolution; mean over at most {compare.MAX_MAPS} shared seeds per prompt.")
+    agreement = get("model_agreement", selection, model_a, model_b)
+    chart(charts.agreement_figure(agreement, label_a, label_b), "agreement")
+    csv_button(agreement, "agreement_model_a_vs_b")
+
+    st.subheader("Side by side")
+    pairs = get("model_pairs", selection, model_a, model_b)
+    labels = {
+        (row.generation_id_a, row.generation_id_b): f"{charts.short(row.prompt, 60)} · seed {row.seed}"
+        for row in pairs.itertuples()
+    }
+    pair = st.selectbox("Prompt and seed", list(labels), format_func=labels.get, key="side_by_side")
+    for column, generation_id, label in zip(st.columns(2), pair, (label_a, label_b), strict=True):
+        shown = get("generation_maps", generation_id)
+        with column:
+            st.markdown(f"**{label}** · generation {generation_id}")
+            if shown.image_png:
+                st.image(shown.image_png, width=160)
+            figure = charts.map_grid_figure([w.heat_map for w in shown.words], [w.word for w in shown.words], 4)
+            st.plotly_chart(figure, key=f"side_{label}_{generation_id}")
+
+
+def word_overlap(selection: compare.Selection) -> None:
+    scope = st.radio("Overlap of", ["One generation", "The selection, averaged"], horizontal=True, key="overlap_of")
+    if scope == "One generation":
+        choices = get("generation_choices", selection)
+        if not choices:
+            st.info("No generation in this selection.")
+            return
+        generation_id = st.selectbox("Generation", list(choices), format_func=choices.get, key="overlap_generation")
+        matrix = get("overlap_of_generation", generation_id)
+        title = f"Word x word IoU of the tau-masks, generation {generation_id}"
+    else:
+        st.caption(f"Averaged over the newest {compare.MAX_MAPS} generations; words matched by their text.")
+        matrix = get("mean_overlap", selection)
+        title = "Word x word IoU of the tau-masks, averaged"
+    if matrix.empty:
+        st.info("No word maps in this selection.")
+        return
+    st.plotly_chart(charts.overlap_figure(matrix, title), key="overlap")
+    csv_button(matrix, "word_overlap")
+
+
+def per_step(selection: compare.Selection) -> None:
+    choices = get("generations_with_steps", selection)
+    if not choices:
+        st.info("No generation in this selection has per-step maps: sweep with `--save-steps` to record them.")
+        return
+    generation_id = st.selectbox("Generation", list(choices), format_func=choices.get, key="step_generation")
+    steps = get("step_shares", generation_id)
+    chart(charts.step_figure(steps, generation_id), "steps")
+    csv_button(steps, f"step_shares_{generation_id}")
+
+
+ui.setup_page("Compare")
+st.title("Compare")
+store = ui.get_store()
+with ui.errors_as_messages():
+    st.session_state["compare_version"] = compare.store_version(store)
+    with st.sidebar:
+        tag = st.selectbox(
+            "Sweep or tag", [ALL, *get("compare_options", None).tags], help="`daam-store sweep --name N` tags sweep:N."
+        )
+    tag = None if tag == ALL else tag
+    options = get("compare_options", tag)
+    if not options.prompts:
+        st.info("Nothing to compare yet: generate some images, or run `daam-store sweep --prompts FILE --seeds 0-7`.")
+        st.stop()
+    selection, word = sidebar(tag, options)
+    view = st.segmented_control("View", VIEWS, default=VIEWS[0], key="compare_view") or VIEWS[0]
+    if view in ("Across prompts", "Across seeds") and word is None:
+        st.info("No word in this selection has a heat map.")
+    elif view == "Across prompts":
+        across_prompts(selection, word)
+    elif view == "Across seeds":
+        across_seeds(selection, word)
+    elif view == "Across models":
+        across_models(selection, options)
+    elif view == "Word overlap":
+        word_overlap(selection)
+    else:
+        per_step(selection)

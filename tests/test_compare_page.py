@@ -1,0 +1,145 @@
+"""The Compare page under Streamlit's AppTest, on a store filled by a small sweep (see `swept_store_url`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from daam_store.analysis.compare_charts import clicked_generation
+
+DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
+TIMEOUT = 120
+VIEWS = ["Across prompts", "Across seeds", "Across models", "Word overlap", "Per step"]
+
+
+@pytest.fixture
+def swept_page(swept_store_url, monkeypatch):
+    # `streamlit run dashboard/Home.py` puts dashboard/ on sys.path (pages import `ui`); AppTest does not.
+    monkeypatch.syspath_prepend(str(DASHBOARD))
+    monkeypatch.setenv("DAAM_STORE_URL", swept_store_url)
+
+
+def open_compare() -> AppTest:
+    app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=TIMEOUT).run()
+    app.switch_page("pages/4_Compare.py")
+    return app.run()
+
+
+def widget(app: AppTest, kind: str, label: str):
+    matches = [w for w in app.get(kind) if getattr(w, "label", None) == label]
+    assert len(matches) == 1, f"{len(matches)} {kind} labelled {label!r}"
+    return matches[0]
+
+
+def charts(app: AppTest) -> list[dict]:
+    """The Plotly figures on the page, as the JSON the browser receives."""
+    return [json.loads(element.proto.spec) for element in app.get("plotly_chart")]
+
+
+def values(data) -> list:
+    """A trace's array: Plotly sends numeric arrays as {"dtype", "bdata" (base64)[, "shape"]}."""
+    if isinstance(data, dict) and "bdata" in data:
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+        return array.reshape([int(n) for n in str(data.get("shape", len(array))).split(",")]).tolist()
+    return list(data)
+
+
+def assert_clean(app: AppTest) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+
+def choose(app: AppTest, tag: str = "sweep:small", word: str | None = None, view: str | None = None) -> AppTest:
+    widget(app, "selectbox", "Sweep or tag").set_value(tag)
+    app.run()
+    if word is not None:
+        widget(app, "selectbox", "Word").set_value(word)
+    if view is not None:
+        widget(app, "button_group", "View").set_value(view)
+    return app.run()
+
+
+def test_every_view_draws_its_chart_on_a_swept_store(swept_page):
+    app = choose(open_compare())
+    assert_clean(app)
+    for view in VIEWS:
+        widget(app, "button_group", "View").set_value(view)
+        app.run()
+        assert_clean(app)
+        assert widget(app, "button_group", "View").value == view
+        drawn = charts(app)
+        assert drawn, f"no chart in view {view}"
+        assert all(figure["data"] for figure in drawn), f"an empty chart in view {view}"
+        assert app.get("download_button"), f"no CSV download in view {view}"
+
+
+def test_across_prompts_follows_the_chosen_word(swept_page):
+    app = choose(open_compare(), word="cat", view="Across prompts")
+    assert_clean(app)
+    points = [trace for trace in charts(app)[0]["data"] if trace["type"] == "scatter"][0]
+    assert set(values(points["x"])) == {"a dog and a cat"}  # the only prompt with "cat"
+    assert len(values(points["y"])) == 4  # 2 seeds x 2 models
+    assert all(0 < share < 1 for share in values(points["y"]))
+    assert len({row[0] for row in values(points["customdata"])}) == 4  # each point is one generation
+
+    widget(app, "radio", "Words").set_value("Every word")
+    app.run()
+    assert_clean(app)
+    words = {trace["name"] for trace in charts(app)[0]["data"]}
+    assert words == {"a", "red", "dog", "and", "cat"}
+
+
+def test_across_models_pairs_the_two_tiny_models(swept_page):
+    app = choose(open_compare(), view="Across models")
+    assert_clean(app)
+    scatter, agreement, *side_by_side = charts(app)
+    points = sum(len(values(trace["x"])) for trace in scatter["data"] if trace.get("mode") == "markers")
+    assert points == 2 * (3 + 4)  # seeds x distinct words of "a red dog" and "a dog and a cat" (a twice)
+    assert {trace["name"] for trace in agreement["data"]} == {"correlation", "iou"}
+    assert len(side_by_side) == 2 and len(app.get("image")) == 2  # each model's image and word maps
+
+
+def test_filters_narrow_the_selection(swept_page):
+    app = choose(open_compare(), word="dog", view="Across seeds")
+    widget(app, "text_input", "Seeds").set_value("1")
+    app.run()
+    assert_clean(app)
+    distribution = charts(app)[0]
+    assert sum(len(values(trace["y"])) for trace in distribution["data"]) == 4  # 2 prompts x 2 models, seed 1 only
+
+    widget(app, "text_input", "Seeds").set_value("3-1")
+    app.run()
+    assert not app.exception
+    assert len(app.error) == 1 and "goes backwards" in app.error[0].value
+
+
+def test_per_step_curves_and_overlap_matrix(swept_page):
+    app = choose(open_compare(), view="Per step")
+    assert_clean(app)
+    curves = charts(app)[0]["data"]
+    assert all(values(trace["x"]) == [1, 2] for trace in curves)  # two denoising steps recorded
+    widget(app, "button_group", "View").set_value("Word overlap")
+    app.run()
+    matrix = charts(app)[0]["data"][0]
+    assert matrix["type"] == "heatmap" and values(matrix["x"]) == values(matrix["y"])
+    assert set(values(matrix["x"])) == {"a", "red", "dog"} or "cat" in values(matrix["x"])
+
+
+def test_an_empty_store_says_how_to_fill_it(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(DASHBOARD))
+    monkeypatch.setenv("DAAM_STORE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    app = open_compare()
+    assert_clean(app)
+    assert "daam-store sweep" in " ".join(element.value for element in app.info)
+
+
+def test_a_click_names_the_generation_of_the_point():
+    event = {"selection": {"points": [{"x": 0.2, "y": 0.3, "customdata": [17, "sd1", 0]}]}}
+    assert clicked_generation(event) == 17
+    assert clicked_generation({"selection": {"points": []}}) is None
+    assert clicked_generation({"selection": {"points": [{"x": 1}]}}) is None  # e.g. a bar: no generation
