@@ -1,0 +1,83 @@
+"""`daam-store train-builtin NAME`: reproduce a built-in model by training it on the generated world."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from daam_store.errors import UserError
+from daam_store.training import RECIPES, TrainOptions, get_recipe, train_builtin
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train-builtin",
+        help="train a built-in model (sd1-tiny, sd2-tiny) on the generated world",
+        description="Train a built-in model from its recipe (fixed seeds and step counts). "
+        "Interrupted runs resume from OUT/checkpoint.pt; the result is OUT/pipeline, a diffusers folder.",
+    )
+    parser.add_argument("name", choices=sorted(RECIPES), help="which built-in model")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: ./train-NAME)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    parser.add_argument("--steps", type=int, default=None, help="UNet steps (default: the recipe's)")
+    parser.add_argument("--vae-steps", type=int, default=None, help="VAE steps (default: the recipe's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
+    parser.add_argument("--text-layers", type=int, default=None, help="text encoder layers (default: the recipe's)")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    parser.add_argument(
+        "--snapshot", type=Path, default=None, help="also keep a one-file bundle of the EMA weights here"
+    )
+    parser.add_argument("--snapshot-every", type=int, default=500, help="UNet steps between snapshots")
+    parser.add_argument(
+        "--time-budget", type=float, default=None, help="seconds for the whole run: sets the UNet step count"
+    )
+    parser.add_argument("--log-file", type=Path, default=None, help="append progress lines to this file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    recipe = get_recipe(args.name).with_overrides(
+        unet_steps=args.steps, vae_steps=args.vae_steps, batch_size=args.batch_size, text_layers=args.text_layers
+    )
+    for flag, value in (("--steps", args.steps), ("--vae-steps", args.vae_steps), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    options = TrainOptions(
+        out=args.out or Path(f"train-{args.name}"),
+        device=args.device,
+        resume=not args.no_resume,
+        checkpoint_every=args.checkpoint_every,
+        snapshot=args.snapshot,
+        snapshot_every=args.snapshot_every,
+        time_budget=args.time_budget,
+        log_file=args.log_file,
+        progress=not args.quiet,
+    )
+    folder = train_builtin(recipe, options)
+    print(f"trained {args.name}: {folder} (load it with load_pipeline({str(folder)!r}))")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m daam_store.commands.train train-builtin ...`: the same command without the rest of
+    the CLI (for a bare training machine that lacks the store's and dashboard's packages)."""
+    parser = argparse.ArgumentParser(prog="daam-store")
+    register(parser.add_subparsers(required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Resumable training checkpoints: tensors, numbers and strings only (torch.load(weights_only=True))."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from daam_store.errors import UserError
+
+
+def save_checkpoint(path: Path, recipe, state, modules: dict, ema, optimizer) -> None:
+    payload = {
+        "recipe": recipe.to_dict(),
+        "state": asdict(state),
+        "modules": {name: module.state_dict() for name, module in modules.items()},
+        "ema": ema.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+    }
+    partial = Path(path).with_suffix(".partial")
+    torch.save(payload, partial)
+    partial.replace(path)  # an interrupted save leaves the previous checkpoint intact
+
+
+def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
+    """Load weights into `modules` and `ema`; returns the saved state and optimizer state.
+
+    The checkpoint must come from the same recipe; only the UNet step count may differ (to extend or
+    shorten a run).
+    """
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    saved, wanted = dict(payload["recipe"]), recipe.to_dict()
+    saved.pop("unet_steps"), wanted.pop("unet_steps")
+    if saved != wanted:
+        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        raise UserError(
+            f"checkpoint {path} was made with a different recipe ({', '.join(changed)}); "
+            "use another --out or --no-resume"
+        )
+    for name, module in modules.items():
+        module.load_state_dict(payload["modules"][name])
+    ema.load_state_dict(payload["ema"])
+    return {"state": payload["state"], "optimizer": payload["optimizer"], "recipe": payload["recipe"]}

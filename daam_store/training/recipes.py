@@ -1,0 +1,44 @@
+"""Recipes of the built-in models: everything `daam-store train-builtin NAME` needs to reproduce one."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from daam_store.errors import UserError
+from daam_store.models.configs import Family
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    family: Family
+    text_layers: int = 0  # CLIP text encoder layers (0 = token + position embeddings only)
+    seed: int = 0
+    batch_size: int = 256
+    vae_steps: int = 2000
+    vae_lr: float = 1e-3
+    unet_steps: int = 6000
+    unet_lr: float = 8e-4
+    warmup_steps: int = 300
+    ema_decay: float = 0.999
+    empty_caption_prob: float = 0.1  # classifier-free guidance needs the unconditional caption
+    min_snr_gamma: float = 5.0  # min-SNR loss weighting: shape is decided at middle noise levels
+    kl_weight: float = 1e-6
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **overrides) -> Recipe:
+        return replace(self, **{key: value for key, value in overrides.items() if value is not None})
+
+
+RECIPES: dict[str, Recipe] = {
+    "sd1-tiny": Recipe(name="sd1-tiny", family="sd1", seed=1),
+    "sd2-tiny": Recipe(name="sd2-tiny", family="sd2", seed=2),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise UserError(f"no training recipe for {name!r}: choose one of {', '.join(RECIPES)}")
+    return RECIPES[name]

@@ -1,0 +1,351 @@
+"""The generated world the built-in models learn: coloured shapes on gray, with known ground truth.
+
+A scene is a gray 32x32 image with 1-3 non-overlapping objects (circle, square, triangle in red,
+green, blue, yellow; colours distinct within a scene), a mask per object and a caption from a small
+grammar whose object order is random ("a red circle and a blue square" or "a blue square and a red
+circle"). Some colour-shape pairs never appear in training scenes (`HELD_OUT_PAIRS`): the evaluation
+asks for them.
+
+Scenes are sampled in batches with torch (CPU or GPU) and no rejection sampling: each layout splits
+the image into disjoint regions, one per object, so objects cannot overlap by construction.
+
+The palette segmentation and the shape classifier work on any RGB image (numpy), so the evaluation
+can read generated images the same way it reads rendered ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import permutations
+
+import numpy as np
+import torch
+
+IMAGE_SIZE = 32
+MAX_OBJECTS = 3
+BACKGROUND = (128, 128, 128)
+COLOURS = ("red", "green", "blue", "yellow")
+PALETTE = {"red": (255, 0, 0), "green": (0, 204, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
+SHAPES = ("circle", "square", "triangle")
+# Each colour and each shape still appears in training, only these pairs do not.
+HELD_OUT_PAIRS = (("red", "triangle"), ("green", "circle"), ("blue", "square"))
+# Share of scenes with 1, 2 and 3 objects.
+OBJECT_COUNT_PROBS = (0.4, 0.45, 0.15)
+# Radius ranges (half the side of the bounding box) by object count: larger objects keep their shape
+# through the factor-2 VAE; two or three objects must share the 32x32 image.
+RADIUS_ONE = (7.0, 12.0)
+RADIUS_TWO = (6.0, 10.0)  # and r1 + r2 <= 16
+RADIUS_THREE = (5.0, 8.0)
+# A palette pixel must lie this close (RGB distance) to its colour; edge blends stay unassigned.
+PALETTE_TOLERANCE = 90.0
+MIN_OBJECT_PIXELS = 16
+
+Pair = tuple[str, str]
+
+
+def training_pairs() -> list[Pair]:
+    return [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in HELD_OUT_PAIRS]
+
+
+def caption(objects: list[Pair]) -> str:
+    """The grammar: 'a red circle', 'a red circle and a blue square', 'a red circle, a blue square and ...'."""
+    phrases = [f"a {colour} {shape}" for colour, shape in objects]
+    if len(phrases) == 1:
+        return phrases[0]
+    return ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+def caption_words(objects: list[Pair]) -> list[str]:
+    """The caption's words in order, without punctuation (what a heat map's word index counts)."""
+    return caption(objects).replace(",", "").split()
+
+
+def object_word_indices(objects: list[Pair]) -> list[tuple[int, int]]:
+    """For each object, the indices among `caption_words` of its colour word and its shape word."""
+    words = caption_words(objects)
+    starts = [i for i, word in enumerate(words) if word == "a"]
+    return [(start + 1, start + 2) for start in starts]
+
+
+def heldout_prompts() -> tuple[list[list[Pair]], list[list[Pair]]]:
+    """Evaluation prompts: each held-out pair alone, and each held-out pair with every other pair of
+    another colour (held-out or not), in both orders."""
+    singles = [[pair] for pair in HELD_OUT_PAIRS]
+    pairs = [list(p) for p in permutations(training_pairs() + list(HELD_OUT_PAIRS), 2)]
+    doubles = [p for p in pairs if p[0][0] != p[1][0] and (p[0] in HELD_OUT_PAIRS or p[1] in HELD_OUT_PAIRS)]
+    return singles, doubles
+
+
+def training_prompts() -> tuple[list[list[Pair]], list[list[Pair]]]:
+    """Prompts made of training pairs only (the in-distribution check)."""
+    singles = [[pair] for pair in training_pairs()]
+    doubles = [list(p) for p in permutations(training_pairs(), 2) if p[0][0] != p[1][0]]
+    return singles, doubles
+
+
+@dataclass
+class Scenes:
+    """A batch of scenes; object slot k is the k-th object of the caption. Unused slots have count <= k."""
+
+    count: torch.Tensor  # (B,) long, 1..3
+    colours: torch.Tensor  # (B, 3) long index into COLOURS
+    shapes: torch.Tensor  # (B, 3) long index into SHAPES
+    centres: torch.Tensor  # (B, 3, 2) float pixel coordinates (x, y)
+    radii: torch.Tensor  # (B, 3) float
+
+    def objects(self, i: int) -> list[Pair]:
+        n = int(self.count[i])
+        return [(COLOURS[int(self.colours[i, k])], SHAPES[int(self.shapes[i, k])]) for k in range(n)]
+
+    def captions(self) -> list[str]:
+        return [caption(self.objects(i)) for i in range(len(self.count))]
+
+
+def _uniform(low, high, shape, generator: torch.Generator) -> torch.Tensor:
+    u = torch.rand(shape, generator=generator, device=generator.device)
+    return low + (high - low) * u
+
+
+def sample_scenes(batch: int, generator: torch.Generator, exclude: tuple[Pair, ...] = HELD_OUT_PAIRS) -> Scenes:
+    """Sample `batch` scenes on the generator's device. Colours are distinct within a scene."""
+    device = generator.device
+    count = 1 + torch.multinomial(
+        torch.tensor(OBJECT_COUNT_PROBS, device=device).expand(batch, -1), 1, generator=generator
+    ).squeeze(1)
+    colours = torch.rand(batch, len(COLOURS), generator=generator, device=device).argsort(dim=1)[:, :MAX_OBJECTS]
+    shapes = _sample_allowed_shapes(colours, exclude, generator)
+    centres, radii = _sample_layout(batch, count, generator)
+    return Scenes(count=count, colours=colours, shapes=shapes, centres=centres, radii=radii)
+
+
+def _sample_allowed_shapes(colours: torch.Tensor, exclude: tuple[Pair, ...], generator) -> torch.Tensor:
+    """For each colour, a uniform choice among the shapes it may take (held-out pairs removed)."""
+    allowed = [[SHAPES.index(s) for s in SHAPES if (c, s) not in exclude] for c in COLOURS]
+    if any(not shapes for shapes in allowed):
+        raise ValueError("every colour needs at least one allowed shape")
+    table = torch.tensor([a + [a[0]] * (len(SHAPES) - len(a)) for a in allowed], device=colours.device)
+    n_allowed = torch.tensor([len(a) for a in allowed], device=colours.device)
+    u = torch.rand(colours.shape, generator=generator, device=colours.device)
+    choice = (u * n_allowed[colours]).long().clamp(max=len(SHAPES) - 1)
+    return table[colours, choice]
+
+
+def _sample_layout(batch: int, count: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centres and radii for every layout, then the one matching each scene's object count.
+
+    Two objects: a split line divides the image, one object on each side. Three objects: a split
+    line leaves one object on one side, and a second split divides the other side between two. A
+    random flip and transpose of the whole layout puts slot 0 on any side.
+    """
+    size = float(IMAGE_SIZE)
+    u = lambda lo, hi: _uniform(lo, hi, (batch,), generator)  # noqa: E731
+
+    # One object anywhere.
+    r1 = u(*RADIUS_ONE)
+    one = torch.stack([u(r1, size - r1), u(r1, size - r1)], dim=1)
+
+    # Two objects split along x at s.
+    ra = u(*RADIUS_TWO)
+    rb = u(RADIUS_TWO[0], torch.clamp(size / 2 - ra, max=RADIUS_TWO[1]))
+    s = u(2 * ra, size - 2 * rb)
+    two = torch.stack(
+        [torch.stack([u(ra, s - ra), u(ra, size - ra)], 1), torch.stack([u(s + rb, size - rb), u(rb, size - rb)], 1)],
+        dim=1,
+    )
+
+    # Three objects: slot 0 left of s; slots 1 and 2 right of s, split along y at t.
+    r3 = torch.stack([u(*RADIUS_THREE) for _ in range(3)], dim=1)
+    s3 = u(2 * r3[:, 0], size - 2 * torch.maximum(r3[:, 1], r3[:, 2]))
+    t3 = u(2 * r3[:, 1], size - 2 * r3[:, 2])
+    three = torch.stack(
+        [
+            torch.stack([u(r3[:, 0], s3 - r3[:, 0]), u(r3[:, 0], size - r3[:, 0])], 1),
+            torch.stack([u(s3 + r3[:, 1], size - r3[:, 1]), u(r3[:, 1], t3 - r3[:, 1])], 1),
+            torch.stack([u(s3 + r3[:, 2], size - r3[:, 2]), u(t3 + r3[:, 2], size - r3[:, 2])], 1),
+        ],
+        dim=1,
+    )
+
+    zeros = torch.zeros_like(r1)
+    radii = torch.where(
+        (count == 1)[:, None],
+        torch.stack([r1, zeros, zeros], 1),
+        torch.where((count == 2)[:, None], torch.stack([ra, rb, zeros], 1), r3),
+    )
+    one3 = torch.cat([one[:, None], torch.zeros(batch, 2, 2, device=one.device)], dim=1)
+    two3 = torch.cat([two, torch.zeros(batch, 1, 2, device=one.device)], dim=1)
+    centres = torch.where((count == 1)[:, None, None], one3, torch.where((count == 2)[:, None, None], two3, three))
+
+    flips = torch.rand(batch, 3, generator=generator, device=one.device) < 0.5
+    x, y = centres[..., 0], centres[..., 1]
+    x = torch.where(flips[:, 0:1], size - x, x)
+    y = torch.where(flips[:, 1:2], size - y, y)
+    x, y = torch.where(flips[:, 2:3], y, x), torch.where(flips[:, 2:3], x, y)
+    return torch.stack([x, y], dim=-1), radii
+
+
+def shape_masks(scenes: Scenes, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """(B, 3, size, size) bool: pixel centres inside each object; unused slots are empty."""
+    device = scenes.centres.device
+    grid = torch.arange(size, device=device, dtype=torch.float32) + 0.5
+    px = grid[None, None, None, :]
+    py = grid[None, None, :, None]
+    cx = scenes.centres[..., 0][..., None, None]
+    cy = scenes.centres[..., 1][..., None, None]
+    r = scenes.radii[..., None, None]
+    circle = (px - cx) ** 2 + (py - cy) ** 2 <= r**2
+    square = ((px - cx).abs() <= r) & ((py - cy).abs() <= r)
+    # Upright isosceles triangle in the same 2r x 2r box: apex at the top, base at the bottom.
+    triangle = (py <= cy + r) & ((px - cx).abs() <= (py - cy + r) / 2)
+    kind = scenes.shapes[..., None, None]
+    inside = torch.where(kind == 0, circle, torch.where(kind == 1, square, triangle))
+    used = torch.arange(MAX_OBJECTS, device=device)[None, :] < scenes.count[:, None]
+    return inside & used[..., None, None]
+
+
+def render(scenes: Scenes, size: int = IMAGE_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (B, 3, size, size) float in [0, 1] and object masks (B, 3, size, size) bool."""
+    masks = shape_masks(scenes, size)
+    palette = torch.tensor([PALETTE[c] for c in COLOURS], device=masks.device, dtype=torch.float32) / 255
+    batch = len(scenes.count)
+    images = torch.tensor(BACKGROUND, device=masks.device, dtype=torch.float32).div(255)
+    images = images.view(1, 3, 1, 1).expand(batch, 3, size, size).clone()
+    for k in range(MAX_OBJECTS):
+        colour = palette[scenes.colours[:, k]].view(batch, 3, 1, 1)
+        images = torch.where(masks[:, k : k + 1], colour, images)
+    return images, masks
+
+
+class CaptionTokens:
+    """Turns scenes into CLIP token ids without running the tokenizer per caption (fast on a GPU).
+
+    Every word of the grammar is one CLIP token; the constructor checks that against the tokenizer.
+    """
+
+    def __init__(self, tokenizer) -> None:
+        def single(word: str) -> int:
+            ids = tokenizer(word, add_special_tokens=False).input_ids
+            if len(ids) != 1:
+                raise ValueError(f"grammar word {word!r} is not a single CLIP token: {ids}")
+            return ids[0]
+
+        self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+        self.length = tokenizer.model_max_length
+        self.a, self.comma, self.and_ = single("a"), single(","), single("and")
+        self.colour_ids = torch.tensor([single(c) for c in COLOURS])
+        self.shape_ids = torch.tensor([single(s) for s in SHAPES])
+
+    def __call__(self, scenes: Scenes) -> torch.Tensor:
+        """(B, model_max_length) long token ids, padded like the pipeline's tokenizer call."""
+        device = scenes.count.device
+        batch = len(scenes.count)
+        colour = self.colour_ids.to(device)[scenes.colours]
+        shape = self.shape_ids.to(device)[scenes.shapes]
+        a = torch.full((batch,), self.a, device=device)
+        full = lambda v: torch.full((batch,), v, device=device)  # noqa: E731
+        one = [full(self.bos), a, colour[:, 0], shape[:, 0], full(self.eos)]
+        two = one[:4] + [full(self.and_), a, colour[:, 1], shape[:, 1], full(self.eos)]
+        three = one[:4] + [full(self.comma), a, colour[:, 1], shape[:, 1]]
+        three += [full(self.and_), a, colour[:, 2], shape[:, 2], full(self.eos)]
+        ids = torch.full((batch, self.length), self.pad, device=device, dtype=torch.long)
+        for n, words in ((1, one), (2, two), (3, three)):
+            rows = scenes.count == n
+            ids[:, : len(words)] = torch.where(rows[:, None], torch.stack(words, 1), ids[:, : len(words)])
+        return ids
+
+    def empty(self, batch: int, device) -> torch.Tensor:
+        """Token ids of the empty caption (the unconditional input of classifier-free guidance)."""
+        ids = torch.full((batch, self.length), self.pad, device=device, dtype=torch.long)
+        ids[:, 0], ids[:, 1] = self.bos, self.eos
+        return ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading images: palette segmentation and the shape classifier (numpy, one image at a time).
+
+
+def segment_by_palette(image) -> dict[str, np.ndarray]:
+    """Per palette colour, the (H, W) bool mask of pixels within PALETTE_TOLERANCE of it and nearer
+    to it than to any other palette colour or the background."""
+    rgb = np.asarray(image, dtype=np.float32)[..., :3]
+    names = ["background", *COLOURS]
+    centres = np.array([BACKGROUND, *(PALETTE[c] for c in COLOURS)], dtype=np.float32)
+    distance = np.linalg.norm(rgb[..., None, :] - centres, axis=-1)
+    nearest = distance.argmin(-1)
+    close = distance.min(-1) <= PALETTE_TOLERANCE
+    return {name: (nearest == i) & close for i, name in enumerate(names) if name != "background"}
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected component of a bool mask (empty mask -> empty mask)."""
+    height, width = mask.shape
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    best_label, best_size, label = 0, 0, 0
+    for start in zip(*np.nonzero(mask), strict=True):
+        if labels[start]:
+            continue
+        label += 1
+        labels[start] = label
+        stack, size = [start], 0
+        while stack:
+            y, x = stack.pop()
+            size += 1
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < height and 0 <= nx < width and mask[ny, nx] and not labels[ny, nx]:
+                    labels[ny, nx] = label
+                    stack.append((ny, nx))
+        if size > best_size:
+            best_label, best_size = label, size
+    return labels == best_label if best_label else np.zeros_like(mask)
+
+
+def shape_templates(box: tuple[int, int, int, int], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Each shape drawn to fill the pixel box (y0, x0, y1, x1), inclusive, in an image of `size`."""
+    y0, x0, y1, x1 = box
+    height, width = size
+    py, px = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+    cx, cy = (x0 + x1 + 1) / 2, (y0 + y1 + 1) / 2
+    rx, ry = (x1 + 1 - x0) / 2, (y1 + 1 - y0) / 2
+    in_box = (np.abs(px - cx) <= rx) & (np.abs(py - cy) <= ry)
+    ellipse = ((px - cx) / rx) ** 2 + ((py - cy) / ry) ** 2 <= 1
+    triangle = in_box & (np.abs(px - cx) <= rx * (py - (cy - ry)) / (2 * ry))
+    return {"circle": ellipse, "square": in_box, "triangle": triangle}
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def classify_shape(mask: np.ndarray) -> str | None:
+    """The shape whose template, fitted to the largest component's bounding box, overlaps it best.
+
+    None when the component is too small to read (fewer than MIN_OBJECT_PIXELS pixels).
+    """
+    component = largest_component(mask)
+    if component.sum() < MIN_OBJECT_PIXELS:
+        return None
+    ys, xs = np.nonzero(component)
+    templates = shape_templates((ys.min(), xs.min(), ys.max(), xs.max()), component.shape)
+    scores = {name: _iou(component, template) for name, template in templates.items()}
+    return max(scores, key=scores.get)
+
+
+def read_objects(image) -> dict[str, tuple[np.ndarray, str | None]]:
+    """For each palette colour with at least MIN_OBJECT_PIXELS pixels: (its mask, the shape read)."""
+    found = {}
+    for colour, mask in segment_by_palette(image).items():
+        if mask.sum() >= MIN_OBJECT_PIXELS:
+            found[colour] = (mask, classify_shape(mask))
+    return found
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) floats in [0, 1] -> (B, H, W, 3) uint8, for the numpy readers above."""
+    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def expected_area(shape: str, radius: float) -> float:
+    """Area in pixels of a shape of this radius (for sanity checks of the renderer)."""
+    return {"circle": math.pi * radius**2, "square": 4 * radius**2, "triangle": 2 * radius**2}[shape]

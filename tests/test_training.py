@@ -1,0 +1,112 @@
+"""Training the built-in models: a few-step CPU smoke run of `daam-store train-builtin`, resume, parts."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from daam_store.cli import store_main
+from daam_store.errors import UserError
+from daam_store.models import load_pipeline
+from daam_store.training import RECIPES, TrainOptions, bundle_to_folder, get_recipe, load_bundle, train_builtin
+from daam_store.training.ema import EMA
+from daam_store.training.loop import learning_rate
+
+SMOKE = ["--vae-steps", "2", "--batch-size", "2", "--quiet"]
+
+
+def train(out, steps, *extra):
+    code = store_main(["train-builtin", "sd2-tiny", "--out", str(out), "--steps", str(steps), *SMOKE, *extra])
+    assert code == 0
+
+
+def unet_weights(folder):
+    return load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """A 2 + 3 step run (interrupted after step 2, then resumed) and the same 3 steps in one go."""
+    root = tmp_path_factory.mktemp("train")
+    train(root / "resumed", 2, "--checkpoint-every", "1", "--snapshot", str(root / "resumed" / "snap.safetensors"))
+    train(root / "resumed", 3)
+    train(root / "straight", 3)
+    return root
+
+
+def test_smoke_training_writes_a_loadable_pipeline_that_generates(smoke_run):
+    folder = smoke_run / "straight" / "pipeline"
+    pipe = load_pipeline(str(folder))
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    image = pipe("a red circle", num_inference_steps=2, output_type="np").images[0]
+    assert image.shape == (32, 32, 3)
+    info = json.loads((folder / "training.json").read_text())
+    assert info["unet_steps_done"] == 3 and info["recipe"]["name"] == "sd2-tiny"
+    assert [row[0] for row in info["loss_history"]] == ["vae", "unet"]
+    assert pipe.vae.config.scaling_factor != 0.18215  # measured from the trained VAE's latents
+
+
+def test_resumed_run_equals_uninterrupted_run(smoke_run):
+    resumed = unet_weights(smoke_run / "resumed" / "pipeline")
+    straight = unet_weights(smoke_run / "straight" / "pipeline")
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[k], straight[k]) for k in resumed)
+
+
+def test_snapshot_bundle_unpacks_to_the_same_model(smoke_run, tmp_path):
+    snapshot = smoke_run / "resumed" / "snap.safetensors"
+    weights, configs, info = load_bundle(snapshot)
+    assert info["unet_steps_done"] == 2 and configs["vae"]["scaling_factor"] != 0.18215
+    bundle_to_folder(snapshot, tmp_path / "unpacked")
+    pipe = load_pipeline(str(tmp_path / "unpacked"))
+    assert pipe.vae.config.scaling_factor == pytest.approx(configs["vae"]["scaling_factor"])
+    ids = pipe.tokenizer("a blue square and a red circle", return_tensors="pt").input_ids
+    assert torch.isfinite(pipe.text_encoder(ids)[0]).all()
+
+
+def test_bundle_keeps_world_token_rows_exact_and_the_rest_in_half_precision(smoke_run):
+    weights, _, _ = load_bundle(smoke_run / "resumed" / "snap.safetensors")
+    (key,) = [k for k in weights["text_encoder"] if k.endswith("token_embedding.weight")]
+    table = weights["text_encoder"][key]
+    red = 736  # CLIP token of "red</w>": a world token, stored exactly
+    assert table.dtype == torch.float32 and table.shape == (49408, 64)
+    assert not torch.equal(table[red], table[red].half().float())
+    assert torch.equal(table[5000], table[5000].half().float())
+
+
+def test_checkpoint_of_another_recipe_is_refused(smoke_run):
+    options = TrainOptions(out=smoke_run / "resumed", progress=False)
+    other = get_recipe("sd2-tiny").with_overrides(batch_size=2, vae_steps=2, unet_steps=3, seed=99)
+    with pytest.raises(UserError, match="different recipe.*seed"):
+        train_builtin(other, options)
+
+
+def test_bad_arguments_give_one_line_errors(capsys, tmp_path):
+    assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--steps", "0"]) == 2
+    assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+def test_recipes_fix_steps_and_seeds():
+    assert set(RECIPES) == {"sd1-tiny", "sd2-tiny"}
+    assert RECIPES["sd1-tiny"].family == "sd1" and RECIPES["sd2-tiny"].family == "sd2"
+    assert all(r.unet_steps > 1000 and r.vae_steps > 100 for r in RECIPES.values())
+
+
+def test_learning_rate_warms_up_then_decays():
+    rates = [learning_rate(step, 1000, 1e-3, 100) for step in range(1000)]
+    assert rates[0] == pytest.approx(1e-5) and rates[99] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[100:-1], rates[101:], strict=True))
+    assert rates[-1] == pytest.approx(5e-5, rel=0.01)
+
+
+def test_ema_warms_up_and_tracks_the_weights():
+    weight = torch.nn.Parameter(torch.zeros(3))
+    ema = EMA({"w": weight}, decay=0.9)
+    with torch.no_grad():
+        weight.fill_(1.0)
+    ema.update()  # decay min(0.9, 2/11)
+    assert torch.allclose(ema.shadow["w"], torch.full((3,), 1 - 2 / 11))
+    for _ in range(200):
+        ema.update()
+    assert torch.allclose(ema.weights("")["w"], torch.ones(3), atol=1e-6)

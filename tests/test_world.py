@@ -1,0 +1,141 @@
+"""The generated world: scenes, masks, captions, held-out pairs, palette segmentation, shape classifier."""
+
+import numpy as np
+import pytest
+import torch
+
+from daam_store import world
+from daam_store.models import load_clip_tokenizer
+
+
+def scenes(batch=512, seed=0):
+    return world.sample_scenes(batch, torch.Generator().manual_seed(seed))
+
+
+def test_same_seed_same_scenes_and_different_seed_different_scenes():
+    a, b, c = scenes(seed=3), scenes(seed=3), scenes(seed=4)
+    assert torch.equal(a.centres, b.centres) and torch.equal(a.shapes, b.shapes)
+    assert not torch.equal(a.centres, c.centres)
+
+
+def test_objects_do_not_overlap_stay_inside_and_have_their_area():
+    batch = scenes(2000)
+    images, masks = world.render(batch)
+    assert images.shape == (2000, 3, 32, 32) and masks.shape == (2000, 3, 32, 32)
+    assert int(masks.sum(dim=1).max()) <= 1, "two objects share a pixel"
+    for i in range(200):
+        for k in range(int(batch.count[i])):
+            cx, cy = batch.centres[i, k].tolist()
+            r = float(batch.radii[i, k])
+            assert r <= cx <= 32 - r and r <= cy <= 32 - r, "object leaves the image"
+            shape = world.SHAPES[int(batch.shapes[i, k])]
+            expected = world.expected_area(shape, r)
+            assert abs(int(masks[i, k].sum()) - expected) <= 0.15 * expected + 4
+        for k in range(int(batch.count[i]), 3):
+            assert not masks[i, k].any()
+
+
+def test_pixels_take_exact_palette_colours():
+    batch = scenes(64)
+    pixels = world.to_uint8(world.render(batch)[0]).reshape(-1, 3)
+    allowed = {world.BACKGROUND, *world.PALETTE.values()}
+    assert {tuple(int(v) for v in p) for p in np.unique(pixels, axis=0)} <= allowed
+
+
+def test_held_out_pairs_never_appear_and_every_training_pair_does():
+    batch = scenes(3000)
+    seen = {pair for i in range(3000) for pair in batch.objects(i)}
+    assert seen.isdisjoint(world.HELD_OUT_PAIRS)
+    assert seen == set(world.training_pairs())
+
+
+def test_colours_are_distinct_within_a_scene_and_counts_follow_the_mix():
+    batch = scenes(4000)
+    for i in range(300):
+        colours = [c for c, _ in batch.objects(i)]
+        assert len(set(colours)) == len(colours)
+    shares = torch.bincount(batch.count, minlength=4)[1:].float() / 4000
+    assert torch.allclose(shares, torch.tensor(world.OBJECT_COUNT_PROBS), atol=0.03)
+
+
+def test_captions_follow_the_grammar_with_both_object_orders():
+    assert world.caption([("red", "circle")]) == "a red circle"
+    assert world.caption([("red", "circle"), ("blue", "square")]) == "a red circle and a blue square"
+    three = world.caption([("red", "circle"), ("blue", "square"), ("green", "triangle")])
+    assert three == "a red circle, a blue square and a green triangle"
+    objects = [("red", "circle"), ("blue", "square"), ("green", "triangle")]
+    words = world.caption_words(objects)
+    assert [(words[c], words[s]) for c, s in world.object_word_indices(objects)] == objects
+    captions = set(scenes(3000).captions())
+    assert "a yellow circle and a red square" in captions and "a red square and a yellow circle" in captions
+
+
+def test_caption_tokens_match_the_real_tokenizer():
+    tokenizer = load_clip_tokenizer()
+    batch = scenes(300)
+    expected = tokenizer(batch.captions(), padding="max_length", max_length=77, return_tensors="pt").input_ids
+    tokens = world.CaptionTokens(tokenizer)
+    assert torch.equal(tokens(batch), expected)
+    empty = tokenizer([""] * 2, padding="max_length", max_length=77, return_tensors="pt").input_ids
+    assert torch.equal(tokens.empty(2, "cpu"), empty)
+
+
+def test_reading_rendered_scenes_recovers_every_colour_and_shape():
+    batch = scenes(300, seed=7)
+    images = world.to_uint8(world.render(batch)[0])
+    for i in range(300):
+        found = world.read_objects(images[i])
+        assert {c: shape for c, (_, shape) in found.items()} == dict(batch.objects(i))
+
+
+def test_segmentation_leaves_blends_unassigned_and_tolerates_small_errors():
+    image = np.full((4, 4, 3), 128, np.uint8)
+    image[0, 0] = (250, 10, 5)  # nearly red
+    image[0, 1] = (191, 64, 64)  # half red, half gray: no colour
+    image[0, 2] = (10, 190, 20)  # nearly green
+    segments = world.segment_by_palette(image)
+    assert segments["red"][0, 0] and not segments["red"][0, 1] and segments["green"][0, 2]
+    assert sum(int(m.sum()) for m in segments.values()) == 2
+
+
+def test_shape_classifier_on_drawn_shapes_of_other_proportions():
+    yy, xx = np.mgrid[0:32, 0:32] + 0.5
+    ellipse = ((xx - 16) / 12) ** 2 + ((yy - 16) / 8) ** 2 <= 1
+    rectangle = (np.abs(xx - 12) <= 9) & (np.abs(yy - 20) <= 6)
+    triangle = (yy <= 28) & (np.abs(xx - 16) <= (yy - 8) / 2)
+    assert world.classify_shape(ellipse) == "circle"
+    assert world.classify_shape(rectangle) == "square"
+    assert world.classify_shape(triangle) == "triangle"
+    assert world.classify_shape(np.zeros((32, 32), bool)) is None
+    tiny = np.zeros((32, 32), bool)
+    tiny[3:6, 3:6] = True
+    assert world.classify_shape(tiny) is None
+
+
+def test_largest_component_ignores_stray_pixels():
+    mask = np.zeros((10, 10), bool)
+    mask[1:5, 1:5] = True
+    mask[8, 8] = True
+    mask[7, 1:3] = True
+    component = world.largest_component(mask)
+    assert component.sum() == 16 and not component[8, 8]
+
+
+def test_held_out_prompts_each_hold_a_held_out_pair_with_distinct_colours():
+    singles, doubles = world.heldout_prompts()
+    assert [p[0] for p in singles] == list(world.HELD_OUT_PAIRS)
+    assert len(doubles) == len({tuple(p) for p in doubles}) > 20
+    for first, second in doubles:
+        assert first[0] != second[0]
+        assert first in world.HELD_OUT_PAIRS or second in world.HELD_OUT_PAIRS
+    assert ([("red", "triangle"), ("blue", "circle")] in doubles) and (
+        [("blue", "circle"), ("red", "triangle")] in doubles
+    )
+    train_singles, train_doubles = world.training_prompts()
+    assert all(p not in world.HELD_OUT_PAIRS for prompt in train_singles + train_doubles for p in prompt)
+
+
+@pytest.mark.parametrize("exclude", [(("red", "circle"), ("red", "square"), ("red", "triangle"))])
+def test_a_colour_without_any_allowed_shape_is_refused(exclude):
+    with pytest.raises(ValueError, match="allowed shape"):
+        world.sample_scenes(4, torch.Generator().manual_seed(0), exclude=exclude)
