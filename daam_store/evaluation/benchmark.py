@@ -1,0 +1,239 @@
+"""The localisation benchmark: generate held-out prompts, trace them, score maps against the objects.
+
+For every image: segment it by the palette (world.read_objects), check that each named object is
+there with its colour and its shape (adherence), and score each colour word's and shape word's map,
+thresholded at tau, against its object's region (the pixels of the object's colour), next to
+baselines that know nothing of the word: the other object's word, a centre prior, a map that marks
+every pixel. Word influence compares images from the same initial noise with one word swapped.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from diffusers import StableDiffusionPipeline
+
+from daam_store import world
+from daam_store.errors import UserError
+from daam_store.evaluation.metrics import (
+    DEFAULT_TAU,
+    TAU_SWEEP,
+    centre_prior,
+    map_iou,
+    mean_with_interval,
+    normalise,
+    uniform_iou,
+)
+from daam_store.heatmap import WordHeatMap
+from daam_store.trace import trace
+
+SPLITS = ("heldout", "train")
+NOISE_OFFSET = 1_000_003  # seed shift for the 'different noise' comparison
+TARGETS = (  # (result key, label, comparison, bound): from the built-in models issue
+    ("adherence.colour.all", "adherence: colour present", ">=", 0.95),
+    ("adherence.shape.all", "adherence: shape correct", ">=", 0.80),
+    ("miou.colour.word.mean", "mIoU colour words", ">=", 0.6),
+    ("miou.shape.word.mean", "mIoU shape words", ">=", 0.5),
+    ("miou.colour.other_object.mean", "other-object baseline (colour)", "<=", 0.1),
+    ("miou.shape.other_object.mean", "other-object baseline (shape)", "<=", 0.1),
+)
+
+
+@dataclass
+class EvalSettings:
+    n: int = 96  # images; every fourth has one object, the rest two
+    steps: int = 25
+    guidance: float = 5.0
+    split: str = "heldout"
+    batch_size: int = 8
+    influence_n: int = 24  # images also regenerated with a word swapped and with other noise
+    first_seed: int = 0
+    tau: float = DEFAULT_TAU
+
+    def validate(self) -> None:
+        if self.n < 1 or self.steps < 1 or self.batch_size < 1 or self.influence_n < 0:
+            raise UserError("--n, --steps and --batch-size must be at least 1 (influence images at least 0)")
+        if self.split not in SPLITS:
+            raise UserError(f"unknown split {self.split!r}: use one of {', '.join(SPLITS)}")
+        if not 0 < self.tau < 1:
+            raise UserError(f"tau must lie between 0 and 1, got {self.tau}")
+
+
+def evaluation_items(split: str, n: int, first_seed: int = 0) -> list[tuple[list[world.Pair], int]]:
+    """(objects, seed) of each image: one-object prompts at every fourth image, else two-object ones."""
+    singles, doubles = world.heldout_prompts() if split == "heldout" else world.training_prompts()
+    random.Random(0).shuffle(doubles)
+    items = []
+    for i in range(n):
+        prompt = singles[(i // 4) % len(singles)] if i % 4 == 0 else doubles[(i - i // 4 - 1) % len(doubles)]
+        items.append((prompt, first_seed + i))
+    return items
+
+
+def evaluate(pipe: StableDiffusionPipeline, settings: EvalSettings, progress=None) -> dict:
+    """Run the benchmark; returns a JSON-ready dict (see `format_report`). `progress(done, total)`."""
+    settings.validate()
+    started = time.perf_counter()
+    items = evaluation_items(settings.split, settings.n, settings.first_seed)
+    scores = _Scores(settings.tau)
+    kept_images: list[np.ndarray] = []
+    with trace(pipe) as tc:
+        for start in range(0, len(items), settings.batch_size):
+            batch = items[start : start + settings.batch_size]
+            images = _generate(pipe, batch, settings)
+            for i, ((objects, _), image) in enumerate(zip(batch, images, strict=True)):
+                word_maps = tc.compute_global_heat_map(image_idx=i).word_heat_maps()
+                scores.add(start + i, objects, image, word_maps)
+                if start + i < settings.influence_n:
+                    kept_images.append(np.asarray(image, dtype=np.float32) / 255)
+            if progress:
+                progress(min(start + len(batch), len(items)), len(items))
+    results = {
+        "settings": asdict(settings),
+        "images": {
+            "total": len(items),
+            "one_object": sum(len(o) == 1 for o, _ in items),
+            "two_objects": sum(len(o) == 2 for o, _ in items),
+        },
+        **scores.summary(),
+        "influence": _word_influence(pipe, items[: settings.influence_n], kept_images, settings),
+        "classifier": _classifier_accuracy(pipe),
+    }
+    results["targets"] = check_targets(results)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def _generate(pipe, batch, settings: EvalSettings) -> list:
+    prompts = [world.caption(objects) for objects, _ in batch]
+    generators = [torch.Generator().manual_seed(seed) for _, seed in batch]
+    output = pipe(prompts, generator=generators, num_inference_steps=settings.steps, guidance_scale=settings.guidance)
+    return output.images
+
+
+class _Scores:
+    """Accumulates adherence and IoU records image by image."""
+
+    def __init__(self, tau: float) -> None:
+        self.tau = tau
+        self.adherence = defaultdict(list)  # (kind, subset) -> [0/1]
+        self.iou = defaultdict(list)  # (word class, map kind, tau) -> [iou]
+        self.groups = defaultdict(list)  # same keys -> [image index]
+        self.centre: np.ndarray | None = None
+
+    def add(self, index: int, objects: list[world.Pair], image, word_maps) -> None:
+        rgb = np.asarray(image.convert("RGB"))
+        found = world.read_objects(rgb)
+        subset = "one_object" if len(objects) == 1 else "two_objects"
+        if self.centre is None:
+            self.centre = centre_prior(rgb.shape[:2])
+        words = world.caption_words(objects)
+        if [span.text.lower() for span, _ in word_maps] != words:
+            raise RuntimeError(f"heat map words {[s.text for s, _ in word_maps]} do not match {words}")
+        maps = [normalise(WordHeatMap(m).expand_as(image).numpy()) for _, m in word_maps]
+        positions = world.object_word_indices(objects)
+        for k, (colour, shape) in enumerate(objects):
+            present = colour in found
+            correct = present and found[colour][1] == shape
+            for kind, value in (("colour", present), ("shape", correct)):
+                self.adherence[(kind, subset)].append(float(value))
+                self.adherence[(kind, "all")].append(float(value))
+            if not present:
+                continue  # no region to score against
+            region = found[colour][0]
+            other = positions[1 - k] if len(objects) == 2 else None
+            for word_class, position in (("colour", positions[k][0]), ("shape", positions[k][1])):
+                candidates = {"word": maps[position], "centre": self.centre}
+                if other is not None:
+                    candidates["other_object"] = maps[other[0] if word_class == "colour" else other[1]]
+                for tau in sorted({*TAU_SWEEP, self.tau}):
+                    for kind, heat_map in candidates.items():
+                        self._record((word_class, kind, tau), index, map_iou(heat_map, region, tau))
+                    self._record((word_class, "uniform", tau), index, uniform_iou(region))
+
+    def _record(self, key, index: int, value: float) -> None:
+        self.iou[key].append(value)
+        self.groups[key].append(index)
+
+    def summary(self) -> dict:
+        adherence = defaultdict(dict)
+        for (kind, subset), values in self.adherence.items():
+            adherence[kind][subset] = float(np.mean(values)) if values else float("nan")
+            adherence[kind][f"n_{subset}"] = len(values)
+        miou: dict = {}
+        sweep: dict = defaultdict(dict)
+        for (word_class, kind, tau), values in self.iou.items():
+            summary = mean_with_interval(values, self.groups[(word_class, kind, tau)])
+            if tau == self.tau:
+                miou.setdefault(word_class, {})[kind] = summary
+            sweep[f"{word_class}.{kind}"][f"{tau:g}"] = round(summary["mean"], 4)
+        return {"adherence": dict(adherence), "miou": miou, "tau_sweep": dict(sweep)}
+
+
+def _word_influence(pipe, items, base_images: list[np.ndarray], settings: EvalSettings) -> dict:
+    """Mean absolute pixel change (0-1 scale) from the same noise with the first object's shape word
+    or colour word swapped, against the change from different noise with the same prompt."""
+    if not items:
+        return {}
+    variants = {"shape_word": [], "colour_word": [], "noise": []}
+    for objects, seed in items:
+        colour, shape = objects[0]
+        other_shape = world.SHAPES[(world.SHAPES.index(shape) + 1) % len(world.SHAPES)]
+        used = {c for c, _ in objects}
+        other_colour = next(c for c in world.COLOURS if c not in used)
+        variants["shape_word"].append(([(colour, other_shape), *objects[1:]], seed))
+        variants["colour_word"].append(([(other_colour, shape), *objects[1:]], seed))
+        variants["noise"].append((objects, seed + NOISE_OFFSET))
+    result = {}
+    for name, edited in variants.items():
+        changes = []
+        for start in range(0, len(edited), settings.batch_size):
+            batch = edited[start : start + settings.batch_size]
+            for i, image in enumerate(_generate(pipe, batch, settings)):
+                pixels = np.asarray(image, dtype=np.float32) / 255
+                changes.append(float(np.abs(pixels - base_images[start + i]).mean()))
+        result[name] = mean_with_interval(changes)
+    return result
+
+
+@torch.no_grad()
+def _classifier_accuracy(pipe, n: int = 64, seed: int = 12345) -> dict:
+    """How well the palette segmentation and shape classifier read ground-truth scenes (all pairs),
+    as rendered and after a round trip through the model's own VAE (its ceiling for shapes)."""
+    scenes = world.sample_scenes(n, torch.Generator().manual_seed(seed), exclude=())
+    images, _ = world.render(scenes)
+    vae = pipe.vae
+    latents = vae.encode((images * 2 - 1).to(vae.device, vae.dtype)).latent_dist.mode()
+    decoded = (vae.decode(latents).sample.float().cpu() + 1) / 2
+    result = {}
+    for name, batch in (("renders", images), ("vae", decoded)):
+        colour_ok, shape_ok, total = 0, 0, 0
+        for i, rgb in enumerate(world.to_uint8(batch)):
+            found = world.read_objects(rgb)
+            for colour, shape in scenes.objects(i):
+                total += 1
+                colour_ok += colour in found
+                shape_ok += colour in found and found[colour][1] == shape
+        result[name] = {"colour": colour_ok / total, "shape": shape_ok / total, "objects": total}
+    return result
+
+
+def lookup(results: dict, dotted: str):
+    value = results
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def check_targets(results: dict) -> list[dict]:
+    checks = []
+    for key, label, comparison, bound in TARGETS:
+        value = lookup(results, key)
+        met = value is not None and not np.isnan(value) and (value >= bound if comparison == ">=" else value <= bound)
+        checks.append({"key": key, "label": label, "value": value, "target": f"{comparison} {bound:g}", "met": met})
+    return checks

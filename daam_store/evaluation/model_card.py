@@ -1,0 +1,98 @@
+"""MODEL_CARD.md of a built-in model: what it is, what it learnt from, how it was trained, how it scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from daam_store import world
+from daam_store.evaluation.report import format_markdown
+
+
+def _parameters(folder: Path, component: str) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for file in sorted((folder / component).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():
+                total += _numel(handle.get_slice(key).get_shape())
+    return total
+
+
+def _numel(shape) -> int:
+    count = 1
+    for side in shape:
+        count *= side
+    return count
+
+
+def model_card(folder: Path, name: str, results: dict) -> str:
+    folder = Path(folder)
+    info_file = folder / "training.json"
+    info = json.loads(info_file.read_text()) if info_file.exists() else {}
+    recipe = info.get("recipe", {})
+    unet = json.loads((folder / "unet" / "config.json").read_text())
+    text = json.loads((folder / "text_encoder" / "config.json").read_text())
+    scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    vae = json.loads((folder / "vae" / "config.json").read_text())
+    held_out = ", ".join(f"{c} {s}" for c, s in world.HELD_OUT_PAIRS)
+    sizes = {c: _parameters(folder, c) for c in ("unet", "vae", "text_encoder")}
+    minutes = info.get("training_seconds", 0) / 60
+    lines = [
+        f"# {name}",
+        "",
+        "A tiny text-to-image model with the real Stable Diffusion architecture (a diffusers "
+        "`StableDiffusionPipeline`: CLIPTextModel, the real CLIP tokenizer, AutoencoderKL, UNet2DConditionModel, "
+        "DDIM), trained from scratch on daam-store's generated world so that its DAAM word maps can be scored "
+        "against known objects. It draws coloured shapes on gray at 32x32 pixels and nothing else.",
+        "",
+        "## Configuration",
+        f"- UNet: {sizes['unet']:,} parameters, channels {unet['block_out_channels']}, "
+        f"{unet['layers_per_block']} layer per block, cross-attention at 16x16, 8x8 and the mid block, "
+        f"attention_head_dim {unet['attention_head_dim']}, "
+        f"{'linear' if unet.get('use_linear_projection') else 'conv'} projection in the transformer blocks.",
+        f"- Prediction: {scheduler['prediction_type']}; scheduler DDIM ({scheduler['beta_schedule']} betas, "
+        f"{scheduler['num_train_timesteps']} training timesteps).",
+        f"- VAE: {sizes['vae']:,} parameters, factor 2 (32x32x3 images, 16x16x4 latents), "
+        f"latent scaling factor {vae['scaling_factor']:.4f} (1 / std of its latents).",
+        f"- Text encoder: CLIPTextModel with {text['num_hidden_layers']} transformer layers, hidden size "
+        f"{text['hidden_size']}, the full {text['vocab_size']:,}-token CLIP vocabulary ({sizes['text_encoder']:,} "
+        "parameters, almost all in the token table; only the world's words were trained).",
+        "",
+        "## Data",
+        "Generated on the fly by `daam_store.world` (seeded per step): a gray (128,128,128) 32x32 image with 1-3 "
+        f"non-overlapping objects (shares {world.OBJECT_COUNT_PROBS}), shapes {', '.join(world.SHAPES)}, colours "
+        f"{', '.join(f'{c} {world.PALETTE[c]}' for c in world.COLOURS)}, distinct within an image, random sizes "
+        "and positions; captions such as 'a red circle and a blue square' with the objects in random order. "
+        f"Held out of training (never drawn, only evaluated): {held_out}. "
+        f"{recipe.get('empty_caption_prob', 0.1):.0%} of captions are empty (for classifier-free guidance).",
+        "",
+        "## Training",
+        f"- Recipe `{recipe.get('name', name)}`: seed {recipe.get('seed')}, batch {recipe.get('batch_size')}, "
+        f"VAE {recipe.get('vae_steps')} steps (lr {recipe.get('vae_lr')}, MSE + {recipe.get('kl_weight')} KL), "
+        f"then UNet + text encoder {info.get('unet_steps_done')} steps (AdamW lr {recipe.get('unet_lr')}, "
+        f"{recipe.get('warmup_steps')} warm-up steps then cosine decay, min-SNR weighting gamma "
+        f"{recipe.get('min_snr_gamma')}, EMA {recipe.get('ema_decay')}; the EMA weights ship).",
+        "- No loss uses attention maps or object masks: the maps below emerged from denoising alone.",
+        f"- Trained in {minutes:.1f} min on {info.get('device', 'unknown')} (torch {info.get('torch', '?')}).",
+        f"- Reproduce: `daam-store train-builtin {name}` (add `--device cuda` on a GPU; it resumes from "
+        "checkpoints). GPU and CPU arithmetic differ, so a rerun gives a model of the same recipe, not the same bits.",
+        "",
+        "## Evaluation (`daam-store eval`)",
+        "",
+        format_markdown(results, name),
+        "",
+        "## Limits",
+        "Only the world's words mean anything to this model; other words map to untrained embeddings. "
+        "Images are 32x32. Scores come from this model's own generations read by a palette segmentation and a "
+        "template shape classifier (see `daam_store.world`), not from human annotation.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(folder: Path, name: str, results: dict) -> Path:
+    path = Path(folder) / "MODEL_CARD.md"
+    path.write_text(model_card(folder, name, results))
+    return path

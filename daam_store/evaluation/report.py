@@ -1,0 +1,80 @@
+"""Text and Markdown tables of a benchmark result (for the terminal, the README and model cards)."""
+
+from __future__ import annotations
+
+from daam_store.evaluation.metrics import TAU_SWEEP
+
+
+def _f(value, digits: int = 2) -> str:
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _ci(summary: dict | None) -> str:
+    if not summary:
+        return "n/a"
+    return f"{_f(summary['mean'])} [{_f(summary['low'])}, {_f(summary['high'])}]"
+
+
+def format_markdown(results: dict, model: str) -> str:
+    s = results["settings"]
+    images = results["images"]
+    lines = [
+        f"Model `{model}`: {images['total']} {s['split']} images ({images['one_object']} one-object, "
+        f"{images['two_objects']} two-object; seeds {s['first_seed']}-{s['first_seed'] + images['total'] - 1}), "
+        f"DDIM {s['steps']} steps, guidance {s['guidance']:g}, maps summed over all layers and steps.",
+        "",
+        "| adherence | all | one-object | two-object |",
+        "|---|---|---|---|",
+    ]
+    for kind, label in (("colour", "colour present"), ("shape", "shape correct")):
+        row = results["adherence"].get(kind, {})
+        lines.append(f"| {label} | {_f(row.get('all'))} | {_f(row.get('one_object'))} | {_f(row.get('two_objects'))} |")
+    tau = s["tau"]
+    lines += [
+        "",
+        f"| mIoU at tau {tau:g} (95 % interval) | the word | other object's word | centre prior | uniform map | n |",
+        "|---|---|---|---|---|---|",
+    ]
+    for word_class in ("colour", "shape"):
+        row = results["miou"].get(word_class, {})
+        n = row.get("word", {}).get("n", 0)
+        lines.append(
+            f"| {word_class} words | {_ci(row.get('word'))} | {_ci(row.get('other_object'))} | "
+            f"{_f(row.get('centre', {}).get('mean'))} | {_f(row.get('uniform', {}).get('mean'))} | {n} |"
+        )
+    taus = [f"{t:g}" for t in TAU_SWEEP]
+    lines += ["", "| tau sweep (mIoU) | " + " | ".join(taus) + " |", "|---|" + "---|" * len(taus)]
+    for key, label in (
+        ("colour.word", "colour words"),
+        ("shape.word", "shape words"),
+        ("colour.other_object", "other object's colour word"),
+        ("shape.other_object", "other object's shape word"),
+    ):
+        sweep = results["tau_sweep"].get(key, {})
+        lines.append(f"| {label} | " + " | ".join(_f(sweep.get(t)) for t in taus) + " |")
+    influence = results.get("influence") or {}
+    if influence:
+        lines += [
+            "",
+            "| word influence: mean pixel change (0-1) | shape word swapped | colour word swapped | different noise |",
+            "|---|---|---|---|",
+            f"| {influence['noise']['n']} images, same noise unless stated | {_ci(influence['shape_word'])} | "
+            f"{_ci(influence['colour_word'])} | {_ci(influence['noise'])} |",
+        ]
+    classifier = results["classifier"]
+    lines += [
+        "",
+        f"Reading ground truth (colour / shape correct): rendered scenes {_f(classifier['renders']['colour'])} / "
+        f"{_f(classifier['renders']['shape'])}; after the model's VAE {_f(classifier['vae']['colour'])} / "
+        f"{_f(classifier['vae']['shape'])} ({classifier['vae']['objects']} objects).",
+        "",
+        "| target | measured | target | met |",
+        "|---|---|---|---|",
+    ]
+    for check in results["targets"]:
+        lines.append(
+            f"| {check['label']} | {_f(check['value'])} | {check['target']} | {'yes' if check['met'] else 'NO'} |"
+        )
+    met = sum(c["met"] for c in results["targets"])
+    lines += ["", f"{met} of {len(results['targets'])} targets met; evaluation took {results['seconds']:.0f} s."]
+    return "\n".join(lines)
