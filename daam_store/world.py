@@ -110,9 +110,9 @@ def _uniform(low, high, shape, generator: torch.Generator) -> torch.Tensor:
 def sample_scenes(batch: int, generator: torch.Generator, exclude: tuple[Pair, ...] = HELD_OUT_PAIRS) -> Scenes:
     """Sample `batch` scenes on the generator's device. Colours are distinct within a scene."""
     device = generator.device
-    count = 1 + torch.multinomial(
-        torch.tensor(OBJECT_COUNT_PROBS, device=device).expand(batch, -1), 1, generator=generator
-    ).squeeze(1)
+    u = torch.rand(batch, generator=generator, device=device)
+    bounds = np.cumsum(OBJECT_COUNT_PROBS)[:-1]
+    count = 1 + sum((u >= float(b)).long() for b in bounds)
     colours = torch.rand(batch, len(COLOURS), generator=generator, device=device).argsort(dim=1)[:, :MAX_OBJECTS]
     shapes = _sample_allowed_shapes(colours, exclude, generator)
     centres, radii = _sample_layout(batch, count, generator)
