@@ -214,7 +214,7 @@ def run_backend(name: str, url: str, plan, tokenizer, args) -> None:
         else:
             p50, p95 = 1e3 * percentile(values, 50), 1e3 * percentile(values, 95)
             print(f"  query {label:34s} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  ({len(values)} runs)")
-    print(f"  1000 word maps         fetch {1e3 * fetched:.0f} ms, decode {1e3 * decoded:.0f} ms")
+    print(f"  {len(blob_sizes)} word maps{'':9s}fetch {1e3 * fetched:.0f} ms, decode {1e3 * decoded:.0f} ms")
 
 
 def main() -> None:

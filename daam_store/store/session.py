@@ -127,7 +127,8 @@ def translate_error(error: DBAPIError, url: URL) -> StoreError:
             f"database {where} is read-only ({detail}); make the file and its folder writable "
             f"or set {URL_VARIABLE} to another database"
         )
-    if error.connection_invalidated or "unable to open" in lowered or "connect" in lowered:
+    unreachable = ("unable to open", "connect", "resolve host", "timeout expired", "no such host")
+    if error.connection_invalidated or any(sign in lowered for sign in unreachable):
         return DatabaseUnavailableError(
             f"cannot open database {where}: {detail}; check that it is reachable or set {URL_VARIABLE}"
         )

@@ -211,9 +211,7 @@ def load_generation(session: Session, generation_id: int) -> Generation:
         )
     )
     if generation is None:
-        raise GenerationNotFoundError(
-            f"no generation {generation_id} in the database; `daam-store export` lists what there is"
-        )
+        raise GenerationNotFoundError(f"no generation {generation_id} in the database; check the id")
     return generation
 
 
