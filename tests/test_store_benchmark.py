@@ -15,5 +15,11 @@ def test_store_scale_benchmark_runs_on_both_backends(postgres_server, monkeypatc
     output = capsys.readouterr().out
     assert "80 generations: 2 prompts x 20 seeds x 2 models" in output
     assert output.count("80 generations, 640 word maps") == 2  # SQLite, then PostgreSQL
-    for line in ("save() end to end", "insert prepared rows", "database bytes", "query across seeds", "640 word maps"):
+    for line in (
+        "save() end to end",
+        "insert prepared rows",
+        "database bytes",
+        "query across seeds",
+        "640 word maps         fetch",
+    ):
         assert output.count(line) == 2, line
