@@ -130,7 +130,8 @@ def run_generations(
             experiment = generate(pipe, job, on_step=on_step)
             generation_id = store.save(experiment, model=model, author=batch.author, tags=batch.tags)
         except Exception as error:  # any cause: the page shows one line, never a traceback
-            saved = f"; the {number - 1} before it were saved" if number > 1 else ""
+            before = number - 1
+            saved = f"; the {before} before it {'was' if before == 1 else 'were'} saved" if before else ""
             raise GenerationFailed(
                 f"generation {number} of {len(jobs)} ({job.prompt!r}, seed {job.seed}) failed and saved "
                 f"nothing: {one_line(error)}{saved}"

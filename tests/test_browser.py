@@ -59,14 +59,12 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log_file: Path) -> No
     pytest.fail(f"streamlit did not answer within {SERVER_START_TIMEOUT} s:\n{log_file.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def dashboard_url(tmp_path_factory):
-    """A live dashboard over an empty temporary store; stopped (and its log kept) after the module."""
-    folder = tmp_path_factory.mktemp("browser")
+def start_dashboard(store_url: str, log_file: Path) -> tuple[str, subprocess.Popen]:
+    """`streamlit run dashboard/Home.py` on 127.0.0.1 and a free port, over the store at `store_url`."""
     port = free_port()
     env = {
         **os.environ,
-        "DAAM_STORE_URL": f"sqlite:///{folder / 'store.db'}",
+        "DAAM_STORE_URL": store_url,
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
@@ -75,33 +73,51 @@ def dashboard_url(tmp_path_factory):
         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]  # fmt: skip
-    log_file = folder / "streamlit.log"
     with open(log_file, "w") as log:
         server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, server, log_file)
+    except BaseException:
+        stop_dashboard(server)
+        raise
+    return url, server
+
+
+def stop_dashboard(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(tmp_path_factory):
+    """A live dashboard over an empty temporary store; stopped (and its log kept) after the module."""
+    folder = tmp_path_factory.mktemp("browser")
+    log_file = folder / "streamlit.log"
+    url, server = start_dashboard(f"sqlite:///{folder / 'store.db'}", log_file)
+    try:
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_dashboard(server)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "streamlit.log").write_text(log_file.read_text())
+
+
+def launch_chromium(playwright, profile: str, viewport: dict[str, int]):
+    """Debian's Chromium, headless, with nothing that reaches the network; `profile` is its user-data-dir."""
+    return playwright.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS, viewport=viewport
+    )
 
 
 @pytest.fixture(scope="module")
 def browser_page():
     with playwright_api.sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS,  # the profile folder is passed as --user-data-dir by Playwright
-            viewport={"width": 1400, "height": 1000},
-        )
+        context = launch_chromium(playwright, profile, {"width": 1400, "height": 1000})
         try:
             yield context.new_page()
         finally:
@@ -153,6 +169,20 @@ def loaded_images(page) -> int:
     return decoded
 
 
+def generate_through_ui(page, url: str, model: str, prompt: str, seed: int, steps: int) -> None:
+    """Fill in the Generate form (an empty `model` keeps the default built-in choice), run, wait for it."""
+    open_page(page, f"{url}/Generate", "Prompts, one per line")
+    if model:
+        page.get_by_label("…or another model", exact=False).fill(model)
+    page.get_by_label("Prompts, one per line", exact=True).fill(prompt)
+    page.get_by_label("Steps", exact=True).fill(str(steps))
+    page.get_by_label("Seeds", exact=True).fill(str(seed))
+    page.get_by_label("Seeds", exact=True).press("Tab")  # Streamlit commits a text input on blur
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("Done: 1 generation(s) saved", exact=False).wait_for(timeout=GENERATION_TIMEOUT_MS)
+    wait_until_idle(page)
+
+
 def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, tiny_model_dir):
     page = browser_page
 
@@ -168,15 +198,7 @@ def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, 
         check_no_exception(page, name)
         screenshot(page, name)
 
-    open_page(page, f"{dashboard_url}/Generate", "Prompts, one per line")
-    page.get_by_label("…or another model", exact=False).fill(str(tiny_model_dir))
-    page.get_by_label("Prompts, one per line", exact=True).fill("a red circle and a blue square")
-    page.get_by_label("Steps", exact=True).fill("4")
-    page.get_by_label("Seeds", exact=True).fill("7")
-    page.get_by_label("Seeds", exact=True).press("Tab")  # Streamlit commits a text input on blur
-    page.get_by_role("button", name="Generate").click()
-    page.get_by_text("Done: 1 generation(s) saved", exact=False).wait_for(timeout=GENERATION_TIMEOUT_MS)
-    wait_until_idle(page)
+    generate_through_ui(page, dashboard_url, str(tiny_model_dir), "a red circle and a blue square", seed=7, steps=4)
     check_no_exception(page, "Generate")
     # The generated image plus one overlay per word: a, red, circle, and, a, blue, square.
     assert loaded_images(page) == 1 + 7
@@ -214,3 +236,55 @@ def page_names() -> list[str]:
     names = [path.stem.split("_", 1)[-1].replace("_", " ") for path in pages]
     assert {"Generate", "Explore", "Models"} <= set(names), names
     return names
+
+
+# -- the Compare page (issue 7): charts drawn from a store filled by a small sweep -----------------------
+@pytest.fixture(scope="module")
+def compare_dashboard_url(tmp_path_factory, swept_store_url):
+    """A second live dashboard, over the swept store of conftest's `swept_store_url`."""
+    log_file = tmp_path_factory.mktemp("browser-compare") / "streamlit.log"
+    url, server = start_dashboard(swept_store_url, log_file)
+    try:
+        yield url
+    finally:
+        stop_dashboard(server)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "streamlit-compare.log").write_text(log_file.read_text())
+
+
+def drawn_charts(page) -> int:
+    """Plotly charts that finished drawing (each has its SVG plot area)."""
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+    return page.locator(".js-plotly-plot").count()
+
+
+def test_compare_draws_charts_and_a_click_opens_explore(compare_dashboard_url, browser_page):
+    page = browser_page
+    open_page(page, f"{compare_dashboard_url}/Compare", "Compare", heading=True)
+    check_no_exception(page, "Compare")
+    assert drawn_charts(page) == 1
+    points = page.locator(".js-plotly-plot .scatterlayer path.point")
+    assert points.count() == 2 * 2 * 2  # the chosen word in 2 prompts x 2 seeds x 2 models, one point each
+    screenshot(page, "compare-prompts")
+
+    page.get_by_text("Across models", exact=True).click()
+    page.get_by_text("Side by side", exact=True).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    check_no_exception(page, "Compare across models")
+    assert drawn_charts(page) == 4  # share scatter, agreement, and each model's maps
+    assert loaded_images(page) == 2
+    screenshot(page, "compare-models")
+
+    page.get_by_text("Across prompts", exact=True).click()
+    wait_until_idle(page)
+    point = page.locator(".js-plotly-plot .scatterlayer path.point").first
+    point.wait_for(timeout=60_000)
+    box = point.bounding_box()
+    # Plotly takes clicks on its drag layer at the point's position, not on the marker element itself.
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_url("**/Explore?generation=*", timeout=60_000)
+    page.get_by_text("Word heat maps", exact=False).first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    check_no_exception(page, "Explore opened from Compare")
+    screenshot(page, "compare-click-explore")

@@ -485,3 +485,98 @@ def test_models_page_adds_a_new_local_model(empty_store_url, tiny_model_dir):
     assert any("Registered" in element.value for element in app.success)
     registered = app.dataframe[1].value
     assert list(registered["location"]) == [str(tiny_model_dir)] and list(registered["generations"]) == [0]
+
+
+def test_models_page_refuses_a_hub_id_it_cannot_download(empty_store_url):
+    app = run_page("pages/3_Models.py")
+    widget(app.text_input, "Hub id or local").input("someone/some-model")
+    widget(app.button, "Load and register").click()
+    app.run()
+    assert not app.exception and len(app.error) == 1
+    assert "could not load model 'someone/some-model'" in app.error[0].value  # HF_HUB_OFFLINE=1 in tests
+
+
+def test_generate_on_the_builtin_model(empty_store_url):
+    """The default choice: with its weights shipped it generates; before they are trained, one clear line."""
+    from daam_store.models import ModelNotFoundError, resolve_model
+    from daam_store.store import queries
+
+    app = run_page("pages/1_Generate.py")
+    assert widget(app.selectbox, "Model").value == "sd1-tiny (built-in)"
+    app = fill_generate_form(app, "", "a red circle", "0", steps=2)
+    with open_store_at(empty_store_url) as store, store.session() as session:
+        stored = queries.list_generations(session)
+    try:
+        resolve_model("sd1-tiny")
+    except ModelNotFoundError:
+        assert not app.exception and len(app.error) == 1 and "train-builtin sd1-tiny" in app.error[0].value
+        assert stored == []
+    else:
+        assert_clean(app)
+        assert [(row.model, row.prompt, row.seed, row.steps) for row in stored] == [("sd1-tiny", "a red circle", 0, 2)]
+        assert texts(app).count("circle") == 1
+
+
+def test_explore_shows_the_overlays_of_an_imported_original_daam_directory(empty_store_url, tmp_path):
+    from daam_store.store.transfer import import_directory
+
+    folder = tmp_path / "original"
+    folder.mkdir()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(folder / "output.png")
+    (folder / "prompt.txt").write_text("a red dog")
+    (folder / "seed.txt").write_text("5")
+    for word in ("red", "dog"):
+        Image.new("RGB", (64, 64), (0, 0, 255)).save(folder / f"{word}.heat_map.png")
+    with open_store_at(empty_store_url) as store:
+        generation_id = import_directory(store, folder).generation_id
+
+    app = run_page("pages/2_Explore.py", {"generation": str(generation_id)})
+    assert_clean(app)
+    assert any("rendered overlays only" in element.value for element in app.info)
+    assert [t for t in texts(app) if t in ("red", "dog")] == ["dog", "red"]  # attachments, by file name
+    assert len(app.get("image")) == 1 + 2
+
+
+# -- the batch runner --------------------------------------------------------------------------------
+
+
+class FailingStore:
+    """A real store that fails on its `fail_on`-th save (after the row of the earlier ones is written)."""
+
+    def __init__(self, store, fail_on: int):
+        self.store, self.fail_on, self.calls = store, fail_on, 0
+
+    def save(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise OSError("disk full")
+        return self.store.save(*args, **kwargs)
+
+
+def test_a_failed_generation_saves_nothing_and_says_which_one(empty_store_url, sd1_pipe):
+    from daam_store.dashboard_support import GenerationFailed, run_generations
+    from daam_store.store import queries
+
+    batch = BatchRequest(prompts=("a cat", "a dog"), seeds=(1,), steps=2)
+    with open_store_at(empty_store_url) as store:
+        results = []
+        with pytest.raises(GenerationFailed) as failure:
+            results.extend(run_generations(sd1_pipe, batch, FailingStore(store, fail_on=2)))
+        with store.session() as session:
+            stored = [(row.prompt, row.seed) for row in queries.list_generations(session)]
+    assert str(failure.value) == (
+        "generation 2 of 2 ('a dog', seed 1) failed and saved nothing: disk full; the 1 before it was saved"
+    )
+    assert [result.experiment.prompt for result in results] == ["a cat"]
+    assert stored == [("a cat", 1)]
+
+
+def test_progress_counts_every_denoising_step_of_the_batch(empty_store_url, sd1_pipe):
+    from daam_store.dashboard_support import run_generations
+
+    batch = BatchRequest(prompts=("a cat", "a dog"), seeds=(1, 2), steps=3)
+    calls: list[tuple[int, int]] = []
+    with open_store_at(empty_store_url) as store:
+        results = list(run_generations(sd1_pipe, batch, store, on_progress=lambda *call: calls.append(call)))
+    assert len(results) == 4
+    assert calls == [(done, 12) for done in range(1, 13)]

@@ -74,7 +74,7 @@ if results:
     alpha = st.slider("Heat-map opacity", min_value=0.0, max_value=1.0, value=0.5, step=0.05)
     for result in results:
         experiment = result.experiment
-        with st.container(border=True):
+        with st.container(border=True, key=f"generation-{result.generation_id}"):
             st.text(f"Generation #{result.generation_id} · seed {experiment.seed}")
             st.text(experiment.prompt)
             image_column, maps_column = st.columns([1, 4])

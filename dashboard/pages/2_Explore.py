@@ -86,7 +86,7 @@ def show_detail(store, generation_id: int) -> None:
 
     image_column, info_column = st.columns([1, 2])
     image_column.image(enlarge(details.image), width=256)
-    info_column.dataframe(details.facts, hide_index=True)
+    info_column.dataframe(details.facts, hide_index=True, height=35 * (len(details.facts) + 1) + 3)  # no scrolling
 
     st.subheader("Word heat maps")
     experiment = details.experiment

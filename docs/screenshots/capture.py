@@ -1,0 +1,54 @@
+"""Take the README's dashboard screenshots: `python docs/screenshots/capture.py [--model NAME]`.
+
+Starts the dashboard over a temporary store, runs one generation through the Generate form in
+headless Chromium (the same helpers as tests/test_browser.py) and saves:
+    docs/screenshots/generate.png   the Generate page's result: image and per-word overlays
+    docs/screenshots/explore.png    that generation opened in Explore
+The model is the built-in `sd1-tiny` by default; `--model` takes any other name, folder or hub id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import test_browser as browser  # noqa: E402  (the helpers live with the test that keeps them working)
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="", help="model for the generation (default: the built-in sd1-tiny)")
+    parser.add_argument("--prompt", default="a red circle and a blue square")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=25)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
+        folder = Path(scratch)
+        url, server = browser.start_dashboard(f"sqlite:///{folder / 'store.db'}", folder / "streamlit.log")
+        context = browser.launch_chromium(playwright, str(folder / "profile"), {"width": 1280, "height": 1100})
+        try:
+            page = context.new_page()
+            browser.generate_through_ui(page, url, args.model, args.prompt, args.seed, args.steps)
+            result = page.locator(".st-key-generation-1")  # the page keys each result's container
+            result.scroll_into_view_if_needed()
+            result.screenshot(path=str(HERE / "generate.png"))
+
+            browser.open_page(page, f"{url}/Explore?generation=1", "Word heat maps")
+            page.screenshot(path=str(HERE / "explore.png"))
+        finally:
+            context.close()
+            browser.stop_dashboard(server)
+    print(f"wrote {HERE / 'generate.png'} and {HERE / 'explore.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
