@@ -17,6 +17,9 @@ from plotly.subplots import make_subplots
 SHARE_AXIS = "attribution share"
 HEAT_SCALE = "Jet"  # DAAM's overlays use the jet colour map
 LABEL_CHARACTERS = 40  # long prompts are cut on axes; hover and CSV keep the whole text
+# Above this many points a chart draws them with WebGL (SVG slows the browser down), and distributions
+# show only their outliers as points.
+MANY_POINTS = 2000
 
 
 def short(text: str, limit: int = LABEL_CHARACTERS) -> str:
@@ -44,11 +47,13 @@ def share_by_prompt_figure(per_generation: pd.DataFrame, summary: pd.DataFrame, 
             opacity=0.5,
         )
     )
+    scatter = go.Scattergl if len(points) > MANY_POINTS else go.Scatter
     figure.add_trace(
-        go.Scatter(
+        scatter(
             x=points["prompt_label"],
             y=points["share"],
             mode="markers",
+            marker={"color": "#262730", "size": 8, "opacity": 0.7},
             name="one generation (click to open)",
             customdata=points[["generation_id", "model", "seed"]].to_numpy(),
             hovertemplate="generation %{customdata[0]}<br>%{customdata[1]}, seed %{customdata[2]}"
@@ -88,7 +93,7 @@ def seed_distribution_figure(per_generation: pd.DataFrame, word: str, kind: str 
         x="prompt_label",
         y="share",
         color="model",
-        points="all",
+        points="all" if len(frame) <= MANY_POINTS else "outliers",
         custom_data=["generation_id", "seed", "prompt"],
         labels={"prompt_label": "prompt", "share": SHARE_AXIS},
         title=f"Share of “{word}” across seeds",

@@ -41,7 +41,6 @@ def csv_button(frame, name: str) -> None:
 
 def sidebar(tag: str | None, options: compare.CompareOptions) -> tuple[compare.Selection, str | None]:
     with st.sidebar:
-        st.header("Compare")
         models = st.multiselect("Models", list(options.models), format_func=options.models.get, help="None = all.")
         prompts = st.multiselect("Prompts", list(options.prompts), format_func=options.prompts.get, help="None = all.")
         seeds_text = st.text_input("Seeds", help="Numbers and ranges, e.g. `0-7, 10`. Empty = all.")
@@ -113,19 +112,19 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
     chart(charts.model_scatter_figure(scatter, label_a, label_b), "model_scatter")
     csv_button(scatter, "shares_model_a_vs_b")
 
-    st.subheader("Agreement of the maps")
-    st.caption(f"Maps aligned to the coarser resolution; mean over at most {compare.MAX_MAPS} shared seeds per prompt.")
-    agreement = get("model_agreement", selection, model_a, model_b)
+    st.subheader("One prompt: agreement of the maps, side by side")
+    pairs = get("model_pairs", selection, model_a, model_b)
+    prompts = dict(zip(pairs["prompt_id"], pairs["prompt"], strict=False))
+    prompt_id = st.selectbox("Prompt", list(prompts), format_func=prompts.get, key="models_prompt")
+    one_prompt = selection.narrowed(prompt_ids=(prompt_id,))
+    st.caption(f"Maps aligned to the coarser resolution; mean over at most {compare.MAX_MAPS} seeds both models ran.")
+    agreement = get("model_agreement", one_prompt, model_a, model_b)
     chart(charts.agreement_figure(agreement, label_a, label_b), "agreement")
     csv_button(agreement, "agreement_model_a_vs_b")
 
-    st.subheader("Side by side")
-    pairs = get("model_pairs", selection, model_a, model_b)
-    labels = {
-        (row.generation_id_a, row.generation_id_b): f"{charts.short(row.prompt, 60)} · seed {row.seed}"
-        for row in pairs.itertuples()
-    }
-    pair = st.selectbox("Prompt and seed", list(labels), format_func=labels.get, key="side_by_side")
+    seeds = pairs[pairs["prompt_id"] == prompt_id]
+    labels = {(row.generation_id_a, row.generation_id_b): f"seed {row.seed}" for row in seeds.itertuples()}
+    pair = st.selectbox("Seed", list(labels), format_func=labels.get, key="side_by_side")
     for column, generation_id, label in zip(st.columns(2), pair, (label_a, label_b), strict=True):
         shown = get("generation_maps", generation_id)
         with column:
@@ -174,6 +173,7 @@ store = ui.get_store()
 with ui.errors_as_messages():
     st.session_state["compare_version"] = compare.store_version(store)
     with st.sidebar:
+        st.header("Filters")
         tag = st.selectbox(
             "Sweep or tag", [ALL, *get("compare_options", None).tags], help="`daam-store sweep --name N` tags sweep:N."
         )
