@@ -9,7 +9,7 @@ from daam_store import set_seed, trace
 from daam_store.analysis.statistics import prompt_statistics
 from daam_store.models import describe_pipeline
 from daam_store.models.info import ModelInfo
-from daam_store.store import GenerationNotFoundError, open_store, queries
+from daam_store.store import GenerationNotFoundError, StoreError, open_store, queries
 from daam_store.store.codec import max_abs_error_bound
 from daam_store.store.testing import synthetic_experiment
 
@@ -95,6 +95,15 @@ def test_saving_the_same_generation_twice_keeps_one(store, clip_tokenizer):
     with store.session() as session:
         assert queries.count_generations(session) == 3
         assert queries.store_summary(session).prompts == 1
+
+
+def test_maps_that_do_not_fit_the_prompt_are_refused(store, clip_tokenizer):
+    exp = synthetic_experiment(clip_tokenizer, "a dog in the snow", seed=1)
+    exp.prompt = "a dog in the deep snow"  # one token more than the maps have rows for
+    with pytest.raises(StoreError, match=r"shape \(7, 16, 16\) but its prompt has 8 tokens"):
+        store.save(exp, model=MODEL_A)
+    with store.session() as session:
+        assert queries.count_generations(session) == 0
 
 
 def test_loading_a_missing_generation_says_so(store):

@@ -226,6 +226,11 @@ def prepare_experiment(
 ) -> PreparedGeneration:
     global_map = exp.heat_map(tokenizer)
     token_maps = _numpy(exp.global_heat_map)
+    if token_maps.ndim != 3 or token_maps.shape[0] != len(global_map.tokens):
+        raise StoreError(
+            f"the experiment's heat maps have shape {token_maps.shape} but its prompt has "
+            f"{len(global_map.tokens)} tokens (start and end included); they do not belong together"
+        )
     words = [
         PreparedWord(s.index, s.text, list(s.token_indices), list(s.token_ids), s.is_punctuation)
         for s in global_map.words(include_punctuation=True)
