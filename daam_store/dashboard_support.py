@@ -36,11 +36,11 @@ ProgressCallback = Callable[[int, int], None]  # (steps done, steps in the whole
 
 
 def parse_prompts(text: str) -> list[str]:
-    """One prompt per non-empty line, surrounding blanks removed."""
+    """One prompt per non-empty line, surrounding blanks removed; a repeated line runs once."""
     prompts = [line.strip() for line in text.splitlines() if line.strip()]
     if not prompts:
         raise UserError("enter at least one prompt (one per line)")
-    return prompts
+    return list(dict.fromkeys(prompts))
 
 
 def parse_tags(text: str) -> tuple[str, ...]:
@@ -104,6 +104,12 @@ class GenerationFailed(UserError):
 class GenerationResult:
     generation_id: int
     experiment: GenerationExperiment
+
+    def for_display(self) -> GenerationResult:
+        """Image and word maps only: the per-layer and per-step stacks (tens of MB per image on a real
+        SD model) are in the store, and a page keeping a batch in its session need not hold them too."""
+        light = replace(self.experiment, layer_heat_maps=None, step_heat_maps=None, layer_names=[])
+        return GenerationResult(self.generation_id, light)
 
 
 def run_generations(

@@ -40,7 +40,7 @@ DOG = "a dog **bold** <b>html</b>"  # user text that Markdown or HTML would chan
 
 
 def test_prompts_one_per_line_and_tags_comma_separated():
-    assert parse_prompts("  a dog \n\n a cat\n") == ["a dog", "a cat"]
+    assert parse_prompts("  a dog \n\n a cat\na dog") == ["a dog", "a cat"]
     with pytest.raises(UserError):
         parse_prompts(" \n ")
     assert parse_tags(" x, y ,, x ") == ("x", "y")
@@ -240,6 +240,12 @@ def test_generate_saves_exactly_one_row_per_prompt_and_seed(empty_store_url, tin
         assert words == (WORDS if row.prompt == PROMPT else ["a", "cat"])
         assert sum(stat.share for stat in statistics[row.id]) == pytest.approx(1.0, abs=1e-5)
     assert [(m.source, m.location, m.generations) for m in models] == [("local", str(tiny_model_dir), 4)]
+
+    widget(app.slider, "Heat-map opacity").set_value(1.0).run()  # a rerun shows the batch again
+    assert_clean(app)
+    assert [t for t in texts(app) if t.startswith("Generation #")] == [
+        f"Generation #{i} · seed {seed}" for i, seed in zip(range(1, 5), (4, 5, 4, 5), strict=True)
+    ]
 
     # The same form again finds every generation stored: no new rows.
     app = fill_generate_form(
@@ -580,3 +586,36 @@ def test_progress_counts_every_denoising_step_of_the_batch(empty_store_url, sd1_
         results = list(run_generations(sd1_pipe, batch, store, on_progress=lambda *call: calls.append(call)))
     assert len(results) == 4
     assert calls == [(done, 12) for done in range(1, 13)]
+    shown = results[0].for_display()
+    assert results[0].experiment.layer_heat_maps is not None
+    assert (
+        shown.experiment.layer_heat_maps is None
+        and shown.experiment.global_heat_map is results[0].experiment.global_heat_map
+    )
+
+
+def test_explore_filters_survive_opening_a_generation(filled_store_url):
+    ids = filled_store_url
+    cats = {ids[("sd1", "a cat", 0)], ids[("sd1", "a cat", 1)]}
+    app = run_page("pages/2_Explore.py")
+    widget(app.text_input, "Word in the prompt").input("cat")
+    app.run()
+    assert shown_ids(app) == cats
+    app.button(key=f"open-{min(cats)}").click()
+    app.run()
+    assert app.query_params["generation"] == str(min(cats)) and "a cat" in texts(app)
+    widget(app.button, "← Back").click()
+    app.run()
+    assert_clean(app)
+    assert shown_ids(app) == cats
+
+
+def test_explore_bad_seed_filter_is_one_error_beside_the_filters(filled_store_url):
+    app = run_page("pages/2_Explore.py")
+    widget(app.text_input, "Seeds").input("1-x")
+    app.run()
+    assert not app.exception
+    assert [element.value for element in app.sidebar.error] == [
+        "bad seed '1-x': a seed is a whole number from 0 to 9223372036854775807"
+    ]
+    assert shown_ids(app) == set()

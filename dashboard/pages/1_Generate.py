@@ -45,6 +45,26 @@ with st.form("generate"):
         save_steps = st.checkbox("Keep per-step maps (bigger rows; enables the per-step view in Explore)")
     submitted = st.form_submit_button("Generate", type="primary")
 
+
+def opacity() -> float:
+    return st.slider("Heat-map opacity", min_value=0.0, max_value=1.0, value=0.5, step=0.05, key="opacity")
+
+
+def show_result(result, alpha: float) -> None:
+    experiment = result.experiment
+    with st.container(border=True, key=f"generation-{result.generation_id}"):
+        st.text(f"Generation #{result.generation_id} · seed {experiment.seed}")
+        st.text(experiment.prompt)
+        image_column, maps_column = st.columns([1, 4])
+        with image_column:
+            st.image(enlarge(experiment.image), width=200)
+            st.page_link(
+                "pages/2_Explore.py", label="Open in Explore", query_params={"generation": result.generation_id}
+            )
+        with maps_column:
+            ui.show_overlays(word_overlays(experiment, alpha), per_row=5)
+
+
 if submitted:
     results: list = []
     st.session_state["generate_results"] = results  # filled as they come, so a failure keeps the saved ones
@@ -65,25 +85,12 @@ if submitted:
         def show_progress(done: int, total: int) -> None:
             bar.progress(done / total, text=f"Step {done} of {total}")
 
+        alpha = opacity()
         for result in run_generations(pipe, batch, store, on_progress=show_progress):
-            results.append(result)
+            results.append(result.for_display())
+            show_result(result, alpha)  # each one as soon as it is saved, not at the end of the batch
         bar.progress(1.0, text=f"Done: {len(results)} generation(s) saved to the store")
-
-results = st.session_state.get("generate_results", [])
-if results:
-    alpha = st.slider("Heat-map opacity", min_value=0.0, max_value=1.0, value=0.5, step=0.05)
-    for result in results:
-        experiment = result.experiment
-        with st.container(border=True, key=f"generation-{result.generation_id}"):
-            st.text(f"Generation #{result.generation_id} · seed {experiment.seed}")
-            st.text(experiment.prompt)
-            image_column, maps_column = st.columns([1, 4])
-            with image_column:
-                st.image(enlarge(experiment.image), width=200)
-                st.page_link(
-                    "pages/2_Explore.py",
-                    label="Open in Explore",
-                    query_params={"generation": result.generation_id},
-                )
-            with maps_column:
-                ui.show_overlays(word_overlays(experiment, alpha), per_row=5)
+elif st.session_state.get("generate_results"):  # a rerun (e.g. the opacity slider): show the last batch again
+    alpha = opacity()
+    for result in st.session_state["generate_results"]:
+        show_result(result, alpha)

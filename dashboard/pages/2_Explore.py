@@ -23,6 +23,7 @@ from daam_store.dashboard_support import (
     token_rows,
     word_overlays,
 )
+from daam_store.errors import UserError
 
 ANY = "(any)"
 
@@ -35,7 +36,8 @@ def close_generation() -> None:
     st.query_params.pop("generation", None)
 
 
-def show_gallery(store) -> None:
+def sidebar_filters(store):
+    """The filters, drawn on every run (also beside one generation) so they keep their values."""
     options = filter_options(store)
     with st.sidebar:
         st.header("Filters")
@@ -46,18 +48,29 @@ def show_gallery(store) -> None:
         days = st.date_input("Created between (UTC days)", value=[])
         author = st.selectbox("Author", [ANY, *options.authors])
         tag = st.selectbox("Tag", [ANY, *options.tags])
-    filters = gallery_filter(
-        prompt_contains=prompt_text,
-        word=word,
-        model_ids=[options.models[label] for label in models],
-        seeds=seeds,
-        days=days,
-        author=None if author == ANY else author,
-        tag=None if tag == ANY else tag,
-    )
+    try:
+        filters = gallery_filter(
+            prompt_contains=prompt_text,
+            word=word,
+            model_ids=[options.models[label] for label in models],
+            seeds=seeds,
+            days=days,
+            author=None if author == ANY else author,
+            tag=None if tag == ANY else tag,
+        )
+    except UserError as error:  # said beside the filters; a generation opened by its link still shows
+        with st.sidebar:
+            ui.show_error(error)
+        filters = None
+    return filters, options.any_stored
+
+
+def show_gallery(store, filters, any_stored: bool) -> None:
+    if filters is None:
+        return
     total = gallery_count(store, filters)
     if total == 0:
-        if options.any_stored:
+        if any_stored:
             st.info("No generations match these filters.", icon="ℹ️")
         else:
             st.info("No generations in the store yet: make some on the Generate page.", icon="ℹ️")
@@ -145,8 +158,9 @@ ui.setup_page("Explore")
 st.title("Explore")
 store = ui.get_store()
 with ui.errors_as_messages():
+    filters, any_stored = sidebar_filters(store)
     requested = st.query_params.get("generation")
     if requested:
         show_detail(store, parse_generation_id(requested))
     else:
-        show_gallery(store)
+        show_gallery(store, filters, any_stored)
