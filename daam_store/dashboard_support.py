@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import io
 import tempfile
+import threading
+import weakref
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -133,7 +135,8 @@ def run_generations(
                 on_progress(min(before + step, batch.total_steps), batch.total_steps)
 
         try:
-            experiment = generate(pipe, job, on_step=on_step)
+            with pipeline_lock(pipe):
+                experiment = generate(pipe, job, on_step=on_step)
             generation_id = store.save(experiment, model=model, author=batch.author, tags=batch.tags)
         except Exception as error:  # any cause: the page shows one line, never a traceback
             before = number - 1
@@ -143,6 +146,17 @@ def run_generations(
                 f"nothing: {one_line(error)}{saved}"
             ) from error
         yield GenerationResult(generation_id, experiment)
+
+
+_PIPELINE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PIPELINE_LOCKS_GUARD = threading.Lock()
+
+
+def pipeline_lock(pipe) -> threading.Lock:
+    """One generation at a time per pipeline object. Streamlit runs every browser session in its own
+    thread and they share the cached pipeline, whose scheduler state and `trace` hooks one call owns."""
+    with _PIPELINE_LOCKS_GUARD:
+        return _PIPELINE_LOCKS.setdefault(pipe, threading.Lock())
 
 
 def one_line(error: BaseException) -> str:

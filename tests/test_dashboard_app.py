@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -619,3 +620,45 @@ def test_explore_bad_seed_filter_is_one_error_beside_the_filters(filled_store_ur
         "bad seed '1-x': a seed is a whole number from 0 to 9223372036854775807"
     ]
     assert shown_ids(app) == set()
+
+
+def test_two_sessions_generating_on_one_cached_pipeline_do_not_mix_their_maps(tmp_path, sd1_pipe):
+    """Streamlit runs each browser session in its own thread and shares the cached pipeline: `trace`
+    hooks that pipeline, so two batches at once must not record each other's attention."""
+    import threading
+
+    from daam_store.dashboard_support import run_generations
+    from daam_store.store import open_store
+
+    batches = {
+        "cats": BatchRequest(prompts=("a cat on a mat",), seeds=(1, 2), steps=3),
+        "dogs": BatchRequest(prompts=("a red dog",), seeds=(4, 5), steps=3),
+    }
+    alone: dict[str, list] = {}
+    for name, batch in batches.items():
+        with open_store(f"sqlite:///{tmp_path / f'alone-{name}.db'}") as store:
+            alone[name] = [r.experiment for r in run_generations(sd1_pipe, batch, store)]
+
+    together: dict[str, list] = {}
+    failures: list[BaseException] = []
+    # Opened (and migrated) first: the dashboard opens its store once per process, not per session.
+    stores = {name: open_store(f"sqlite:///{tmp_path / f'together-{name}.db'}") for name in batches}
+
+    def run(name: str) -> None:
+        try:
+            together[name] = [r.experiment for r in run_generations(sd1_pipe, batches[name], stores[name])]
+        except BaseException as error:  # reported below: a thread's exception would be lost
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores.values():
+        store.close()
+    assert not failures, failures
+    for name in batches:
+        for single, shared in zip(alone[name], together[name], strict=True):
+            assert shared.image.tobytes() == single.image.tobytes()
+            assert torch.allclose(shared.global_heat_map, single.global_heat_map, atol=1e-6)
