@@ -34,12 +34,8 @@ def get_store():
 
     On failure the page shows one line saying what is wrong and stops there.
     """
-    try:
-        # Keyed by the URL so that a different $DAAM_STORE_URL (tests, a second team db) gets its own.
-        return _open_store(os.environ.get("DAAM_STORE_URL") or None)
-    except Exception as error:  # the store raises UserError, but a driver may raise anything
-        show_error(error)
-        st.stop()
+    # Keyed by the URL so that a different $DAAM_STORE_URL (tests, a second team db) gets its own.
+    return or_stop(_open_store, os.environ.get("DAAM_STORE_URL") or None)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -63,6 +59,15 @@ def show_error(error: BaseException) -> None:
     if not isinstance(error, UserError):
         log.error("dashboard error", exc_info=error)
     st.error(one_line(error), icon="⚠️")
+
+
+def or_stop(function, *args):
+    """`function(*args)`; on an error the page shows its one line and stops there."""
+    try:
+        return function(*args)
+    except Exception as error:
+        show_error(error)
+        st.stop()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ st.write(
 )
 
 store = ui.get_store()
-choices = model_choices(store)
+choices = ui.or_stop(model_choices, store)
 
 with st.form("generate"):
     model_label = st.selectbox("Model", list(choices))
