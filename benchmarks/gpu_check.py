@@ -7,15 +7,16 @@ Run: python benchmarks/gpu_check.py  (on a machine with a CUDA GPU)
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from daam_store import set_seed, trace
-from daam_store.models import load_clip_tokenizer
+from daam_store.models.pipelines import assemble_pipeline
 
 FAMILIES = {
     "SD1.5-size 512px": dict(
@@ -38,7 +39,7 @@ FAMILIES = {
 }
 
 
-def build(spec: dict) -> StableDiffusionPipeline:
+def build(spec: dict):
     torch.manual_seed(0)
     with torch.device("cuda"):
         text = CLIPTextModel(
@@ -61,35 +62,14 @@ def build(spec: dict) -> StableDiffusionPipeline:
         clip_sample=False,
         prediction_type=spec["prediction"],
     )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text,
-        tokenizer=load_clip_tokenizer(),
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = assemble_pipeline(text, vae, unet, scheduler)
     return pipe.to("cuda", torch.float16)
 
 
 def generate(pipe, steps: int, traced: bool, size: int):
     torch.cuda.synchronize()
     started = time.perf_counter()
-    if traced:
-        with trace(pipe) as tc:
-            image = pipe(
-                "a red dog on a blue car",
-                num_inference_steps=steps,
-                generator=set_seed(0),
-                output_type="np",
-                height=size,
-                width=size,
-            ).images
-            maps = tc.compute_global_heat_map().compute_word_heat_map("dog").value
-    else:
+    with trace(pipe) if traced else contextlib.nullcontext() as tc:
         image = pipe(
             "a red dog on a blue car",
             num_inference_steps=steps,
@@ -98,7 +78,7 @@ def generate(pipe, steps: int, traced: bool, size: int):
             height=size,
             width=size,
         ).images
-        maps = None
+        maps = tc.compute_global_heat_map().compute_word_heat_map("dog").value if traced else None
     torch.cuda.synchronize()
     return time.perf_counter() - started, image, maps
 

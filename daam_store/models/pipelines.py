@@ -88,6 +88,11 @@ def build_random_pipeline(family: Family = "sd1", seed: int = 0, text_layers: in
     vae = AutoencoderKL(**configs.vae_config())
     unet = UNet2DConditionModel(**configs.unet_config(family))
     scheduler = DDIMScheduler(**configs.scheduler_config(family))
+    return assemble_pipeline(text_encoder, vae, unet, scheduler)
+
+
+def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipeline:
+    """A pipeline from components built in code, with the shipped CLIP tokenizer and no safety checker."""
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
