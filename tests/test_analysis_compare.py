@@ -118,6 +118,12 @@ def test_agreement_across_models(known_store):
     assert scatter.loc["dog", "share_a"] == pytest.approx(3 / 4) and scatter.loc["dog", "share_b"] == pytest.approx(
         2 / 3
     )
+    everything = compare.Selection()  # m2 seed 1 too: seeds 0 and 1 are shared
+    means = compare.model_share_means(store, everything, models["m1"], models["m2"]).set_index("word")
+    assert means.loc["dog", "pairs"] == 2 and means.loc["dog", "generation_id_a"] == ids["m1", 0]
+    assert means.loc["dog", "share_a"] == pytest.approx((3 / 4 + 1 / 2) / 2)
+    assert means.loc["dog", "share_b"] == pytest.approx((2 / 3 + 3 / 5) / 2)
+    assert means.loc["dog", "std_a"] == pytest.approx(1 / 8)
     agreement = compare.model_agreement(store, KNOWN, models["m1"], models["m2"]).set_index("word")
     assert agreement.loc["dog", "pairs"] == 1
     assert agreement.loc["dog", "iou"] == pytest.approx(2 / 3)

@@ -9,6 +9,7 @@ from daam_store.analysis.agreement import agreement, align_maps, mean_agreement,
 from daam_store.analysis.edits import align_words, compare_edit
 from daam_store.analysis.overlap import (
     map_iou,
+    mask_iou,
     mean_overlap_by_word,
     mean_overlap_matrix,
     overlap_matrix,
@@ -68,6 +69,18 @@ def test_stability_leaves_undefined_pairs_out():
     assert result.mean_correlation == pytest.approx(1.0)
     assert result.mean_iou == pytest.approx(1 / 3)
     assert math.isnan(stability([x]).mean_correlation)  # one seed: no pair
+
+
+def test_stability_equals_the_pairwise_definition_on_random_maps():
+    rng = np.random.default_rng(3)
+    maps = [rng.random((6, 5)) for _ in range(7)] + [np.ones((6, 5))]  # one constant map among them
+    masks = [tau_mask(m) for m in maps]
+    pairs = [(i, j) for i in range(8) for j in range(i + 1, 8)]
+    correlations = [correlation(maps[i], maps[j]) for i, j in pairs]
+    ious = [mask_iou(masks[i], masks[j]) for i, j in pairs]
+    result = stability(maps)
+    assert result.mean_correlation == pytest.approx(np.nanmean(correlations))
+    assert result.mean_iou == pytest.approx(np.nanmean(ious))
 
 
 def test_resample_area_block_means_and_fractional_cells():

@@ -97,11 +97,18 @@ def test_across_prompts_follows_the_chosen_word(swept_page):
 def test_across_models_pairs_the_two_tiny_models(swept_page):
     app = choose(open_compare(), view="Across models")
     assert_clean(app)
-    scatter, agreement, *side_by_side = charts(app)
-    points = sum(len(values(trace["x"])) for trace in scatter["data"] if trace.get("mode") == "markers")
-    assert points == 2 * (3 + 4)  # seeds x distinct words of "a red dog" and "a dog and a cat" (a twice)
+    means, agreement, *side_by_side = charts(app)
+    points = sum(len(values(trace["x"])) for trace in means["data"] if trace.get("mode") == "markers")
+    assert points == 3 + 4  # distinct words of "a red dog" and "a dog and a cat" ("a" twice)
     assert {trace["name"] for trace in agreement["data"]} == {"correlation", "iou"}
     assert len(side_by_side) == 2 and len(app.get("image")) == 2  # each model's image and word maps
+
+    widget(app, "radio", "Points").set_value("One per seed")
+    app.run()
+    assert_clean(app)
+    per_seed = charts(app)[0]
+    points = sum(len(values(trace["x"])) for trace in per_seed["data"] if trace.get("mode") == "markers")
+    assert points == 2 * (3 + 4)  # and each of the 2 seeds
 
 
 def test_filters_narrow_the_selection(swept_page):

@@ -262,6 +262,25 @@ def model_share_scatter(store, selection: Selection, model_a: int, model_b: int)
     return merged.rename(columns={"word_a": "word"})[columns].reset_index(drop=True)
 
 
+def model_share_means(store, selection: Selection, model_a: int, model_b: int) -> pd.DataFrame:
+    """One row per (prompt, word): its mean share under A and under B over the seeds both models ran,
+    and the A generation of the lowest such seed (what a click on the point opens)."""
+    pairs = model_share_scatter(store, selection, model_a, model_b)
+    columns = ["prompt_id", "prompt", "word", "pairs", "share_a", "share_b", "std_a", "std_b", "generation_id_a"]
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = pairs.sort_values("seed").groupby(["prompt_id", "prompt", "word"], sort=False)
+    means = grouped.agg(
+        pairs=("seed", "size"),
+        share_a=("share_a", "mean"),
+        share_b=("share_b", "mean"),
+        std_a=("share_a", lambda values: values.std(ddof=0)),
+        std_b=("share_b", lambda values: values.std(ddof=0)),
+        generation_id_a=("generation_id_a", "first"),
+    )
+    return means.reset_index()[columns]
+
+
 def model_agreement(
     store, selection: Selection, model_a: int, model_b: int, tau: float = DEFAULT_TAU, max_pairs: int = MAX_MAPS
 ) -> pd.DataFrame:

@@ -144,22 +144,46 @@ def map_grid_figure(maps: Sequence[np.ndarray], titles: Sequence[str], columns: 
 
 def model_scatter_figure(table: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
     """Each word's share under model A against model B, one point per (prompt, seed, word)."""
-    frame = _with_labels(table)
     figure = px.scatter(
-        frame,
+        table,
         x="share_a",
         y="share_b",
         color="word",
-        custom_data=["generation_id_a", "generation_id_b", "prompt", "seed"],
+        custom_data=["generation_id_a", "generation_id_b", "seed"],
         labels={"share_a": f"share under {label_a}", "share_b": f"share under {label_b}"},
-        title=f"Per-word shares: {label_a} vs {label_b} (click a point to open the {label_a} generation)",
+        title=f"Per-word shares, one point per seed: {label_a} vs {label_b} (click: open the {label_a} generation)",
         render_mode="webgl",
     )
+    # No prompt text per point: with 10,000 generations that alone would be megabytes to send.
     figure.update_traces(
-        hovertemplate="%{customdata[2]}, seed %{customdata[3]}<br>A %{x:.3f} (generation %{customdata[0]})"
+        hovertemplate="seed %{customdata[2]}<br>A %{x:.3f} (generation %{customdata[0]})"
         "<br>B %{y:.3f} (generation %{customdata[1]})<extra></extra>"
     )
-    top = float(np.nanmax(frame[["share_a", "share_b"]].to_numpy())) if len(frame) else 1.0
+    return _with_diagonal(figure, table)
+
+
+def model_means_figure(table: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
+    """Each word's mean share under model A against model B, one point per (prompt, word)."""
+    figure = px.scatter(
+        _with_labels(table),
+        x="share_a",
+        y="share_b",
+        error_x="std_a",
+        error_y="std_b",
+        color="word",
+        custom_data=["generation_id_a", "prompt", "pairs"],
+        labels={"share_a": f"mean share under {label_a}", "share_b": f"mean share under {label_b}"},
+        title=f"Per-word shares, mean over seeds: {label_a} vs {label_b} (click: open a {label_a} generation)",
+    )
+    figure.update_traces(
+        hovertemplate="%{customdata[1]}<br>A %{x:.3f}, B %{y:.3f} over %{customdata[2]} seeds<extra></extra>"
+    )
+    return _with_diagonal(figure, table)
+
+
+def _with_diagonal(figure: go.Figure, table: pd.DataFrame) -> go.Figure:
+    """The line of equal shares: points above it are words model B weighs more."""
+    top = float(np.nanmax(table[["share_a", "share_b"]].to_numpy())) if len(table) else 1.0
     figure.add_shape(type="line", x0=0, y0=0, x1=top, y1=top, line={"dash": "dot", "color": "grey"})
     return figure
 

@@ -25,6 +25,12 @@ def get(function: str, *args):
     return table(function, st.session_state["compare_version"], *args)
 
 
+@st.cache_data(show_spinner=False, max_entries=128)
+def draw(name: str, *args):
+    """A `compare_charts` figure, cached: building a Plotly figure costs more than reading its data."""
+    return getattr(charts, name)(*args)
+
+
 def chart(figure, key: str) -> None:
     """Draw a chart; a click on a point that carries a generation id opens that generation in Explore."""
     event = st.plotly_chart(figure, key=key, on_select="rerun", selection_mode="points")
@@ -56,14 +62,14 @@ def across_prompts(selection: compare.Selection, word: str) -> None:
         if frame.empty:
             st.info("No word maps in this selection.")
             return
-        chart(charts.all_words_figure(frame), "all_words")
+        chart(draw("all_words_figure", frame), "all_words")
         csv_button(frame, "shares_every_word_by_prompt")
         return
     per_generation = get("word_share_per_generation", selection, word)
     if per_generation.empty:
         st.info(f"“{word}” has no map in this selection.")
         return
-    chart(charts.share_by_prompt_figure(per_generation, get("word_share_by_prompt", selection, word), word), "prompts")
+    chart(draw("share_by_prompt_figure", per_generation, get("word_share_by_prompt", selection, word), word), "prompts")
     csv_button(per_generation, f"share_{word}_by_generation")
 
 
@@ -73,7 +79,7 @@ def across_seeds(selection: compare.Selection, word: str) -> None:
         st.info(f"“{word}” has no map in this selection.")
         return
     kind = st.radio("Distribution", ["box", "violin"], horizontal=True, key="seeds_kind")
-    chart(charts.seed_distribution_figure(per_generation, word, kind), "seeds")
+    chart(draw("seed_distribution_figure", per_generation, word, kind), "seeds")
     csv_button(per_generation, f"share_{word}_by_seed")
 
     st.subheader("Stability")
@@ -81,7 +87,7 @@ def across_seeds(selection: compare.Selection, word: str) -> None:
         f"Mean pairwise correlation and IoU (tau = 0.4) of the word's maps, over at most {compare.MAX_MAPS} seeds."
     )
     stability = get("seed_stability", selection, word)
-    chart(charts.stability_figure(stability, word), "stability")
+    chart(draw("stability_figure", stability, word), "stability")
     csv_button(stability, f"stability_{word}")
 
     st.subheader(f"Maps of “{word}”, seed by seed")
@@ -92,7 +98,7 @@ def across_seeds(selection: compare.Selection, word: str) -> None:
     prompt_id, model_id = st.selectbox("Prompt and model", list(labels), format_func=labels.get, key="grid_group")
     grid = get("seed_maps", selection, word, prompt_id, model_id)
     st.plotly_chart(
-        charts.map_grid_figure([m.heat_map for m in grid], [f"seed {m.seed}" for m in grid]), key="seed_grid"
+        draw("map_grid_figure", [m.heat_map for m in grid], [f"seed {m.seed}" for m in grid]), key="seed_grid"
     )
 
 
@@ -105,11 +111,17 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
     model_a = column_a.selectbox("Model A", ids, index=0, format_func=options.models.get, key="model_a")
     model_b = column_b.selectbox("Model B", ids, index=1, format_func=options.models.get, key="model_b")
     label_a, label_b = options.models[model_a], options.models[model_b]
-    scatter = get("model_share_scatter", selection, model_a, model_b)
+    points = st.radio("Points", ["Mean over seeds", "One per seed"], horizontal=True, key="models_points")
+    if points == "Mean over seeds":
+        scatter = get("model_share_means", selection, model_a, model_b)
+        figure = "model_means_figure"
+    else:
+        scatter = get("model_share_scatter", selection, model_a, model_b)
+        figure = "model_scatter_figure"
     if scatter.empty:
         st.info(f"{label_a} and {label_b} share no (prompt, seed) in this selection.")
         return
-    chart(charts.model_scatter_figure(scatter, label_a, label_b), "model_scatter")
+    chart(draw(figure, scatter, label_a, label_b), "model_scatter")
     csv_button(scatter, "shares_model_a_vs_b")
 
     st.subheader("One prompt: agreement of the maps, side by side")
@@ -119,7 +131,7 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
     one_prompt = selection.narrowed(prompt_ids=(prompt_id,))
     st.caption(f"Maps aligned to the coarser resolution; mean over at most {compare.MAX_MAPS} seeds both models ran.")
     agreement = get("model_agreement", one_prompt, model_a, model_b)
-    chart(charts.agreement_figure(agreement, label_a, label_b), "agreement")
+    chart(draw("agreement_figure", agreement, label_a, label_b), "agreement")
     csv_button(agreement, "agreement_model_a_vs_b")
 
     seeds = pairs[pairs["prompt_id"] == prompt_id]
@@ -131,7 +143,7 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
             st.markdown(f"**{label}** · generation {generation_id}")
             if shown.image_png:
                 st.image(shown.image_png, width=160)
-            figure = charts.map_grid_figure([w.heat_map for w in shown.words], [w.word for w in shown.words], 4)
+            figure = draw("map_grid_figure", [w.heat_map for w in shown.words], [w.word for w in shown.words], 4)
             st.plotly_chart(figure, key=f"side_{label}_{generation_id}")
 
 
@@ -152,7 +164,7 @@ def word_overlap(selection: compare.Selection) -> None:
     if matrix.empty:
         st.info("No word maps in this selection.")
         return
-    st.plotly_chart(charts.overlap_figure(matrix, title), key="overlap")
+    st.plotly_chart(draw("overlap_figure", matrix, title), key="overlap")
     csv_button(matrix, "word_overlap")
 
 
@@ -163,7 +175,7 @@ def per_step(selection: compare.Selection) -> None:
         return
     generation_id = st.selectbox("Generation", list(choices), format_func=choices.get, key="step_generation")
     steps = get("step_shares", generation_id)
-    chart(charts.step_figure(steps, generation_id), "steps")
+    chart(draw("step_figure", steps, generation_id), "steps")
     csv_button(steps, f"step_shares_{generation_id}")
 
 
