@@ -69,3 +69,19 @@ def test_a_newer_schema_asks_for_a_newer_daam_store(engine, store_url):
 def test_open_store_migrates_only_an_empty_database(store_url):
     with open_store(store_url) as store, store.engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == head_revision()
+
+
+def test_stored_generations_survive_the_upgrade(engine, store_url, clip_tokenizer):
+    from daam_store.models.info import ModelInfo
+    from daam_store.store import Store
+    from daam_store.store.testing import synthetic_experiment
+
+    upgrade(engine, "0002")  # the last schema that had every table the writer fills
+    older = Store(engine)  # bypasses open_store's version check on purpose
+    exp = synthetic_experiment(clip_tokenizer, "a cat on a mat", seed=4)
+    generation_id = older.save(exp, model=ModelInfo("m", "builtin", "", "SD1", "r", 32, "epsilon"))
+    assert store_main(["db", "upgrade", "--url", store_url]) == 0
+    with open_store(store_url) as store:
+        back = store.load_experiment(generation_id)
+        assert back.prompt == exp.prompt and back.seed == 4
+    assert store_main(["db", "check", "--url", store_url]) == 0
