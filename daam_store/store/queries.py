@@ -64,9 +64,13 @@ def _apply(statement: Select, filters: GenerationFilter | None) -> Select:
         statement = statement.where(Generation.prompt_id.in_(matching))
     if filters.prompt_ids:
         statement = statement.where(Generation.prompt_id.in_(list(filters.prompt_ids)))
+    # Word and tag conditions are correlated EXISTS, not `id IN (subquery)`: SQLite (3.40) may probe the
+    # whole id list once per row, which took seconds per chart at 10,000 generations (compare_scale.py).
     if filters.word:
-        having_word = select(Word.generation_id).where(Word.key == filters.word.strip().lower())
-        statement = statement.where(Generation.id.in_(having_word))
+        having_word = select(Word.id).where(
+            Word.generation_id == Generation.id, Word.key == filters.word.strip().lower()
+        )
+        statement = statement.where(having_word.exists())
     if filters.model_ids:
         statement = statement.where(Generation.model_id.in_(list(filters.model_ids)))
     if filters.seeds:
@@ -78,7 +82,8 @@ def _apply(statement: Select, filters: GenerationFilter | None) -> Select:
     if filters.author:
         statement = statement.where(Generation.author == filters.author)
     if filters.tag:
-        statement = statement.where(Generation.id.in_(select(Tag.generation_id).where(Tag.name == filters.tag)))
+        tagged = select(Tag.generation_id).where(Tag.generation_id == Generation.id, Tag.name == filters.tag)
+        statement = statement.where(tagged.exists())
     if filters.status:
         statement = statement.where(Generation.status == filters.status)
     return statement
