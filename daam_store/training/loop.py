@@ -77,8 +77,10 @@ class Trainer:
 
         pipe = build_random_pipeline(recipe.family, seed=recipe.seed, text_layers=recipe.text_layers)
         self.pipe = pipe
-        self.vae = pipe.vae.to(self.device, memory_format=torch.channels_last)
-        self.unet = pipe.unet.to(self.device, memory_format=torch.channels_last)
+        # channels_last speeds up CPU convolutions; on CUDA the default layout is the well-trodden path.
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.vae = pipe.vae.to(self.device, memory_format=self.memory_format)
+        self.unet = pipe.unet.to(self.device, memory_format=self.memory_format)
         self.text_encoder = pipe.text_encoder.to(self.device)
         self.scheduler = pipe.scheduler
         self.data = WorldBatches(pipe.tokenizer, recipe.batch_size, recipe.seed, self.device, recipe.empty_caption_prob)
@@ -111,7 +113,7 @@ class Trainer:
         losses = []
         for step in self._steps("vae", recipe.vae_steps):
             images, _, generator = self.data.batch("vae", step)
-            images = images.contiguous(memory_format=torch.channels_last)
+            images = images.contiguous(memory_format=self.memory_format)
             posterior = self.vae.encode(images).latent_dist
             reconstruction = self.vae.decode(posterior.sample(generator=generator)).sample
             kl = posterior.kl().mean() / posterior.mean[0].numel()  # per latent element
@@ -148,14 +150,14 @@ class Trainer:
         for step in self._steps("unet", self.state.unet_steps):
             images, ids, generator = self.data.batch("unet", step)
             with torch.no_grad():
-                posterior = self.vae.encode(images.contiguous(memory_format=torch.channels_last)).latent_dist
+                posterior = self.vae.encode(images.contiguous(memory_format=self.memory_format)).latent_dist
                 latents = posterior.sample(generator=generator) * self.state.scaling_factor
             noise = torch.randn(latents.shape, generator=generator, device=self.device)
             timesteps = torch.randint(0, len(alphas), (len(latents),), generator=generator, device=self.device)
             noisy = self.scheduler.add_noise(latents, noise, timesteps)
             target = noise if self._epsilon() else self.scheduler.get_velocity(latents, noise, timesteps)
             hidden = self.text_encoder(ids)[0]
-            prediction = self.unet(noisy.contiguous(memory_format=torch.channels_last), timesteps, hidden).sample
+            prediction = self.unet(noisy.contiguous(memory_format=self.memory_format), timesteps, hidden).sample
             per_sample = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
             loss = (per_sample * weights[timesteps]).mean()
             lr = learning_rate(step, self.state.unet_steps, recipe.unet_lr, recipe.warmup_steps)
@@ -300,6 +302,7 @@ class Trainer:
             "unet_steps_done": self.state.step if self.state.phase != "vae" else 0,
             "unet_steps": self.state.unet_steps,
             "training_seconds": round(self._elapsed(), 1),
+            "time_budget_seconds": self.options.time_budget,
             "device": _device_name(self.device),
             "torch": torch.__version__,
             "loss_history": self.state.history,

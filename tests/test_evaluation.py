@@ -1,0 +1,179 @@
+"""The localisation benchmark: scoring against known objects, intervals, targets, the `eval` command."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from daam_store import world
+from daam_store.cli import store_main
+from daam_store.evaluation import EvalSettings, evaluate, evaluation_items, format_markdown
+from daam_store.evaluation.benchmark import _Scores, check_targets
+from daam_store.evaluation.metrics import centre_prior, iou, map_iou, mean_with_interval, normalise, uniform_iou
+from daam_store.evaluation.model_card import write_model_card
+from daam_store.heatmap import WordSpan
+from daam_store.models import BUILTIN_MODELS, load_pipeline, resolve_model
+
+
+def test_iou_and_normalisation_by_hand():
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    a[:2, :2] = True  # 4 pixels
+    b[:2, :] = True  # 8 pixels, 4 shared
+    assert iou(a, b) == pytest.approx(0.5)
+    assert iou(a, np.zeros_like(a)) == 0.0
+    heat = np.array([[0.0, 1.0], [2.0, 4.0]])
+    assert normalise(heat).tolist() == [[0.0, 0.25], [0.5, 1.0]]
+    assert not normalise(np.ones((3, 3))).any()
+    region = np.array([[False, False], [True, True]])
+    assert map_iou(normalise(heat), region, tau=0.4) == pytest.approx(1.0)  # 0.5 and 1.0 pass, 0.25 does not
+    assert map_iou(normalise(heat), region, tau=0.6) == pytest.approx(0.5)
+    assert uniform_iou(region) == pytest.approx(0.5)
+
+
+def test_centre_prior_peaks_at_the_centre():
+    prior = centre_prior((32, 32))
+    assert prior.max() == pytest.approx(prior[15:17, 15:17].max()) and prior[0, 0] < 0.05
+    mask = prior > 0.4
+    assert mask[16, 16] and not mask[0, 0] and 0.1 < mask.mean() < 0.5
+
+
+def test_bootstrap_interval_holds_the_mean_and_widens_for_fewer_groups():
+    rng = np.random.default_rng(1)
+    groups = np.arange(200) // 50  # 4 images of 50 values each, values within an image alike
+    values = rng.uniform(size=4)[groups] + rng.normal(scale=0.01, size=200)
+    free = mean_with_interval(values)
+    assert free["low"] < free["mean"] < free["high"] and free["n"] == 200
+    grouped = mean_with_interval(values, groups=groups)
+    assert grouped["low"] <= grouped["mean"] <= grouped["high"]
+    assert grouped["high"] - grouped["low"] > 3 * (free["high"] - free["low"])
+    empty = mean_with_interval([])
+    assert empty["n"] == 0 and np.isnan(empty["mean"])
+
+
+def test_evaluation_items_mix_one_and_two_objects_of_held_out_pairs():
+    items = evaluation_items("heldout", 40)
+    assert [len(objects) for objects, _ in items[:8]] == [1, 2, 2, 2, 1, 2, 2, 2]
+    assert len({seed for _, seed in items}) == 40
+    assert all(any(pair in world.HELD_OUT_PAIRS for pair in objects) for objects, _ in items)
+    assert len({tuple(objects) for objects, _ in items if len(objects) == 2}) == 30  # no repeats yet
+    train = evaluation_items("train", 12)
+    assert all(pair not in world.HELD_OUT_PAIRS for objects, _ in train for pair in objects)
+
+
+def _scene_image(objects, centres, radius=6.0):
+    scenes = world.Scenes(
+        count=torch.tensor([len(objects)]),
+        colours=torch.tensor([[world.COLOURS.index(c) for c, _ in objects] + [0] * (3 - len(objects))]),
+        shapes=torch.tensor([[world.SHAPES.index(s) for _, s in objects] + [0] * (3 - len(objects))]),
+        centres=torch.tensor([centres + [(0.0, 0.0)] * (3 - len(objects))]),
+        radii=torch.tensor([[radius] * len(objects) + [0.0] * (3 - len(objects))]),
+    )
+    images, masks = world.render(scenes)
+    return Image.fromarray(world.to_uint8(images)[0]), masks[0]
+
+
+def _word_maps(objects, maps_by_word_index):
+    words = world.caption_words(objects)
+    spans = [WordSpan(i, w, (i + 1,), (0,), False) for i, w in enumerate(words)]
+    blank = torch.zeros(32, 32)
+    return [(span, maps_by_word_index.get(i, blank)) for i, span in enumerate(spans)]
+
+
+def test_scores_of_perfect_and_of_swapped_maps():
+    objects = [("red", "triangle"), ("blue", "circle")]
+    image, masks = _scene_image(objects, [(9.0, 16.0), (23.0, 16.0)])
+    first, second = masks[0].float(), masks[1].float()
+    perfect = _word_maps(objects, {1: first, 2: first, 5: second, 6: second})
+    swapped = _word_maps(objects, {1: second, 2: second, 5: first, 6: first})
+    for maps, own, other in ((perfect, 1.0, 0.0), (swapped, 0.0, 1.0)):
+        scores = _Scores(tau=0.4)
+        scores.add(0, objects, image, maps)
+        summary = scores.summary()
+        assert summary["adherence"]["colour"]["all"] == 1.0 and summary["adherence"]["shape"]["all"] == 1.0
+        for word_class in ("colour", "shape"):
+            assert summary["miou"][word_class]["word"]["mean"] == pytest.approx(own, abs=0.05)
+            assert summary["miou"][word_class]["other_object"]["mean"] == pytest.approx(other, abs=0.05)
+            assert summary["miou"][word_class]["uniform"]["mean"] < 0.2
+
+
+def test_missing_object_and_wrong_shape_count_against_adherence():
+    image, masks = _scene_image([("red", "square")], [(16.0, 16.0)], radius=8.0)
+    objects = [("red", "triangle"), ("green", "circle")]  # red is a square, green is missing
+    scores = _Scores(tau=0.4)
+    scores.add(0, objects, image, _word_maps(objects, {1: masks[0].float()}))
+    summary = scores.summary()
+    assert summary["adherence"]["colour"]["two_objects"] == 0.5
+    assert summary["adherence"]["shape"]["two_objects"] == 0.0
+    assert summary["miou"]["colour"]["word"]["n"] == 1  # only the present object is scored
+
+
+def test_targets_compare_in_the_stated_direction():
+    results = {
+        "adherence": {"colour": {"all": 0.96}, "shape": {"all": 0.5}},
+        "miou": {
+            "colour": {"word": {"mean": 0.61}, "other_object": {"mean": 0.05}},
+            "shape": {"word": {"mean": 0.2}, "other_object": {"mean": 0.3}},
+        },
+    }
+    met = {c["label"]: c["met"] for c in check_targets(results)}
+    assert met == {
+        "adherence: colour present": True,
+        "adherence: shape correct": False,
+        "mIoU colour words": True,
+        "mIoU shape words": False,
+        "other-object baseline (colour)": True,
+        "other-object baseline (shape)": False,
+    }
+
+
+def test_evaluate_runs_end_to_end_on_a_tiny_pipeline(sd2_pipe):
+    settings = EvalSettings(n=3, steps=2, batch_size=2, influence_n=2)
+    results = evaluate(sd2_pipe, settings)
+    assert results["images"] == {"total": 3, "one_object": 1, "two_objects": 2}
+    assert 0.0 <= results["adherence"]["colour"]["all"] <= 1.0
+    assert set(results["influence"]) == {"shape_word", "colour_word", "noise"}
+    assert results["influence"]["noise"]["mean"] > 0  # other noise changes the image
+    renders = results["classifier"]["renders"]
+    assert renders["colour"] == 1.0 and renders["shape"] == 1.0 and renders["objects"] > 64
+    table = format_markdown(results, "tiny")
+    assert "mIoU at tau 0.4" in table and "targets met" in table
+
+
+def test_eval_command_writes_json_and_refuses_bad_input(tiny_sd2_model_dir, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    code = store_main(
+        ["eval", "--model", str(tiny_sd2_model_dir), "--n", "2", "--steps", "2", "--influence", "1", "--json", str(out)]
+    )
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert results["model"] == str(tiny_sd2_model_dir) and len(results["targets"]) == 6
+    assert store_main(["eval", "--model", str(tiny_sd2_model_dir), "--n", "0"]) == 2
+    assert store_main(["eval", "--model", "no-such-model", "--n", "1"]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_model_card_names_config_data_training_and_results(tiny_sd2_model_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_sd2_model_dir, folder)
+    results = evaluate(load_pipeline(str(folder)), EvalSettings(n=1, steps=2, influence_n=0))
+    card = write_model_card(folder, "tiny", results).read_text()
+    assert "v_prediction" in card and "held out" in card.lower() and "| target | measured |" in card
+
+
+@pytest.mark.parametrize("name", BUILTIN_MODELS)
+def test_shipped_model_colour_words_point_at_their_objects(name):
+    """A small run of the benchmark on each shipped model: colour-word maps land on their own object
+    clearly more than on the other object (the full figures are in the model cards)."""
+    try:
+        resolve_model(name)
+    except ValueError:
+        pytest.fail(f"built-in model {name} has no weights")
+    results = evaluate(load_pipeline(name), EvalSettings(n=8, steps=15, influence_n=0))
+    colour = results["miou"]["colour"]
+    assert results["adherence"]["colour"]["all"] >= 0.8
+    assert colour["word"]["mean"] > colour["other_object"]["mean"] + 0.2
