@@ -33,13 +33,14 @@ def model(name: str) -> ModelInfo:
     return ModelInfo(name, "memory", "", "SD1", f"rev-{name}", 32, "epsilon")
 
 
-def experiment(seed: int, a, dog, steps=None) -> GenerationExperiment:
+def experiment(seed: int, *word_maps, steps=None, prompt: str = "a dog") -> GenerationExperiment:
+    """One generation of `prompt` whose word maps are `word_maps` (start and end tokens all zero)."""
     zeros = np.zeros((2, 2))
-    maps = torch.tensor(np.stack([zeros, np.array(a, float), np.array(dog, float), zeros]), dtype=torch.float32)
+    rows = np.stack([zeros, *[np.array(m, float) for m in word_maps], zeros])
     return GenerationExperiment(
         image=PIL.Image.new("RGB", (32, 32), (seed * 40, 80, 120)),
-        global_heat_map=maps,
-        prompt="a dog",
+        global_heat_map=torch.tensor(rows, dtype=torch.float32),
+        prompt=prompt,
         seed=seed,
         metadata={"steps": 2, "guidance_scale": 7.5},
         step_heat_maps=None if steps is None else torch.tensor(np.array(steps, float), dtype=torch.float32),
@@ -56,7 +57,7 @@ def known_store(tmp_path_factory):
         np.stack([zeros, A_CORNER, DOG_L, zeros]),
     ]
     ids = {
-        ("m1", 0): store.save(experiment(0, A_CORNER, DOG_L, steps), model("m1"), tags=["sweep:known"]),
+        ("m1", 0): store.save(experiment(0, A_CORNER, DOG_L, steps=steps), model("m1"), tags=["sweep:known"]),
         ("m1", 1): store.save(experiment(1, [[1, 1], [0, 0]], DOG_BOTTOM), model("m1"), tags=["sweep:known"]),
         ("m2", 0): store.save(experiment(0, A_CORNER, DOG_BOTTOM), model("m2"), tags=["sweep:known"]),
         ("m2", 1): store.save(experiment(1, [[0, 0], [1, 1]], [[1, 1], [1, 0]]), model("m2"), tags=["other"]),
@@ -170,3 +171,27 @@ def test_an_unknown_word_or_empty_selection_gives_empty_tables(known_store):
     assert compare.model_agreement(store, nothing, 1, 2).empty
     assert compare.model_share_scatter(store, nothing, 1, 2).empty
     assert compare.mean_overlap(store, nothing).empty
+
+
+def test_prompt_edit_a_dog_to_a_red_dog(tmp_path):
+    # "a dog": a 1/4, dog 3/4 (the L); "a red dog": a 1/4, red 1/4, dog 1/2 (the right column); seeds 0, 1.
+    store = open_store(f"sqlite:///{tmp_path / 'edit.db'}")
+    for seed in (0, 1):
+        store.save(experiment(seed, A_CORNER, DOG_L), model("m1"))
+        store.save(experiment(seed, A_CORNER, [[0, 0], [1, 0]], [[0, 1], [0, 1]], prompt="a red dog"), model("m1"))
+    store.save(experiment(2, A_CORNER, DOG_L), model("m1"))  # no "a red dog" for seed 2: not a pair
+    options = compare.compare_options(store)
+    prompts = {text: prompt_id for prompt_id, text in options.prompts.items()}
+    m1 = next(iter(options.models))
+    edit = compare.prompt_edit(store, compare.Selection(), prompts["a dog"], prompts["a red dog"], m1)
+    moves = edit.set_index("word")
+    assert list(edit["word"]) == ["a", "red", "dog"] and list(edit["status"]) == ["kept", "added", "kept"]
+    assert (edit["pairs"] == 2).all()
+    assert moves.loc["red", "share_b"] == pytest.approx(1 / 4) and moves.loc["red", "share_a"] == 0.0
+    assert moves.loc["dog", "share_change"] == pytest.approx(1 / 2 - 3 / 4)
+    assert moves.loc["a", "share_change"] == pytest.approx(0.0, abs=1e-6)
+    assert moves.loc["dog", "iou"] == pytest.approx(2 / 3)  # {top-right, bottom-left, bottom-right} vs right column
+    assert moves.loc["dog", "correlation"] == pytest.approx(DOG_CORR, abs=1e-5)
+    assert math.isnan(moves.loc["red", "iou"])
+    assert compare.prompt_edit(store, compare.Selection(), prompts["a dog"], prompts["a dog"], m1).empty
+    store.close()

@@ -87,6 +87,11 @@ def test_across_prompts_follows_the_chosen_word(swept_page):
     assert all(0 < share < 1 for share in values(points["y"]))
     assert len({row[0] for row in values(points["customdata"])}) == 4  # each point is one generation
 
+    edit = charts(app)[1]  # "a red dog" (prompt A) -> "a dog and a cat" (prompt B) on the first model
+    assert "How attribution moves" in edit["layout"]["title"]["text"]
+    labels = {label for trace in edit["data"] for label in values(trace["x"])}
+    assert {"red (removed)", "cat (added)", "dog (kept)"} <= labels
+
     widget(app, "radio", "Words").set_value("Every word")
     app.run()
     assert_clean(app)

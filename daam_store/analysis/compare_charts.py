@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 SHARE_AXIS = "attribution share"
 HEAT_SCALE = "Jet"  # DAAM's overlays use the jet colour map
@@ -83,6 +82,24 @@ def all_words_figure(table: pd.DataFrame) -> go.Figure:
     return figure
 
 
+def prompt_edit_figure(table: pd.DataFrame, prompt_a: str, prompt_b: str) -> go.Figure:
+    """Each word's share before and after a prompt edit, side by side (0 where the word is absent)."""
+    frame = table.copy()
+    frame["word_label"] = frame["word"] + " (" + frame["status"] + ")"
+    melted = frame.melt(id_vars=["word_label", "pairs", "iou"], value_vars=["share_a", "share_b"], var_name="prompt")
+    melted["prompt"] = melted["prompt"].map({"share_a": f"A: {short(prompt_a)}", "share_b": f"B: {short(prompt_b)}"})
+    return px.bar(
+        melted,
+        x="word_label",
+        y="value",
+        color="prompt",
+        barmode="group",
+        hover_data=["pairs", "iou"],
+        labels={"word_label": "word", "value": SHARE_AXIS},
+        title="How attribution moves between the two prompts (mean over the seeds both have)",
+    )
+
+
 def seed_distribution_figure(per_generation: pd.DataFrame, word: str, kind: str = "box") -> go.Figure:
     """Distribution over seeds of the word's share, per prompt and model; points open their generation."""
     frame = _with_labels(per_generation)
@@ -125,20 +142,46 @@ def stability_figure(table: pd.DataFrame, word: str) -> go.Figure:
 
 
 def map_grid_figure(maps: Sequence[np.ndarray], titles: Sequence[str], columns: int = 8) -> go.Figure:
-    """Maps side by side as heat maps (image orientation: row 0 at the top), one shared colour scale each."""
+    """Maps side by side (image orientation: row 0 at the top), each scaled to its own range as DAAM's
+    overlays are. One heat map trace holds them all, with blank gaps between: 64 subplots would take
+    Plotly seconds to build and the browser seconds to draw."""
     count = max(1, len(maps))
     columns = max(1, min(columns, count))
     rows = -(-count // columns)
-    figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.01)
-    for index, heat_map in enumerate(maps):
-        figure.add_trace(
-            go.Heatmap(z=heat_map, colorscale=HEAT_SCALE, showscale=False, hovertemplate="%{z:.4f}<extra></extra>"),
-            row=index // columns + 1,
-            col=index % columns + 1,
+    height = max((m.shape[0] for m in maps), default=1)
+    width = max((m.shape[1] for m in maps), default=1)
+    gap = max(1, height // 8)
+    mosaic = np.full((rows * (height + gap), columns * (width + gap) - gap), np.nan)
+    annotations = []  # collected and set once: add_annotation() copies the whole list every call
+    for index, (heat_map, title) in enumerate(zip(maps, titles, strict=True)):
+        top = (index // columns) * (height + gap) + gap
+        left = (index % columns) * (width + gap)
+        values = np.asarray(heat_map, dtype=np.float64)
+        spread = values.max() - values.min()
+        scaled = (values - values.min()) / spread if spread > 0 else np.zeros_like(values)
+        mosaic[top : top + values.shape[0], left : left + values.shape[1]] = scaled
+        annotations.append(
+            {"x": left + (width - 1) / 2, "y": top - 0.5, "text": title, "showarrow": False, "yanchor": "bottom"}
         )
-    figure.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
-    figure.update_xaxes(showticklabels=False)
-    figure.update_layout(height=max(220, 170 * rows), margin={"t": 40, "b": 10, "l": 10, "r": 10})
+    figure = go.Figure(
+        go.Heatmap(
+            z=mosaic,
+            colorscale=HEAT_SCALE,
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            hoverongaps=False,
+            hovertemplate="%{z:.2f} of the map's range<extra></extra>",
+        )
+    )
+    figure.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False, zeroline=False, scaleanchor="x")
+    figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    figure.update_layout(
+        height=max(200, 40 + rows * 600 // columns),
+        margin={"t": 10, "b": 10, "l": 10, "r": 10},
+        plot_bgcolor="white",
+        annotations=annotations,
+    )
     return figure
 
 

@@ -73,6 +73,25 @@ def across_prompts(selection: compare.Selection, word: str) -> None:
     csv_button(per_generation, f"share_{word}_by_generation")
 
 
+def prompt_edit(selection: compare.Selection, options: compare.CompareOptions) -> None:
+    st.subheader("Two prompts: how attribution moves")
+    if len(options.prompts) < 2:
+        st.info("One prompt only: sweep two prompts that differ by words, e.g. “a dog” and “a red dog”.")
+        return
+    ids = list(options.prompts)
+    column_a, column_b, column_model = st.columns(3)
+    prompt_a = column_a.selectbox("Prompt A", ids, index=0, format_func=options.prompts.get, key="edit_a")
+    prompt_b = column_b.selectbox("Prompt B", ids, index=1, format_func=options.prompts.get, key="edit_b")
+    model_id = column_model.selectbox("Model", list(options.models), format_func=options.models.get, key="edit_model")
+    edit = get("prompt_edit", selection, prompt_a, prompt_b, model_id)
+    if edit.empty:
+        st.info("These prompts share no seed on this model (or are the same prompt).")
+        return
+    texts = (options.prompts[prompt_a], options.prompts[prompt_b])
+    st.plotly_chart(draw("prompt_edit_figure", edit, *texts), key="prompt_edit")
+    csv_button(edit, "prompt_edit")
+
+
 def across_seeds(selection: compare.Selection, word: str) -> None:
     per_generation = get("word_share_per_generation", selection, word)
     if per_generation.empty:
@@ -200,6 +219,7 @@ with ui.errors_as_messages():
         st.info("No word in this selection has a heat map.")
     elif view == "Across prompts":
         across_prompts(selection, word)
+        prompt_edit(selection, options)
     elif view == "Across seeds":
         across_seeds(selection, word)
     elif view == "Across models":
