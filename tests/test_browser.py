@@ -262,13 +262,13 @@ def test_compare_draws_charts_and_a_click_opens_explore(compare_dashboard_url, b
     page = browser_page
     open_page(page, f"{compare_dashboard_url}/Compare", "Compare", heading=True)
     check_no_exception(page, "Compare")
-    assert drawn_charts(page) == 1
+    assert drawn_charts(page) == 2  # the word's share across prompts, and how it moves between two prompts
     points = page.locator(".js-plotly-plot .scatterlayer path.point")
     assert points.count() == 2 * 2 * 2  # the chosen word in 2 prompts x 2 seeds x 2 models, one point each
     screenshot(page, "compare-prompts")
 
     page.get_by_text("Across models", exact=True).click()
-    page.get_by_text("Side by side", exact=True).wait_for(timeout=60_000)
+    page.get_by_text("One prompt: agreement of the maps, side by side", exact=True).wait_for(timeout=60_000)
     wait_until_idle(page)
     check_no_exception(page, "Compare across models")
     assert drawn_charts(page) == 4  # share scatter, agreement, and each model's maps
