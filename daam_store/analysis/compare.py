@@ -19,6 +19,7 @@ from daam_store.analysis.edits import align_words, compare_edit
 from daam_store.analysis.overlap import DEFAULT_TAU, mean_overlap_by_word, overlap_matrix
 from daam_store.analysis.stability import mean_defined, stability
 from daam_store.analysis.statistics import attribution_shares, total_attribution
+from daam_store.store import queries
 from daam_store.sweep import TAG_PREFIX
 
 MAX_MAPS = 64  # generations whose maps one view decodes at most (per group where it groups)
@@ -33,10 +34,8 @@ class Selection:
     prompt_ids: tuple[int, ...] = ()
     seeds: tuple[int, ...] = ()
 
-    def filters(self):
-        from daam_store.store.queries import GenerationFilter
-
-        return GenerationFilter(
+    def filters(self) -> queries.GenerationFilter:
+        return queries.GenerationFilter(
             tag=self.tag or None,
             model_ids=list(self.model_ids) or None,
             prompt_ids=list(self.prompt_ids) or None,
@@ -59,8 +58,6 @@ class CompareOptions:
 
 
 def compare_options(store, tag: str | None = None) -> CompareOptions:
-    from daam_store.store import queries
-
     filters = Selection(tag=tag).filters()
     with store.session() as session:
         tags = [name for name, _count in queries.list_tags(session)]
@@ -81,16 +78,12 @@ def compare_options(store, tag: str | None = None) -> CompareOptions:
 
 def store_version(store) -> tuple:
     """Changes whenever generations or tags are added: the page's cache key, so new rows show at once."""
-    from daam_store.store import queries
-
     with store.session() as session:
         return queries.count_generations(session), tuple(queries.list_tags(session))
 
 
 def generation_choices(store, selection: Selection, limit: int = 200) -> dict[int, str]:
     """The newest `limit` generations of the selection: id -> "#id · prompt · model · seed N"."""
-    from daam_store.store import queries
-
     with store.session() as session:
         rows = queries.list_generations(session, selection.filters(), limit=limit)
     return {r.id: f"#{r.id} · {r.prompt} · {r.model} · seed {r.seed}" for r in rows}
@@ -99,11 +92,9 @@ def generation_choices(store, selection: Selection, limit: int = 200) -> dict[in
 # -- across prompts ----------------------------------------------------------------------------------
 def word_share_per_generation(store, selection: Selection, word: str) -> pd.DataFrame:
     """One row per generation: the word's share (repeated occurrences summed), with prompt, model, seed."""
-    from daam_store.store import queries
-
     with store.session() as session:
         rows = queries.word_shares(session, word, selection.filters())
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         [
             {
                 "generation_id": r.generation_id,
@@ -120,13 +111,10 @@ def word_share_per_generation(store, selection: Selection, word: str) -> pd.Data
         ],
         columns=["generation_id", "prompt_id", "prompt", "model_id", "model", "family", "seed", "word", "share"],
     )
-    return frame
 
 
 def word_share_by_prompt(store, selection: Selection, word: str) -> pd.DataFrame:
     """One row per prompt: mean, spread and range of the word's share over its generations (in SQL)."""
-    from daam_store.store import queries
-
     with store.session() as session:
         rows = queries.share_by_prompt(session, word, selection.filters())
     return pd.DataFrame(
@@ -141,8 +129,6 @@ def word_share_by_prompt(store, selection: Selection, word: str) -> pd.DataFrame
 
 def all_words_by_prompt(store, selection: Selection) -> pd.DataFrame:
     """One row per (prompt, model, word): the mean share of every word of the selected prompts (in SQL)."""
-    from daam_store.store import queries
-
     with store.session() as session:
         rows = queries.word_share_means(session, selection.filters())
     return pd.DataFrame(
@@ -194,8 +180,6 @@ def prompt_edit(
 
 
 def _keys(store, selection: Selection) -> pd.DataFrame:
-    from daam_store.store import queries
-
     with store.session() as session:
         keys = queries.generation_keys(session, selection.filters())
     return pd.DataFrame(
@@ -261,8 +245,6 @@ def seed_maps(
 def _word_maps(store, generation_ids: Sequence[int], word: str) -> dict[int, np.ndarray]:
     """The word's map in each generation; a word that occurs twice gets the mean of its maps, as
     `GlobalHeatMap.compute_word_heat_map` gives without `word_idx`."""
-    from daam_store.store import queries
-
     with store.session() as session:
         found = queries.word_heat_maps(session, [int(g) for g in generation_ids], word)
     return {g: np.mean(np.stack(maps), axis=0) for g, maps in found.items()}
@@ -271,7 +253,6 @@ def _word_maps(store, generation_ids: Sequence[int], word: str) -> dict[int, np.
 # -- across models -----------------------------------------------------------------------------------
 def model_pairs(store, selection: Selection, model_a: int, model_b: int) -> pd.DataFrame:
     """(prompt, seed) pairs generated by both models, with the generation of each (the lowest id)."""
-
     frame = _keys(store, selection.narrowed(model_ids=(model_a, model_b)))
     frame = frame.sort_values("generation_id").drop_duplicates(["prompt_id", "model_id", "seed"])
     side_a = frame[frame["model_id"] == model_a].drop(columns="model_id")
@@ -284,8 +265,6 @@ def model_pairs(store, selection: Selection, model_a: int, model_b: int) -> pd.D
 
 def model_share_scatter(store, selection: Selection, model_a: int, model_b: int) -> pd.DataFrame:
     """One row per (prompt, seed, word) generated by both models: the word's share under A and under B."""
-    from daam_store.store import queries
-
     pairs = model_pairs(store, selection, model_a, model_b)
     columns = ["prompt_id", "prompt", "seed", "word", "share_a", "share_b", "generation_id_a", "generation_id_b"]
     if pairs.empty:
@@ -366,16 +345,12 @@ class GenerationMaps:
 
 def generation_maps(store, generation_id: int) -> GenerationMaps:
     """A generation's image and every word map, for showing two models side by side."""
-    from daam_store.store import queries
-
     with store.session() as session:
         png = queries.image_png(session, generation_id)
     return GenerationMaps(generation_id, png, _generation_maps(store, [generation_id]).get(generation_id, []))
 
 
 def _generation_maps(store, generation_ids: Sequence[int]) -> dict[int, list]:
-    from daam_store.store import queries
-
     with store.session() as session:
         return queries.generation_heat_maps(session, [int(g) for g in generation_ids])
 
@@ -398,8 +373,6 @@ def mean_overlap(
 ) -> pd.DataFrame:
     """Word x word IoU averaged over the selection's newest `max_generations` generations; words are
     matched by text, each cell averaged over the generations that have both words."""
-    from daam_store.store import queries
-
     with store.session() as session:
         keys = queries.generation_keys(session, selection.filters(), limit=max_generations)
     maps = _generation_maps(store, [k.generation_id for k in keys])
@@ -422,8 +395,6 @@ def _unique_labels(words: Sequence[str]) -> list[str]:
 # -- per step ----------------------------------------------------------------------------------------
 def generations_with_steps(store, selection: Selection, limit: int = 50) -> dict[int, str]:
     """The newest `limit` generations of the selection that have per-step maps: id -> label."""
-    from daam_store.store import queries
-
     with store.session() as session:
         ids = queries.generations_with_maps(session, "steps", selection.filters(), limit=limit)
         rows = [queries.get_generation(session, generation_id) for generation_id in ids]
@@ -433,8 +404,6 @@ def generations_with_steps(store, selection: Selection, limit: int = 50) -> dict
 def step_shares(store, generation_id: int) -> pd.DataFrame:
     """One row per (step, word): the word's share of the prompt's attribution at that denoising step,
     from the stored per-step maps (empty when the generation was traced without `save_steps`)."""
-    from daam_store.store import queries
-
     columns = ["step", "word", "position", "share"]
     with store.session() as session:
         stack = queries.map_stack(session, generation_id, "steps")
