@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from daam_store import world
-from daam_store.evaluation.report import format_markdown
+from daam_store.evaluation.report import _f, format_markdown
 
 
 def _parameters(folder: Path, component: str) -> int:
@@ -76,6 +76,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         f"{recipe.get('min_snr_gamma')}, EMA {recipe.get('ema_decay')}; the EMA weights ship).",
         "- No loss uses attention maps or object masks: the maps below emerged from denoising alone.",
         f"- Trained in {minutes:.1f} min on {info.get('device', 'unknown')} (torch {info.get('torch', '?')}).",
+        *([f"- {info['note']}"] if info.get("note") else []),
         f"- Reproduce: `daam-store train-builtin {name}` (add `--device cuda` on a GPU; it resumes from "
         "checkpoints). GPU and CPU arithmetic differ, so a rerun gives a model of the same recipe, not the same bits.",
         "",
@@ -84,12 +85,20 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         format_markdown(results, name),
         "",
         "## Limits",
+        *_unmet(results),
         "Only the world's words mean anything to this model; other words map to untrained embeddings. "
         "Images are 32x32. Scores come from this model's own generations read by a palette segmentation and a "
         "template shape classifier (see `daam_store.world`), not from human annotation.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _unmet(results: dict) -> list[str]:
+    unmet = [f"{c['label']} {_f(c['value'])} (target {c['target']})" for c in results["targets"] if not c["met"]]
+    if not unmet:
+        return []
+    return [f"Targets not reached: {'; '.join(unmet)}.", ""]
 
 
 def write_model_card(folder: Path, name: str, results: dict) -> Path:
