@@ -662,3 +662,29 @@ def test_two_sessions_generating_on_one_cached_pipeline_do_not_mix_their_maps(tm
         for single, shared in zip(alone[name], together[name], strict=True):
             assert shared.image.tobytes() == single.image.tobytes()
             assert torch.allclose(shared.global_heat_map, single.global_heat_map, atol=1e-6)
+
+
+def test_generate_page_runs_a_sweep_over_both_builtin_models_and_resumes(empty_store_url):
+    from daam_store.store import queries
+
+    def run_sweep_form():
+        app = run_page("pages/1_Generate.py")
+        assert widget(app.multiselect, "Sweep models").value == ["sd1-tiny (built-in)", "sd2-tiny (built-in)"]
+        widget(app.text_area, "Sweep prompts").set_value("a red circle\na blue square")
+        widget(app.text_input, "Sweep seeds").set_value("0-1")
+        widget(app.number_input, "Sweep steps").set_value(2)
+        widget(app.text_input, "Sweep name").set_value("grid")
+        widget(app.button, "Run sweep").click()
+        app = app.run()
+        assert_clean(app)
+        return app
+
+    first = run_sweep_form()
+    assert "Sweep done: 8 generated, 0 already stored" in first.get("progress")[-1].proto.text
+    again = run_sweep_form()
+    assert "Sweep done: 0 generated, 8 already stored" in again.get("progress")[-1].proto.text
+    with open_store_at(empty_store_url) as store, store.session() as session:
+        rows = queries.list_generations(session, limit=100)
+        summary = queries.store_summary(session)
+    assert len(rows) == 8 and summary.models == 2
+    assert all("sweep:grid" in row.tags for row in rows)

@@ -1,4 +1,4 @@
-"""Generate: run traced generations (prompts x seeds on one model) and save them to the store."""
+"""Generate: run traced generations (prompts x seeds on one model, or a sweep over models) and store them."""
 
 import streamlit as st
 import ui
@@ -13,7 +13,7 @@ from daam_store.dashboard_support import (
     word_overlays,
 )
 from daam_store.generate import GenerationRequest
-from daam_store.sweep import parse_seed_spec
+from daam_store.sweep import SweepProgress, SweepSettings, parse_seed_spec, run_sweep
 
 ui.setup_page("Generate")
 st.title("Generate")
@@ -94,3 +94,39 @@ elif st.session_state.get("generate_results"):  # a rerun (e.g. the opacity slid
     alpha = opacity()
     for result in st.session_state["generate_results"]:
         show_result(result, alpha)
+
+st.divider()
+st.subheader("Sweep: prompts x seeds x models")
+st.write(
+    "The same grid as `daam-store sweep`: what is already stored with these settings is skipped, a stopped "
+    "sweep resumes where it ended, and every row is tagged `sweep:<name>` for the Compare page."
+)
+with st.form("sweep"):
+    sweep_models = st.multiselect("Sweep models", list(choices), default=list(choices)[:2])
+    sweep_prompts_text = st.text_area("Sweep prompts, one per line", value="a red circle and a blue square")
+    sweep_seeds_text = st.text_input("Sweep seeds", value="0-3")
+    sweep_steps = st.number_input("Sweep steps", min_value=1, max_value=1000, value=GenerationRequest.steps)
+    sweep_name = st.text_input("Sweep name", value="dashboard")
+    sweep_submitted = st.form_submit_button("Run sweep")
+
+if sweep_submitted:
+    with ui.errors_as_messages():
+        sweep_bar = st.progress(0.0, text="Starting the sweep")
+
+        def show_sweep_progress(progress: SweepProgress) -> None:
+            sweep_bar.progress(
+                progress.fraction,
+                text=f"{progress.done} of {progress.total} done ({progress.generated} new, {progress.skipped} stored)",
+            )
+
+        report = run_sweep(
+            store,
+            parse_prompts(sweep_prompts_text),
+            parse_seed_spec(sweep_seeds_text),
+            [choices[label] for label in sweep_models],
+            SweepSettings(steps=int(sweep_steps)),
+            name=sweep_name.strip() or None,
+            on_progress=show_sweep_progress,
+        )
+        sweep_bar.progress(1.0, text=f"Sweep done: {report.generated} generated, {report.skipped} already stored")
+        st.page_link("pages/4_Compare.py", label="Compare the sweep")
