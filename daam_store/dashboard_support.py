@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import tempfile
 import threading
 import weakref
@@ -157,6 +158,14 @@ def pipeline_lock(pipe) -> threading.Lock:
     thread and they share the cached pipeline, whose scheduler state and `trace` hooks one call owns."""
     with _PIPELINE_LOCKS_GUARD:
         return _PIPELINE_LOCKS.setdefault(pipe, threading.Lock())
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>~$])")  # what makes inline Markdown, links or math
+
+
+def escape_markdown(text: str) -> str:
+    """User text (prompts, words, model names) made literal for Streamlit elements that render Markdown."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
 def one_line(error: BaseException) -> str:

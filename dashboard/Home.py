@@ -6,7 +6,7 @@ Home shows what is in the store, the latest generations, where the database is a
 import streamlit as st
 import ui
 
-from daam_store.dashboard_support import enlarge, store_overview
+from daam_store.dashboard_support import enlarge, escape_markdown, store_overview
 
 ui.setup_page("Home")
 st.title("daam-store")
@@ -37,7 +37,7 @@ with ui.errors_as_messages():
                     st.text(card.prompt)
                     st.page_link(
                         "pages/2_Explore.py",
-                        label=f"#{card.generation_id} · seed {card.seed} · {card.model}",
+                        label=f"#{card.generation_id} · seed {card.seed} · {escape_markdown(card.model)}",
                         query_params={"generation": card.generation_id},
                     )
 

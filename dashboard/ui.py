@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from daam_store.dashboard_support import one_line
+from daam_store.dashboard_support import escape_markdown, one_line
 from daam_store.errors import UserError
 
 log = logging.getLogger("daam_store.dashboard")
@@ -58,7 +58,7 @@ def show_error(error: BaseException) -> None:
     """One line on the page. An unexpected error also goes, with its traceback, to the server's log."""
     if not isinstance(error, UserError):
         log.error("dashboard error", exc_info=error)
-    st.error(one_line(error), icon="⚠️")
+    st.error(escape_markdown(one_line(error)), icon="⚠️")  # messages quote prompts and model names
 
 
 def or_stop(function, *args):

@@ -7,6 +7,7 @@ as a local diffusers folder, so a generation here is the same code path as in th
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -153,6 +154,11 @@ def widget(widgets, label_start: str):
     return matches[0]
 
 
+def shown_error(app: AppTest) -> str:
+    """The error line as the reader sees it (the page escapes Markdown in it)."""
+    return re.sub(r"\\(.)", r"\1", app.error[0].value)
+
+
 def texts(app: AppTest) -> list[str]:
     return [element.value for element in app.text]
 
@@ -182,7 +188,7 @@ def test_an_unreachable_database_is_one_error_on_every_page(tmp_path, monkeypatc
     app = run_page(page)
     assert not app.exception
     assert len(app.error) == 1
-    message = app.error[0].value
+    message = shown_error(app)
     assert "cannot open database" in message and "DAAM_STORE_URL" in message and "\n" not in message
 
 
@@ -271,7 +277,7 @@ def test_bad_generate_input_is_one_error_and_saves_nothing(empty_store_url, tiny
 
     app = fill_generate_form(run_page("pages/1_Generate.py"), model.format(model=tiny_model_dir), "a dog", seeds)
     assert not app.exception
-    assert len(app.error) == 1 and message in app.error[0].value
+    assert len(app.error) == 1 and message in shown_error(app)
     with open_store_at(empty_store_url) as store, store.session() as session:
         assert queries.count_generations(session) == 0
 
@@ -457,7 +463,7 @@ def test_explore_detail_without_per_step_maps_says_so(filled_store_url):
 def test_explore_unknown_generation_is_one_error(filled_store_url, query, message):
     app = run_page("pages/2_Explore.py", {"generation": query})
     assert not app.exception
-    assert len(app.error) == 1 and message in app.error[0].value
+    assert len(app.error) == 1 and message in shown_error(app)
 
 
 def test_user_text_is_never_rendered_as_markdown(filled_store_url):
@@ -479,7 +485,7 @@ def test_models_page_lists_counts_and_registers_a_folder(filled_store_url, tiny_
     widget(app.text_input, "Hub id or local").input(str(tmp_path / "missing"))
     widget(app.button, "Load and register").click()
     app.run()
-    assert not app.exception and len(app.error) == 1 and "unknown model" in app.error[0].value
+    assert not app.exception and len(app.error) == 1 and "unknown model" in shown_error(app)
     assert len(app.dataframe[1].value) == 2
 
 
@@ -500,7 +506,7 @@ def test_models_page_refuses_a_hub_id_it_cannot_download(empty_store_url):
     widget(app.button, "Load and register").click()
     app.run()
     assert not app.exception and len(app.error) == 1
-    assert "could not load model 'someone/some-model'" in app.error[0].value  # HF_HUB_OFFLINE=1 in tests
+    assert "could not load model 'someone/some-model'" in shown_error(app)  # HF_HUB_OFFLINE=1 in tests
 
 
 def test_generate_on_the_builtin_model(empty_store_url):
@@ -516,7 +522,7 @@ def test_generate_on_the_builtin_model(empty_store_url):
     try:
         resolve_model("sd1-tiny")
     except ModelNotFoundError:
-        assert not app.exception and len(app.error) == 1 and "train-builtin sd1-tiny" in app.error[0].value
+        assert not app.exception and len(app.error) == 1 and "train-builtin sd1-tiny" in shown_error(app)
         assert stored == []
     else:
         assert_clean(app)
@@ -688,3 +694,16 @@ def test_generate_page_runs_a_sweep_over_both_builtin_models_and_resumes(empty_s
         summary = queries.store_summary(session)
     assert len(rows) == 8 and summary.models == 2
     assert all("sweep:grid" in row.tags for row in rows)
+
+
+def test_errors_and_compare_show_user_text_literally(empty_store_url):
+    from daam_store.dashboard_support import escape_markdown
+
+    assert escape_markdown("**bold** [link](x) <b>_i_</b> `c` $m$") == (
+        r"\*\*bold\*\* \[link\](x) \<b\>\_i\_\</b\> \`c\` \$m\$"
+    )
+    app = run_page("pages/1_Generate.py")
+    widget(app.text_input, "…or another model").set_value("**bold**/[x](y)")
+    widget(app.button, "Generate").click()
+    app = app.run()
+    assert len(app.error) == 1 and r"\*\*bold\*\*/\[x\](y)" in app.error[0].value

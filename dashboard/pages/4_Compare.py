@@ -9,6 +9,7 @@ import ui
 
 from daam_store.analysis import compare
 from daam_store.analysis import compare_charts as charts
+from daam_store.dashboard_support import escape_markdown
 from daam_store.sweep import parse_seed_spec
 
 ALL = "(all generations)"
@@ -67,7 +68,7 @@ def across_prompts(selection: compare.Selection, word: str) -> None:
         return
     per_generation = get("word_share_per_generation", selection, word)
     if per_generation.empty:
-        st.info(f"“{word}” has no map in this selection.")
+        st.info(f"“{escape_markdown(word)}” has no map in this selection.")
         return
     chart(draw("share_by_prompt_figure", per_generation, get("word_share_by_prompt", selection, word), word), "prompts")
     csv_button(per_generation, f"share_{word}_by_generation")
@@ -95,7 +96,7 @@ def prompt_edit(selection: compare.Selection, options: compare.CompareOptions) -
 def across_seeds(selection: compare.Selection, word: str) -> None:
     per_generation = get("word_share_per_generation", selection, word)
     if per_generation.empty:
-        st.info(f"“{word}” has no map in this selection.")
+        st.info(f"“{escape_markdown(word)}” has no map in this selection.")
         return
     kind = st.radio("Distribution", ["box", "violin"], horizontal=True, key="seeds_kind")
     chart(draw("seed_distribution_figure", per_generation, word, kind), "seeds")
@@ -109,7 +110,7 @@ def across_seeds(selection: compare.Selection, word: str) -> None:
     chart(draw("stability_figure", stability, word), "stability")
     csv_button(stability, f"stability_{word}")
 
-    st.subheader(f"Maps of “{word}”, seed by seed")
+    st.subheader(f"Maps of “{escape_markdown(word)}”, seed by seed")
     groups = per_generation.drop_duplicates(["prompt_id", "model_id"])
     labels = {
         (row.prompt_id, row.model_id): f"{charts.short(row.prompt, 60)} · {row.model}" for row in groups.itertuples()
@@ -138,7 +139,7 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
         scatter = get("model_share_scatter", selection, model_a, model_b)
         figure = "model_scatter_figure"
     if scatter.empty:
-        st.info(f"{label_a} and {label_b} share no (prompt, seed) in this selection.")
+        st.info(f"{escape_markdown(label_a)} and {escape_markdown(label_b)} share no (prompt, seed) in this selection.")
         return
     chart(draw(figure, scatter, label_a, label_b), "model_scatter")
     csv_button(scatter, "shares_model_a_vs_b")
@@ -159,7 +160,7 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
     for column, generation_id, label in zip(st.columns(2), pair, (label_a, label_b), strict=True):
         shown = get("generation_maps", generation_id)
         with column:
-            st.markdown(f"**{label}** · generation {generation_id}")
+            st.markdown(f"**{escape_markdown(label)}** · generation {generation_id}")
             if shown.image_png:
                 st.image(shown.image_png, width=160)
             figure = draw("map_grid_figure", [w.heat_map for w in shown.words], [w.word for w in shown.words], 4)
