@@ -60,6 +60,7 @@ def run_daam(args: argparse.Namespace) -> int:
         save_steps=args.save_steps,
     )
     request.validate()
+    check_device(args.device)
     resolve_model(args.model)  # an unknown model fails before anything is loaded
     store = _open_store(args.db) if args.store else None  # so does an unreachable database
     pipe = load_pipeline(args.model, device=args.device)
@@ -67,9 +68,10 @@ def run_daam(args: argparse.Namespace) -> int:
     if cut:
         print(f"warning: {cut_message(len(pipe.tokenizer.tokenize(args.prompt)), cut)}", file=sys.stderr)
     words = _chosen_words(args.words, [w.text for w in split_words(pipe.tokenizer, args.prompt)[0]])
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails before the generation runs
     pipe.set_progress_bar_config(disable=False, desc="denoising")
     experiment = generate(pipe, request)
-    output = Path(args.output_dir)
     experiment.save(output, heat_maps=False)
     experiment.save_heat_maps(output, words=words, tokenizer=pipe.tokenizer)
     print(f"wrote {output}/output.png and {len(words or experiment.heat_map(pipe.tokenizer).words())} heat maps")
@@ -78,6 +80,17 @@ def run_daam(args: argparse.Namespace) -> int:
         generation_id = store.save(experiment, model=describe_pipeline(pipe), author=args.author, tags=tags)
         print(f"stored as generation {generation_id}")
     return 0
+
+
+def check_device(name: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but torch sees no CUDA GPU here: use --device cpu")
 
 
 def _open_store(url: str | None):
@@ -129,6 +142,9 @@ def _run_reporting_errors(func, args) -> int:
     try:
         return int(func(args) or 0)
     except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # unwritable output folder, full disk: the message names the path
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -99,6 +99,31 @@ class BatchRequest:
         return len(self.prompts) * len(self.seeds) * self.steps
 
 
+MAX_SWEEP = 512  # generations one click may start: a sweep runs inside the server process
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    models: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, prompts_text: str, seeds_text: str, models: Sequence[str]) -> SweepGrid:
+        from daam_store.sweep import parse_seed_spec
+
+        if not models:
+            raise UserError("pick at least one model for the sweep")
+        grid = cls(tuple(parse_prompts(prompts_text)), tuple(parse_seed_spec(seeds_text)), tuple(models))
+        size = len(grid.prompts) * len(grid.seeds) * len(grid.models)
+        if size > MAX_SWEEP:
+            raise UserError(
+                f"{size} generations is more than one click may start ({MAX_SWEEP}): "
+                "use `daam-store sweep` for big grids"
+            )
+        return grid
+
+
 class GenerationFailed(UserError):
     """One generation of a batch failed: it saved nothing; those before it stay saved."""
 

@@ -707,3 +707,13 @@ def test_errors_and_compare_show_user_text_literally(empty_store_url):
     widget(app.button, "Generate").click()
     app = app.run()
     assert len(app.error) == 1 and r"\*\*bold\*\*/\[x\](y)" in app.error[0].value
+
+
+def test_sweep_grid_refuses_no_model_and_oversized_grids():
+    from daam_store.dashboard_support import MAX_SWEEP, SweepGrid
+
+    with pytest.raises(UserError, match="at least one model"):
+        SweepGrid.parse("a dog", "0", [])
+    with pytest.raises(UserError, match="daam-store sweep"):
+        SweepGrid.parse("a dog\na cat", f"0-{MAX_SWEEP}", ["sd1-tiny"])
+    assert SweepGrid.parse("a dog", "0-1", ["sd1-tiny"]).seeds == (0, 1)

@@ -102,6 +102,7 @@ def test_cli_words_subset_and_options(tiny_model_dir, tmp_path):
         (["   "], "prompt is empty"),
         (["a dog", "--words", "cat"], "not in the prompt"),
         (["a dog", "--steps", "0"], "bad number of steps"),
+        (["a dog", "--device", "nonsense"], "unknown device"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_writes_nothing(args, message, tiny_model_dir, tmp_path, capsys):
@@ -135,3 +136,11 @@ def test_cli_store_unreachable_database_fails_before_generating(tiny_model_dir, 
     assert daam_main(["a dog", "--model", str(tiny_model_dir), "--store", "--db", url, "--output-dir", str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_cli_unwritable_output_is_one_line(tiny_model_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert daam_main(["a dog", "--model", str(tiny_model_dir), "-n", "1", "--output-dir", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")

@@ -5,6 +5,7 @@ import ui
 
 from daam_store.dashboard_support import (
     BatchRequest,
+    SweepGrid,
     enlarge,
     model_choices,
     parse_prompts,
@@ -119,11 +120,12 @@ if sweep_submitted:
                 text=f"{progress.done} of {progress.total} done ({progress.generated} new, {progress.skipped} stored)",
             )
 
+        grid = SweepGrid.parse(sweep_prompts_text, sweep_seeds_text, [choices[label] for label in sweep_models])
         report = run_sweep(
             store,
-            parse_prompts(sweep_prompts_text),
-            parse_seed_spec(sweep_seeds_text),
-            [choices[label] for label in sweep_models],
+            grid.prompts,
+            grid.seeds,
+            grid.models,
             SweepSettings(steps=int(sweep_steps)),
             name=sweep_name.strip() or None,
             on_progress=show_sweep_progress,
