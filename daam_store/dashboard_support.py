@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from daam_store.errors import UserError
+from daam_store.errors import UserError, first_line
 from daam_store.generate import GenerationRequest, generate
 from daam_store.sweep import parse_seed_spec
 
@@ -169,7 +169,7 @@ def run_generations(
             saved = f"; the {before} before it {'was' if before == 1 else 'were'} saved" if before else ""
             raise GenerationFailed(
                 f"generation {number} of {len(jobs)} ({job.prompt!r}, seed {job.seed}) failed and saved "
-                f"nothing: {one_line(error)}{saved}"
+                f"nothing: {first_line(error)}{saved}"
             ) from error
         yield GenerationResult(generation_id, experiment)
 
@@ -191,12 +191,6 @@ MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>~$])")  # what makes inline Markdo
 def escape_markdown(text: str) -> str:
     """User text (prompts, words, model names) made literal for Streamlit elements that render Markdown."""
     return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
-
-
-def one_line(error: BaseException) -> str:
-    """The first line of an error message: what the dashboard shows instead of a traceback."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # -- pictures and files of one experiment ------------------------------------------------------------

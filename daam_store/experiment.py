@@ -18,7 +18,7 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from daam_store.errors import UserError
+from daam_store.errors import UserError, first_line
 from daam_store.heatmap import GlobalHeatMap
 
 FORMAT = "daam-store/1"
@@ -92,7 +92,7 @@ class GenerationExperiment:
         except Exception as error:  # an unpickling error names the forbidden global: say what it means
             raise UserError(
                 f"{directory / 'generation.pt'} is not a daam-store file (it may be the original daam "
-                f"package's pickle, which is never unpickled: use `daam-store import`): {_first_line(error)}"
+                f"package's pickle, which is never unpickled: use `daam-store import`): {first_line(error)}"
             ) from error
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UserError(f"{directory / 'generation.pt'} has an unknown format")
@@ -121,8 +121,3 @@ def heat_map_file_stem(word: str) -> str:
 
 def _unique(items) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

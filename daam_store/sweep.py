@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daam_store.errors import UserError
+from daam_store.errors import UserError, first_line
 from daam_store.generate import GenerationRequest, generate
 from daam_store.utils import parse_seed
 
@@ -232,9 +232,8 @@ def _generate_and_save(store, pipe, info, progress: SweepProgress, settings, tag
         experiment = generate(pipe, _request(job.prompt, job.seed, settings), on_step=on_step)
         return store.save(experiment, model=info, author=settings.author, tags=tags)
     except Exception as error:  # any cause: one line saying what is kept and how to go on
-        text = str(error).strip().splitlines()
         raise UserError(
             f"sweep stopped at {job.model} / {job.prompt!r} / seed {job.seed}: "
-            f"{text[0] if text else type(error).__name__}; {progress.done} of {progress.total} are stored, "
+            f"{first_line(error)}; {progress.done} of {progress.total} are stored, "
             "run the same sweep again to resume"
         ) from error

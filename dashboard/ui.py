@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from daam_store.dashboard_support import escape_markdown, one_line
-from daam_store.errors import UserError
+from daam_store.dashboard_support import escape_markdown
+from daam_store.errors import UserError, first_line
 
 log = logging.getLogger("daam_store.dashboard")
 
@@ -58,7 +58,7 @@ def show_error(error: BaseException) -> None:
     """One line on the page. An unexpected error also goes, with its traceback, to the server's log."""
     if not isinstance(error, UserError):
         log.error("dashboard error", exc_info=error)
-    st.error(escape_markdown(one_line(error)), icon="⚠️")  # messages quote prompts and model names
+    st.error(escape_markdown(first_line(error)), icon="⚠️")  # messages quote prompts and model names
 
 
 def or_stop(function, *args):

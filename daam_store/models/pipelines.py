@@ -13,7 +13,7 @@ import transformers.utils.logging
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from daam_store.errors import UserError
+from daam_store.errors import UserError, first_line
 from daam_store.models import configs
 from daam_store.models.configs import Family
 
@@ -75,7 +75,7 @@ def load_pipeline(
                 source.location, local_files_only=source.kind != "hub" or _offline(), **kwargs
             )
     except (OSError, ValueError) as error:
-        raise ModelNotFoundError(f"could not load model {source.name!r}: {_first_line(error)}") from error
+        raise ModelNotFoundError(f"could not load model {source.name!r}: {first_line(error)}") from error
     pipe.set_progress_bar_config(disable=True)
     pipe.daam_source = source  # remembered for the store's model record
     return pipe.to(device) if device is not None else pipe
@@ -127,8 +127,3 @@ def _quiet_loading():
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
