@@ -34,26 +34,32 @@ class MapAccumulator:
         self.num_rows = num_rows  # tokens kept per map: <|startoftext|> + prompt tokens + <|endoftext|>
         self.latent_hw = latent_hw
         self.save_steps = save_steps
-        self.sums: dict[int, torch.Tensor] = {}  # layer -> (images, heads, rows, h, w)
-        self.steps: list[dict[int, torch.Tensor]] = []  # step -> layer -> (images, rows, h, w)
+        self.sums: dict[int, torch.Tensor] = {}  # layer -> (images, heads, pixels, rows)
+        self.grids: dict[int, tuple[int, int]] = {}  # layer -> (h, w) of its pixels
+        self.steps: list[dict[int, torch.Tensor]] = []  # step -> layer -> (images, pixels, rows)
 
     def start_step(self) -> None:
         if self.save_steps:
             self.steps.append({})
 
     def add(self, layer_idx: int, probabilities: torch.Tensor) -> None:
-        images, heads, pixels, _ = probabilities.shape
-        height, width = layer_grid(pixels, self.latent_hw)
-        maps = probabilities[..., : self.num_rows].transpose(2, 3).reshape(images, heads, -1, height, width)
+        # Summed as (images, heads, pixels, rows), the layout attention comes in: no copy per step.
+        kept = probabilities[..., : self.num_rows]
         if layer_idx in self.sums:
-            self.sums[layer_idx] += maps
+            self.sums[layer_idx] += kept
         else:
-            self.sums[layer_idx] = maps.to(torch.float32, copy=True)
+            self.grids[layer_idx] = layer_grid(probabilities.shape[2], self.latent_hw)
+            self.sums[layer_idx] = kept.to(torch.float32, copy=True)
         if self.save_steps and self.steps:
-            self.steps[-1][layer_idx] = maps.mean(1)
+            self.steps[-1][layer_idx] = kept.mean(1)
 
     def factor(self, layer_idx: int) -> int:
-        return self.latent_hw[0] // self.sums[layer_idx].shape[-2]
+        return self.latent_hw[0] // self.grids[layer_idx][0]
+
+    def _as_grid(self, layer_idx: int, maps: torch.Tensor) -> torch.Tensor:
+        """(..., pixels, rows) -> (..., rows, h, w)."""
+        height, width = self.grids[layer_idx]
+        return maps.transpose(-1, -2).reshape(*maps.shape[:-2], maps.shape[-1], height, width)
 
     def assemble(
         self,
@@ -80,10 +86,10 @@ class MapAccumulator:
     def _layer_maps(self, layer: int, image_idx: int, head_idx: int | None, time_idx: list[int] | None):
         """(heads or 1, rows, h, w) for one layer, or None when the selection excludes it."""
         if time_idx is None:
-            per_head = self.sums[layer][image_idx]
+            per_head = self._as_grid(layer, self.sums[layer][image_idx])
             if head_idx is None:
                 return per_head
             return per_head[head_idx : head_idx + 1] if head_idx < per_head.shape[0] else None
         if head_idx is not None:
             raise ValueError("per-step records average the heads: time_idx and head_idx cannot be combined")
-        return sum(self.steps[t][layer][image_idx] for t in time_idx)[None]
+        return self._as_grid(layer, sum(self.steps[t][layer][image_idx] for t in time_idx))[None]
