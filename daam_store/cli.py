@@ -138,6 +138,15 @@ def store_main(argv: list[str] | None = None) -> int:
     return _run_reporting_errors(args.func, args)
 
 
+def single_command_main(register, argv: list[str] | None = None) -> int:
+    """One subcommand on its own (`python -m daam_store.commands.NAME ...`), e.g. on a bare training machine."""
+    _quiet_libraries()
+    parser = argparse.ArgumentParser(prog="daam-store")
+    register(parser.add_subparsers(required=True))
+    args = parser.parse_args(argv)
+    return _run_reporting_errors(args.func, args)
+
+
 def _run_reporting_errors(func, args) -> int:
     try:
         return int(func(args) or 0)

@@ -83,15 +83,10 @@ def _finite(value):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m daam_store.commands.evaluate eval ...` without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="daam-store")
-    register(parser.add_subparsers(required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    """`python -m daam_store.commands.evaluate ...`: this command without the rest of the CLI."""
+    from daam_store.cli import single_command_main
+
+    return single_command_main(register, argv)
 
 
 if __name__ == "__main__":
