@@ -195,3 +195,14 @@ def test_prompt_edit_a_dog_to_a_red_dog(tmp_path):
     assert math.isnan(moves.loc["red", "iou"])
     assert compare.prompt_edit(store, compare.Selection(), prompts["a dog"], prompts["a dog"], m1).empty
     store.close()
+
+
+def test_chart_labels_show_user_text_literally():
+    import pandas as pd
+
+    from daam_store.analysis import compare_charts as charts
+
+    assert charts.plain("<b>dog</b> & <a href='x'>") == "&lt;b&gt;dog&lt;/b&gt; &amp; &lt;a href='x'&gt;"
+    matrix = pd.DataFrame([[1.0, 0.2], [0.2, 1.0]], index=["<b>", "dog"], columns=["<b>", "dog"])
+    figure = charts.overlap_figure(matrix, "overlap of <i>a</i>")
+    assert list(figure.data[0].x) == ["&lt;b&gt;", "dog"] and "<i>" not in figure.layout.title.text

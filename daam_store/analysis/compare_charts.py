@@ -25,8 +25,17 @@ def short(text: str, limit: int = LABEL_CHARACTERS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def plain(text: str) -> str:
+    """User text made literal for Plotly, which renders a subset of HTML (<b>, <br>, <a>) in labels."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose user text (prompts, words, models) shows literally, plus short prompt labels for axes."""
     labelled = frame.copy()
+    for column in ("prompt", "word", "model", "model_a", "model_b"):
+        if column in labelled:
+            labelled[column] = labelled[column].map(plain)
     if "prompt" in labelled:
         labelled["prompt_label"] = labelled["prompt"].map(short)
     return labelled
@@ -59,7 +68,7 @@ def share_by_prompt_figure(per_generation: pd.DataFrame, summary: pd.DataFrame, 
             "<br>share %{y:.3f}<extra></extra>",
         )
     )
-    figure.update_layout(title=f"Share of “{word}” across prompts", yaxis_title=SHARE_AXIS, xaxis_title="prompt")
+    figure.update_layout(title=f"Share of “{plain(word)}” across prompts", yaxis_title=SHARE_AXIS, xaxis_title="prompt")
     return figure
 
 
@@ -84,10 +93,12 @@ def all_words_figure(table: pd.DataFrame) -> go.Figure:
 
 def prompt_edit_figure(table: pd.DataFrame, prompt_a: str, prompt_b: str) -> go.Figure:
     """Each word's share before and after a prompt edit, side by side (0 where the word is absent)."""
-    frame = table.copy()
+    frame = _with_labels(table)
     frame["word_label"] = frame["word"] + " (" + frame["status"] + ")"
     melted = frame.melt(id_vars=["word_label", "pairs", "iou"], value_vars=["share_a", "share_b"], var_name="prompt")
-    melted["prompt"] = melted["prompt"].map({"share_a": f"A: {short(prompt_a)}", "share_b": f"B: {short(prompt_b)}"})
+    melted["prompt"] = melted["prompt"].map(
+        {"share_a": f"A: {short(plain(prompt_a))}", "share_b": f"B: {short(plain(prompt_b))}"}
+    )
     return px.bar(
         melted,
         x="word_label",
@@ -113,7 +124,7 @@ def seed_distribution_figure(per_generation: pd.DataFrame, word: str, kind: str 
         points="all" if len(frame) <= MANY_POINTS else "outliers",
         custom_data=["generation_id", "seed", "prompt"],
         labels={"prompt_label": "prompt", "share": SHARE_AXIS},
-        title=f"Share of “{word}” across seeds",
+        title=f"Share of “{plain(word)}” across seeds",
         **options,
     )
     figure.update_traces(hovertemplate="generation %{customdata[0]}, seed %{customdata[1]}<br>share %{y:.3f}")
@@ -137,7 +148,7 @@ def stability_figure(table: pd.DataFrame, word: str) -> go.Figure:
         facet_col="metric",
         hover_data=["seeds"],
         labels={"prompt_label": "prompt"},
-        title=f"Stability of “{word}” across seeds (1 = the same map for every seed)",
+        title=f"Stability of “{plain(word)}” across seeds (1 = the same map for every seed)",
     )
 
 
@@ -187,8 +198,9 @@ def map_grid_figure(maps: Sequence[np.ndarray], titles: Sequence[str], columns: 
 
 def model_scatter_figure(table: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
     """Each word's share under model A against model B, one point per (prompt, seed, word)."""
+    label_a, label_b = plain(label_a), plain(label_b)
     figure = px.scatter(
-        table,
+        _with_labels(table),
         x="share_a",
         y="share_b",
         color="word",
@@ -207,6 +219,7 @@ def model_scatter_figure(table: pd.DataFrame, label_a: str, label_b: str) -> go.
 
 def model_means_figure(table: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
     """Each word's mean share under model A against model B, one point per (prompt, word)."""
+    label_a, label_b = plain(label_a), plain(label_b)
     figure = px.scatter(
         _with_labels(table),
         x="share_a",
@@ -232,6 +245,7 @@ def _with_diagonal(figure: go.Figure, table: pd.DataFrame) -> go.Figure:
 
 
 def agreement_figure(table: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
+    label_a, label_b = plain(label_a), plain(label_b)
     frame = _with_labels(table)
     frame["word_label"] = frame["word"] + " · " + frame["prompt_label"]
     melted = frame.melt(id_vars=["word_label", "pairs"], value_vars=["correlation", "iou"], var_name="metric")
@@ -251,8 +265,8 @@ def overlap_figure(matrix: pd.DataFrame, title: str) -> go.Figure:
     figure = go.Figure(
         go.Heatmap(
             z=matrix.to_numpy(),
-            x=list(matrix.columns),
-            y=list(matrix.index),
+            x=[plain(word) for word in matrix.columns],
+            y=[plain(word) for word in matrix.index],
             zmin=0,
             zmax=1,
             colorscale="Viridis",
@@ -263,12 +277,12 @@ def overlap_figure(matrix: pd.DataFrame, title: str) -> go.Figure:
         )
     )
     figure.update_yaxes(autorange="reversed")
-    figure.update_layout(title=title)
+    figure.update_layout(title=plain(title))
     return figure
 
 
 def step_figure(table: pd.DataFrame, generation_id: int) -> go.Figure:
-    frame = table.copy()
+    frame = _with_labels(table)
     frame["word_label"] = frame["word"] + " (" + frame["position"].astype(str) + ")"
     return px.line(
         frame,
