@@ -97,6 +97,20 @@ def test_saving_the_same_generation_twice_keeps_one(store, clip_tokenizer):
         assert queries.store_summary(session).prompts == 1
 
 
+def test_saving_again_adds_new_tags_and_missing_finer_records(store, clip_tokenizer):
+    import dataclasses
+
+    exp = synthetic_experiment(clip_tokenizer, "a dog in the snow", seed=1, steps=3)
+    plain = dataclasses.replace(exp, step_heat_maps=None)
+    first = store.save(plain, model=MODEL_A, tags=["a"])
+    assert store.load_experiment(first).step_heat_maps is None
+    assert store.save(exp, model=MODEL_A, tags=["a", "sweep:b"]) == first
+    with store.session() as session:
+        assert queries.count_generations(session) == 1
+        assert set(queries.get_generation(session, first).tags) == {"a", "sweep:b"}
+    assert store.load_experiment(first).step_heat_maps.shape == exp.step_heat_maps.shape
+
+
 def test_maps_that_do_not_fit_the_prompt_are_refused(store, clip_tokenizer):
     exp = synthetic_experiment(clip_tokenizer, "a dog in the snow", seed=1)
     exp.prompt = "a dog in the deep snow"  # one token more than the maps have rows for

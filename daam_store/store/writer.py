@@ -142,6 +142,7 @@ class Store:
     def save_prepared(self, prepared: PreparedGeneration) -> int:
         existing = self._find(prepared.fingerprint)
         if existing is not None:
+            self._complete(existing, prepared)
             return existing
         try:
             with self.write_session() as session:
@@ -153,6 +154,18 @@ class Store:
                 if found is not None:
                     return found
             raise
+
+    def _complete(self, generation_id: int, prepared: PreparedGeneration) -> None:
+        """The same generation saved again: keep the row, add the tags and finer records it lacks."""
+        with self.session() as session:
+            tags = set(session.scalars(select(Tag.name).where(Tag.generation_id == generation_id)))
+            kinds = set(session.scalars(select(MapStack.kind).where(MapStack.generation_id == generation_id)))
+        new_tags = [{"generation_id": generation_id, "name": name} for name in prepared.tags if name not in tags]
+        new_stacks = [_stack_values(generation_id, st) for st in prepared.stacks if st.kind not in kinds]
+        if new_tags or new_stacks:
+            with self.write_session() as session:
+                _insert_rows(session, Tag, new_tags)
+                _insert_rows(session, MapStack, new_stacks)
 
     def _find(self, fingerprint: str) -> int | None:
         with self.session() as session:
