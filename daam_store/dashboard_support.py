@@ -295,12 +295,6 @@ def _word_span(experiment: GenerationExperiment, word_idx: int):
     raise UserError(f"generation has no word at index {word_idx}")
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def experiment_zip(experiment: GenerationExperiment, folder_name: str = "experiment") -> bytes:
     """The experiment directory (output.png, prompt.txt, seed.txt, maps, generation.pt) as a zip file."""
     with tempfile.TemporaryDirectory() as scratch:

@@ -121,11 +121,6 @@ class SweepReport:
 ProgressCallback = Callable[[SweepProgress], None]
 
 
-def plan_sweep(prompts: Sequence[str], seeds: Sequence[int], models: Sequence[str]) -> list[SweepJob]:
-    """The grid in the order it runs: model by model (each loaded once), then prompt, then seed."""
-    return [SweepJob(model, prompt, seed) for model in models for prompt in prompts for seed in seeds]
-
-
 def run_sweep(
     store,
     prompts: Sequence[str],

@@ -8,7 +8,6 @@ shows an exception, and saves a screenshot of each page under test-artifacts/bro
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import playwright.sync_api as playwright_api  # a missing browser stack fails the run, never skips it
 import pytest
+
+from daam_store.store.testing import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -35,12 +36,6 @@ CHROMIUM_FLAGS = [
 ]
 SERVER_START_TIMEOUT = 90
 GENERATION_TIMEOUT_MS = 180_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_healthy(url: str, server: subprocess.Popen, log_file: Path) -> None:

@@ -18,12 +18,12 @@ from daam_store.dashboard_support import (
     generation_details,
     layer_overlays,
     parse_generation_id,
-    png_bytes,
     step_overlays,
     token_rows,
     word_overlays,
 )
 from daam_store.errors import UserError
+from daam_store.store.writer import png_bytes
 
 ANY = "(any)"
 
