@@ -1,14 +1,16 @@
 """Tracing overhead on the CPU, measured side by side in one run.
 
-Prints the median traced/untraced time ratio over interleaved runs at STEPS steps, and the memory the
+Prints the median traced/untraced time ratio over interleaved runs at STEPS steps (and the spread of
+the per-pair ratios: run-to-run noise on a shared 2-core VM is +-10 %), and the memory the
 trace holds (and the process's peak RSS, each in a fresh subprocess) at 10 vs 50 steps.
-Run: python benchmarks/trace_overhead.py [--model sd1-tiny|FOLDER] [--steps 25] [--runs 7]
+Run: python benchmarks/trace_overhead.py [--model sd1-tiny|FOLDER] [--steps 25] [--runs 10]
 Without built-in weights, --model random uses the built-in geometry with random weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -41,6 +43,31 @@ def timed_generation(pipe, steps: int, traced: bool) -> float:
     return time.perf_counter() - started
 
 
+def unet_call_overhead(pipe, calls: int) -> tuple[float, float]:
+    """Median time of one UNet call (CFG batch) untraced and traced, alternating call by call.
+
+    Generations take ~1 s and vary +-10 % from run to run on a shared VM; single UNet calls alternated
+    hundreds of times see the same machine state, so this isolates what the recording processors cost.
+    The traced side is a copy of the UNet (same weights) inside a trace set up by a one-step generation.
+    """
+    traced_pipe = copy.copy(pipe)
+    traced_pipe.unet = copy.deepcopy(pipe.unet)
+    size = pipe.unet.config.sample_size
+    latents = torch.randn(2, pipe.unet.config.in_channels, size, size, generator=set_seed(0))
+    times = {False: [], True: []}
+    with trace(traced_pipe), torch.no_grad():
+        traced_pipe(PROMPT, num_inference_steps=1, generator=set_seed(0))
+        context = torch.cat(pipe.encode_prompt(PROMPT, pipe.device, 1, True)[::-1])
+        for call in range(calls + 10):
+            for traced in (False, True) if call % 2 else (True, False):
+                unet = traced_pipe.unet if traced else pipe.unet
+                started = time.perf_counter()
+                unet(latents, 500, encoder_hidden_states=context)
+                if call >= 10:  # the first calls warm up
+                    times[traced].append(time.perf_counter() - started)
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
 def memory_probe(model: str, steps: int) -> dict:
     """Run in a subprocess: bytes held by the trace's state and the process's peak RSS after one generation."""
     pipe = pipeline(model)
@@ -57,7 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="sd1-tiny")
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=10, help="rounds of four runs (two traced)")
+    parser.add_argument("--unet-calls", type=int, default=400)
     parser.add_argument("--probe", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe is not None:
@@ -72,12 +100,21 @@ def main() -> None:
     timed_generation(pipe, 2, True)  # warm-up
     times = {False: [], True: []}
     for _ in range(args.runs):
-        for traced in (False, True):
+        # untraced, traced, traced, untraced: a drift in machine speed hits both sides alike
+        for traced in (False, True, True, False):
             times[traced].append(timed_generation(pipe, args.steps, traced))
     plain, traced = statistics.median(times[False]), statistics.median(times[True])
+    quartile = len(times[True]) // 4
+    pairs = sorted(t / p for t, p in zip(times[True], times[False], strict=True))
     print(
-        f"{args.steps} steps, {args.runs} interleaved runs: untraced median {plain:.3f}s, traced median "
-        f"{traced:.3f}s (incl. computing every word map), ratio {traced / plain:.3f}"
+        f"{args.steps} steps, {2 * args.runs} runs each (interleaved): untraced median {plain:.3f}s, traced median "
+        f"{traced:.3f}s (incl. computing every word map), ratio {traced / plain:.3f}; per-pair ratios: "
+        f"median {statistics.median(pairs):.3f}, quartiles {pairs[quartile]:.3f}-{pairs[-1 - quartile]:.3f}"
+    )
+    plain_call, traced_call = unet_call_overhead(pipe, args.unet_calls)
+    print(
+        f"UNet call, {args.unet_calls} alternating calls each: untraced median {plain_call * 1e3:.2f} ms, traced "
+        f"+{(traced_call - plain_call) * 1e3:.2f} ms, ratio {traced_call / plain_call:.3f}"
     )
     for steps in (10, 50):
         command = [sys.executable, __file__, "--model", args.model, "--probe", str(steps)]

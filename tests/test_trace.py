@@ -1,5 +1,6 @@
 """Tracing: it changes nothing, matches an explicit reference, restores the pipeline, handles odd inputs."""
 
+import contextlib
 import math
 import warnings
 
@@ -7,9 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from diffusers import EulerDiscreteScheduler
+from diffusers.models.attention_processor import AttnProcessor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from daam_store import GlobalHeatMap, UnknownWordError, set_seed, trace
 from daam_store.trace import cross_attention_modules
+from daam_store.trace.processor import SdpaRecordingProcessor, WrappingRecordingProcessor
 
 STEPS = 3
 
@@ -86,6 +90,38 @@ def test_word_map_matches_explicit_reference(family, guidance, sd1_pipe, sd2_pip
     assert ours.shape == (16, 16)
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-6)
     assert tc.call_info["do_cfg"] is (guidance > 1)
+
+
+@pytest.mark.parametrize("path", ["cpu-flash", "sdpa-math", "other-processor"])
+def test_every_attention_path_changes_nothing_and_matches_reference(path, sd1_pipe, monkeypatch):
+    """Default SDPA on the CPU (maps from the flash kernel's log-sum-exp), SDPA forced to its math backend
+    (maps by a separate softmax) and a non-default processor (wrapped, q/k captured by hooks)."""
+    flash_calls = []
+    kernel = torch._scaled_dot_product_flash_attention_for_cpu
+    monkeypatch.setattr(
+        torch, "_scaled_dot_product_flash_attention_for_cpu", lambda *a: flash_calls.append(1) or kernel(*a)
+    )
+    saved = sd1_pipe.unet.attn_processors
+    if path == "other-processor":
+        sd1_pipe.unet.set_attn_processor(AttnProcessor())
+    backend = sdpa_kernel(SDPBackend.MATH) if path == "sdpa-math" else contextlib.nullcontext()
+    prompt = "a red circle and a blue square"
+    try:
+        with backend:
+            untraced = run(sd1_pipe, prompt)
+            with trace(sd1_pipe) as tc, ReferenceMaps(sd1_pipe) as ref:
+                traced = run(sd1_pipe, prompt)
+                expected_class = WrappingRecordingProcessor if path == "other-processor" else SdpaRecordingProcessor
+                assert all(type(m.processor) is expected_class for _, m in cross_attention_modules(sd1_pipe.unet))
+    finally:
+        sd1_pipe.unet.set_attn_processor(saved)
+    assert (untraced == traced).all()
+    assert bool(flash_calls) is (path == "cpu-flash")
+    heat_map = tc.compute_global_heat_map()
+    for word in ("red", "square"):
+        rows = list(next(w for w in heat_map.words() if w.text == word).token_indices)
+        expected = ref.word_map(rows, 1, True, 0, (16, 16))
+        torch.testing.assert_close(heat_map.compute_word_heat_map(word).value, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_batches_give_one_map_set_per_image(sd1_pipe):
@@ -258,3 +294,29 @@ def test_set_seed_reproducible():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         set_seed("12")
+
+
+@pytest.mark.parametrize("path", ["cpu-flash", "other-processor"])
+def test_gradients_flow_through_a_traced_unet_and_maps_stay_out_of_the_graph(path, sd1_pipe):
+    unet = sd1_pipe.unet
+    saved = unet.attn_processors
+    if path == "other-processor":
+        unet.set_attn_processor(AttnProcessor())
+    latents = torch.randn(1, unet.config.in_channels, 16, 16)
+    context = torch.randn(1, 77, unet.config.cross_attention_dim)
+
+    def latent_gradient():
+        x = latents.clone().requires_grad_(True)
+        unet(x, 10, encoder_hidden_states=context).sample.square().mean().backward()
+        return x.grad
+
+    try:
+        untraced = latent_gradient()
+        with trace(sd1_pipe) as tc:
+            traced = latent_gradient()
+    finally:
+        unet.set_attn_processor(saved)
+        unet.zero_grad(set_to_none=True)
+    torch.testing.assert_close(traced, untraced, rtol=1e-5, atol=1e-8)
+    sums = tc._accumulator.sums
+    assert len(sums) == len(tc.layer_names) and not any(s.requires_grad for s in sums.values())

@@ -30,8 +30,9 @@ def layer_grid(pixels: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
 
 
 class MapAccumulator:
-    def __init__(self, num_rows: int, latent_hw: tuple[int, int], save_steps: bool):
+    def __init__(self, num_rows: int, latent_hw: tuple[int, int], save_steps: bool, num_images: int = 0):
         self.num_rows = num_rows  # tokens kept per map: <|startoftext|> + prompt tokens + <|endoftext|>
+        self.num_images = num_images  # images the pipeline call generates (0: unknown, record every row)
         self.latent_hw = latent_hw
         self.save_steps = save_steps
         self.sums: dict[int, torch.Tensor] = {}  # layer -> (images, heads, pixels, rows)
@@ -42,9 +43,17 @@ class MapAccumulator:
         if self.save_steps:
             self.steps.append({})
 
+    def conditional_rows(self, batch: int) -> slice:
+        """The rows of a UNet batch that hold the prompted images (their maps are the ones recorded)."""
+        if self.num_images in (0, batch):
+            return slice(None)
+        if batch == 2 * self.num_images:  # classifier-free guidance: [unconditional..., conditional...]
+            return slice(self.num_images, None)
+        raise RuntimeError(f"UNet batch of {batch} does not match {self.num_images} generated images")
+
     def add(self, layer_idx: int, probabilities: torch.Tensor) -> None:
         # Summed as (images, heads, pixels, rows), the layout attention comes in: no copy per step.
-        kept = probabilities[..., : self.num_rows]
+        kept = probabilities[..., : self.num_rows]  # processors may already have cut the rows
         if layer_idx in self.sums:
             self.sums[layer_idx] += kept
         else:

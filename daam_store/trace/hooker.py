@@ -13,7 +13,7 @@ import torch
 
 from daam_store.heatmap import MAX_PROMPT_TOKENS, GlobalHeatMap, cut_message
 from daam_store.trace.aggregate import MapAccumulator
-from daam_store.trace.processor import RecordingProcessor
+from daam_store.trace.processor import recording_processor
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -36,7 +36,8 @@ class DiffusionHeatMapHooker:
     def __init__(self, pipeline: StableDiffusionPipeline, save_steps: bool = False):
         self.pipe = pipeline
         self.save_steps = save_steps
-        self.layer_names = [name for name, _ in cross_attention_modules(pipeline.unet)]
+        self._attention_modules = cross_attention_modules(pipeline.unet)  # walking the UNet's modules takes ~2 ms
+        self.layer_names = [name for name, _ in self._attention_modules]
         self.images: list[PIL.Image.Image] = []
         self.call_info: dict = {}
         self.num_steps = 0
@@ -59,11 +60,13 @@ class DiffusionHeatMapHooker:
         self._unhook()
 
     def _hook_attention(self) -> None:
-        for layer_idx, (_, module) in enumerate(cross_attention_modules(self.pipe.unet)):
+        for layer_idx, (_, module) in enumerate(self._attention_modules):
             original = module.processor
-            recorder = RecordingProcessor(original, module, layer_idx, self._add_maps, self._conditional_rows)
+            recorder = recording_processor(original, module, layer_idx, lambda: self._accumulator)
             module.set_processor(recorder)
-            self._undo.append(lambda m=module, o=original, r=recorder: (m.set_processor(o), r.remove_hooks()))
+            self._undo.append(lambda m=module, o=original: m.set_processor(o))
+            if hasattr(recorder, "remove_hooks"):
+                self._undo.append(recorder.remove_hooks)
         handle = self.pipe.unet.register_forward_pre_hook(self._on_unet_call, with_kwargs=True)
         self._undo.append(handle.remove)
 
@@ -147,7 +150,7 @@ class DiffusionHeatMapHooker:
         if self._accumulator is None:
             latent_hw = tuple(sample.shape[-2:])
             rows = max(self._kept_rows, default=CONTEXT_TOKENS)
-            self._accumulator = MapAccumulator(rows, latent_hw, self.save_steps)
+            self._accumulator = MapAccumulator(rows, latent_hw, self.save_steps, self._num_images)
             vae_factor = self.pipe.vae_scale_factor
             self.call_info.update(
                 latent_height=latent_hw[0],
@@ -158,17 +161,6 @@ class DiffusionHeatMapHooker:
         self.num_steps += 1
         self.call_info["steps"] = self.num_steps
         self._accumulator.start_step()
-
-    def _conditional_rows(self, batch: int) -> slice:
-        if self._num_images in (0, batch):
-            return slice(None)
-        if batch == 2 * self._num_images:  # classifier-free guidance: [unconditional..., conditional...]
-            return slice(self._num_images, None)
-        raise RuntimeError(f"UNet batch of {batch} does not match {self._num_images} generated images")
-
-    def _add_maps(self, layer_idx: int, probabilities: torch.Tensor) -> None:
-        if self._accumulator is not None:
-            self._accumulator.add(layer_idx, probabilities)
 
     # -- results -------------------------------------------------------------------------------------
     @property

@@ -1,9 +1,15 @@
-"""The attention processor that records cross-attention maps while the original one computes the output.
+"""Attention processors that record cross-attention maps while the UNet generates, changing nothing.
 
-It wraps whatever processor a module already has (SDPA by default), so generation keeps its fast fused
-attention and produces bit-identical images. The query and key projections are captured with forward
-hooks on `to_q`/`to_k` as the original processor computes them, so nothing is projected twice; the map
-is then softmax(QK^T * scale) over all 77 text tokens, for the conditional half of the batch only.
+Two ways to see the attention without disturbing the image:
+- `SdpaRecordingProcessor`, for modules running diffusers' default `AttnProcessor2_0`: it performs the same
+  operations itself, so images stay bit-identical and the query and key are at hand. Where PyTorch's SDPA
+  would run its fused CPU flash kernel, it calls that kernel directly: the kernel also returns the softmax
+  normaliser (log-sum-exp per query), so a map is exp(QK^T * scale - lse) over the prompt's tokens only,
+  a fraction of a second softmax over all 77 tokens. Elsewhere (GPU, other backends) it computes
+  softmax(QK^T * scale) separately.
+- `WrappingRecordingProcessor`, for any other processor: it calls the module's own processor and captures
+  the query and key projections with forward hooks on `to_q`/`to_k`, so nothing is projected twice.
+Both record the conditional half of a classifier-free-guidance batch only, at the scale SDPA used.
 """
 
 from __future__ import annotations
@@ -11,20 +17,115 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from diffusers.models.attention_processor import Attention
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from torch.nn.attention import SDPBackend
 
-# (layer_idx, probabilities (images, heads, pixels, tokens)) -> None
-MapSink = Callable[[int, torch.Tensor], None]
-# batch size of the UNet input -> slice of the rows that hold the conditional (prompted) images
-CondSelector = Callable[[int], slice]
+from daam_store.trace.aggregate import MapAccumulator
+
+# -> the accumulator of the generation running now (None outside a traced pipeline call)
+CurrentMaps = Callable[[], "MapAccumulator | None"]
 
 
-class RecordingProcessor:
-    def __init__(self, original, attn: Attention, layer_idx: int, sink: MapSink, select_cond: CondSelector):
+def recording_processor(original, attn: Attention, layer_idx: int, current_maps: CurrentMaps):
+    """The cheapest processor that records `attn`'s maps while computing exactly what `original` computes."""
+    if type(original) is AttnProcessor2_0 and _is_plain_attention(attn):
+        return SdpaRecordingProcessor(original, layer_idx, current_maps)
+    return WrappingRecordingProcessor(original, attn, layer_idx, current_maps)
+
+
+def _is_plain_attention(attn: Attention) -> bool:
+    """No normalisation inside the module: AttnProcessor2_0 is then to_q/k/v, SDPA, to_out."""
+    return (
+        attn.spatial_norm is None
+        and attn.group_norm is None
+        and not attn.norm_cross
+        and attn.norm_q is None
+        and attn.norm_k is None
+    )
+
+
+def _probabilities(query: torch.Tensor, key: torch.Tensor, scale: float, tokens: int, mask=None) -> torch.Tensor:
+    """softmax(QK^T * scale) for (images, heads, pixels|tokens, d) inputs, cut to the first `tokens` tokens."""
+    query, key = query.float(), key.float()
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scale
+    if mask is not None:
+        scores = scores + mask
+    return scores.softmax(dim=-1)[..., :tokens]
+
+
+def _normalised_maps(query, key, log_sum_exp, images: range, tokens: int) -> torch.Tensor:
+    """exp(QK^T / sqrt(d) - lse) over the first `tokens` tokens: the softmax, with the kernel's normaliser.
+
+    (images, heads, pixels, tokens). One batched GEMM per image over 3-D views, written in place: on a small
+    model each extra op costs a fixed ~10-30 us, more than its arithmetic.
+    """
+    maps = query.new_empty((len(images), query.shape[1], query.shape[2], tokens), dtype=torch.float32)
+    for row, image in enumerate(images):
+        query_, key_ = query[image].float(), key[image, :, :tokens].float().transpose(1, 2)
+        torch.baddbmm(
+            log_sum_exp[image, :, :, None], query_, key_, beta=-1, alpha=query.shape[-1] ** -0.5, out=maps[row]
+        )
+    return maps.exp_()
+
+
+class SdpaRecordingProcessor:
+    """diffusers' AttnProcessor2_0 for a plain cross-attention module, recording its maps on the way."""
+
+    def __init__(self, original: AttnProcessor2_0, layer_idx: int, current_maps: CurrentMaps):
         self.original = original
         self.layer_idx = layer_idx
-        self.sink = sink
-        self.select_cond = select_cond
+        self.current_maps = current_maps
+
+    def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
+        maps = self.current_maps()
+        if maps is None or encoder_hidden_states is None or hidden_states.ndim != 3:
+            return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
+        batch, context_length, _ = encoder_hidden_states.shape
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, context_length, batch)
+            attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
+
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        head_dim = key.shape[-1] // attn.heads
+        query, key, value = (x.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for x in (query, key, value))
+
+        output = self._attend_and_record(maps, query, key, value, attention_mask)
+
+        output = output.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
+        output = attn.to_out[1](attn.to_out[0](output))
+        if attn.residual_connection:
+            output = output + hidden_states
+        return output / attn.rescale_output_factor
+
+    def _attend_and_record(self, maps: MapAccumulator, query, key, value, mask) -> torch.Tensor:
+        rows = maps.conditional_rows(query.shape[0])
+        backend = torch._fused_sdp_choice(query, key, value, mask, 0.0, False)
+        if query.device.type == "cpu" and backend == SDPBackend.FLASH_ATTENTION.value and mask is None:
+            output, log_sum_exp = torch._scaled_dot_product_flash_attention_for_cpu(query, key, value)
+            images = range(*rows.indices(query.shape[0]))
+            # detached: the maps are a record, never part of an autograd graph
+            maps.add(
+                self.layer_idx,
+                _normalised_maps(query.detach(), key.detach(), log_sum_exp.detach(), images, maps.num_rows),
+            )
+            return output
+        output = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False)
+        scale = query.shape[-1] ** -0.5  # SDPA's default, which AttnProcessor2_0 relies on
+        query, key = query.detach()[rows], key.detach()[rows]
+        maps.add(self.layer_idx, _probabilities(query, key, scale, maps.num_rows, _rows_of(mask, rows)))
+        return output
+
+
+class WrappingRecordingProcessor:
+    """Any attention processor, with the query and key its module projects captured to record the maps."""
+
+    def __init__(self, original, attn: Attention, layer_idx: int, current_maps: CurrentMaps):
+        self.original = original
+        self.layer_idx = layer_idx
+        self.current_maps = current_maps
         self._captured: dict[str, torch.Tensor] = {}
         self._armed = False
         self._hooks = [
@@ -50,17 +151,23 @@ class RecordingProcessor:
         finally:
             self._armed = False
         query, key = self._captured.pop("query", None), self._captured.pop("key", None)
-        if query is not None and key is not None and encoder_hidden_states is not None:
-            self.sink(self.layer_idx, self._probabilities(attn, query, key))
+        maps = self.current_maps()
+        if maps is not None and query is not None and key is not None and encoder_hidden_states is not None:
+            self._record(maps, attn, query, key)
         return output
 
     @torch.no_grad()
-    def _probabilities(self, attn: Attention, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        rows = self.select_cond(query.shape[0])
-        query, key = query[rows].float(), key[rows].float()
-        images, pixels, inner = query.shape
+    def _record(self, maps: MapAccumulator, attn: Attention, query: torch.Tensor, key: torch.Tensor) -> None:
+        rows = maps.conditional_rows(query.shape[0])
+        images, pixels, inner = query[rows].shape
         head_dim = inner // attn.heads
-        query = query.view(images, pixels, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(images, key.shape[1], attn.heads, head_dim).transpose(1, 2)
-        scores = torch.matmul(query, key.transpose(-1, -2)) * attn.scale
-        return scores.softmax(dim=-1)  # (images, heads, pixels, tokens)
+        query = query[rows].view(images, pixels, attn.heads, head_dim).transpose(1, 2)
+        key = key[rows].view(images, key.shape[1], attn.heads, head_dim).transpose(1, 2)
+        maps.add(self.layer_idx, _probabilities(query, key, attn.scale, maps.num_rows))
+
+
+def _rows_of(mask: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
+    """The mask's rows for the recorded images (a mask broadcast over the batch applies to all)."""
+    if mask is None or mask.shape[0] == 1:
+        return mask
+    return mask[rows]

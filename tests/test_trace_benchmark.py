@@ -1,0 +1,19 @@
+"""Smoke test of benchmarks/trace_overhead.py: a few steps on random weights (the real run takes minutes)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "trace_overhead.py"
+
+
+def test_trace_overhead_benchmark_prints_its_measurements():
+    arguments = ["--model", "random", "--steps", "2", "--runs", "1", "--unet-calls", "4"]
+    result = subprocess.run([sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout
+    ratios = [float(r) for r in re.findall(r"ratio (\d+\.\d+)", output)]
+    assert len(ratios) == 2 and all(0.2 < r < 5 for r in ratios), output  # generations, UNet calls
+    state = {int(s): float(kib) for s, kib in re.findall(r"(\d+) steps: trace state ([\d.]+) KiB", output)}
+    assert set(state) == {10, 50} and state[10] == state[50] > 0, output  # the trace does not grow with steps
