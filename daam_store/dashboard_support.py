@@ -259,6 +259,12 @@ def layer_overlays(experiment: GenerationExperiment, word_idx: int, alpha: float
     return _finer_overlays(experiment, maps, [short_layer_name(name) for name in names], word_idx, alpha)
 
 
+def file_stem(text: str, limit: int = 80) -> str:
+    """A download file name from user text: letters, digits, '-', '_' and '.' kept, runs of others -> '_'."""
+    stem = re.sub(r"[^\w.-]+", "_", text, flags=re.ASCII).strip("._")[:limit]
+    return stem or "download"
+
+
 def short_layer_name(name: str) -> str:
     """'down_blocks.1.attentions.0.transformer_blocks.0.attn2' -> 'down 1.0.0': block kind, then indices."""
     parts = name.split(".")

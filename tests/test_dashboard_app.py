@@ -696,6 +696,16 @@ def test_generate_page_runs_a_sweep_over_both_builtin_models_and_resumes(empty_s
     assert all("sweep:grid" in row.tags for row in rows)
 
 
+def test_download_file_names_keep_only_safe_characters_of_user_text():
+    from daam_store.dashboard_support import file_stem
+
+    assert file_stem("share_dog_by_seed") == "share_dog_by_seed"
+    assert file_stem("share_../../etc/passwd_by_seed") == "share_.._.._etc_passwd_by_seed"
+    assert file_stem('stability_"a b"\\c:?*') == "stability__a_b_c"
+    assert file_stem("stability_café") == "stability_caf"
+    assert file_stem("../") == "download" and len(file_stem("x" * 500)) == 80
+
+
 def test_errors_and_compare_show_user_text_literally(empty_store_url):
     from daam_store.dashboard_support import escape_markdown
 

@@ -9,7 +9,7 @@ import ui
 
 from daam_store.analysis import compare
 from daam_store.analysis import compare_charts as charts
-from daam_store.dashboard_support import escape_markdown
+from daam_store.dashboard_support import escape_markdown, file_stem
 from daam_store.sweep import parse_seed_spec
 
 ALL = "(all generations)"
@@ -41,8 +41,9 @@ def chart(figure, key: str) -> None:
 
 
 def csv_button(frame, name: str) -> None:
+    """`name` may hold a prompt's word: the file name keeps only safe characters of it."""
     st.download_button(
-        "Download CSV", compare.to_csv(frame), file_name=f"{name}.csv", mime="text/csv", key=f"csv_{name}"
+        "Download CSV", compare.to_csv(frame), file_name=f"{file_stem(name)}.csv", mime="text/csv", key=f"csv_{name}"
     )
 
 
