@@ -92,10 +92,12 @@ def test_word_map_matches_explicit_reference(family, guidance, sd1_pipe, sd2_pip
     assert tc.call_info["do_cfg"] is (guidance > 1)
 
 
+@pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("path", ["cpu-flash", "sdpa-math", "other-processor"])
-def test_every_attention_path_changes_nothing_and_matches_reference(path, sd1_pipe, monkeypatch):
+def test_every_attention_path_changes_nothing_and_matches_reference(path, autocast, sd1_pipe, monkeypatch):
     """Default SDPA on the CPU (maps from the flash kernel's log-sum-exp), SDPA forced to its math backend
-    (maps by a separate softmax) and a non-default processor (wrapped, q/k captured by hooks)."""
+    (maps by a separate softmax) and a non-default processor (wrapped, q/k captured by hooks); under bf16
+    autocast the maps are still computed in float32 from the (bf16) query and key."""
     flash_calls = []
     kernel = torch._scaled_dot_product_flash_attention_for_cpu
     monkeypatch.setattr(
@@ -105,9 +107,10 @@ def test_every_attention_path_changes_nothing_and_matches_reference(path, sd1_pi
     if path == "other-processor":
         sd1_pipe.unet.set_attn_processor(AttnProcessor())
     backend = sdpa_kernel(SDPBackend.MATH) if path == "sdpa-math" else contextlib.nullcontext()
+    precision = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     prompt = "a red circle and a blue square"
     try:
-        with backend:
+        with backend, precision:
             untraced = run(sd1_pipe, prompt)
             with trace(sd1_pipe) as tc, ReferenceMaps(sd1_pipe) as ref:
                 traced = run(sd1_pipe, prompt)
@@ -158,18 +161,54 @@ def test_other_geometry_and_scheduler(sd2_pipe):
     )
 
 
-def test_processors_restored_after_exit_and_exception(sd1_pipe):
-    before = {name: m.processor for name, m in cross_attention_modules(sd1_pipe.unet)}
-    methods_before = dict(vars(sd1_pipe))
-    with trace(sd1_pipe):
-        run(sd1_pipe, "a dog")
-    with pytest.raises(ZeroDivisionError), trace(sd1_pipe):
-        _ = 1 / 0
-    after = {name: m.processor for name, m in cross_attention_modules(sd1_pipe.unet)}
+@pytest.mark.parametrize("path", ["default", "other-processor"])
+def test_processors_restored_after_exit_and_exception(path, sd1_pipe):
+    saved = sd1_pipe.unet.attn_processors
+    if path == "other-processor":
+        sd1_pipe.unet.set_attn_processor(AttnProcessor())  # the wrapping path, which hooks to_q and to_k
+    try:
+        before = {name: m.processor for name, m in cross_attention_modules(sd1_pipe.unet)}
+        methods_before = dict(vars(sd1_pipe))
+        with trace(sd1_pipe):
+            run(sd1_pipe, "a dog")
+            hooked = sum(len(m.to_q._forward_hooks) + len(m.to_k._forward_hooks) for m in before_modules(sd1_pipe))
+        with pytest.raises(ZeroDivisionError), trace(sd1_pipe):
+            _ = 1 / 0
+        after = {name: m.processor for name, m in cross_attention_modules(sd1_pipe.unet)}
+    finally:
+        sd1_pipe.unet.set_attn_processor(saved)
     assert after == before
     assert set(vars(sd1_pipe)) == set(methods_before)
     assert not sd1_pipe.unet._forward_pre_hooks
-    assert all(not m.to_q._forward_hooks for _, m in cross_attention_modules(sd1_pipe.unet))
+    assert hooked == (2 * len(before) if path == "other-processor" else 0)
+    assert all(not m.to_q._forward_hooks and not m.to_k._forward_hooks for m in before_modules(sd1_pipe))
+
+
+def before_modules(pipe):
+    return [module for _, module in cross_attention_modules(pipe.unet)]
+
+
+def test_unet_called_directly_with_a_short_context_and_a_mask(sd1_pipe):
+    """Outside a pipeline call every row is kept (77 > the 8-token context here), and a cross-attention mask
+    (the UNet's `encoder_attention_mask`) shapes the maps as it shapes the attention."""
+    unet = sd1_pipe.unet
+    latents = torch.randn(2, unet.config.in_channels, 16, 16, generator=set_seed(1))
+    context = torch.randn(2, 8, unet.config.cross_attention_dim, generator=set_seed(2))
+    mask = torch.ones(2, 8)
+    mask[:, 5:] = 0  # the last three tokens hidden
+    with torch.no_grad():
+        untraced = unet(latents, 10, encoder_hidden_states=context, encoder_attention_mask=mask).sample
+        with trace(sd1_pipe) as tc:
+            traced = unet(latents, 10, encoder_hidden_states=context, encoder_attention_mask=mask).sample
+        with trace(sd1_pipe) as plain:
+            unet(latents, 10, encoder_hidden_states=context)
+    assert torch.equal(untraced, traced)
+    for sums in (tc._accumulator.sums, plain._accumulator.sums):
+        for layer_sums in sums.values():
+            assert layer_sums.shape[0] == 2 and layer_sums.shape[-1] == 8 and torch.isfinite(layer_sums).all()
+            torch.testing.assert_close(layer_sums.sum(-1), torch.ones_like(layer_sums[..., 0]))  # one call
+    assert all(float(s[..., 5:].abs().max()) < 1e-6 for s in tc._accumulator.sums.values())
+    assert all(float(s[..., 5:].min()) > 1e-4 for s in plain._accumulator.sums.values())
 
 
 def test_two_traces_in_a_row_and_nested_agree(sd1_pipe):
@@ -317,6 +356,6 @@ def test_gradients_flow_through_a_traced_unet_and_maps_stay_out_of_the_graph(pat
     finally:
         unet.set_attn_processor(saved)
         unet.zero_grad(set_to_none=True)
-    torch.testing.assert_close(traced, untraced, rtol=1e-5, atol=1e-8)
+    assert torch.equal(traced, untraced)
     sums = tc._accumulator.sums
     assert len(sums) == len(tc.layer_names) and not any(s.requires_grad for s in sums.values())

@@ -36,8 +36,7 @@ class DiffusionHeatMapHooker:
     def __init__(self, pipeline: StableDiffusionPipeline, save_steps: bool = False):
         self.pipe = pipeline
         self.save_steps = save_steps
-        self._attention_modules = cross_attention_modules(pipeline.unet)  # walking the UNet's modules takes ~2 ms
-        self.layer_names = [name for name, _ in self._attention_modules]
+        self.layer_names = [name for name, _ in cross_attention_modules(pipeline.unet)]
         self.images: list[PIL.Image.Image] = []
         self.call_info: dict = {}
         self.num_steps = 0
@@ -60,7 +59,7 @@ class DiffusionHeatMapHooker:
         self._unhook()
 
     def _hook_attention(self) -> None:
-        for layer_idx, (_, module) in enumerate(self._attention_modules):
+        for layer_idx, (_, module) in enumerate(cross_attention_modules(self.pipe.unet)):
             original = module.processor
             recorder = recording_processor(original, module, layer_idx, lambda: self._accumulator)
             module.set_processor(recorder)

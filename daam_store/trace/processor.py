@@ -5,15 +5,17 @@ Two ways to see the attention without disturbing the image:
   operations itself, so images stay bit-identical and the query and key are at hand. Where PyTorch's SDPA
   would run its fused CPU flash kernel, it calls that kernel directly: the kernel also returns the softmax
   normaliser (log-sum-exp per query), so a map is exp(QK^T * scale - lse) over the prompt's tokens only,
-  a fraction of a second softmax over all 77 tokens. Elsewhere (GPU, other backends) it computes
-  softmax(QK^T * scale) separately.
+  much less work than a second softmax over all 77 tokens. Elsewhere (GPU, other backends, attention masks)
+  it computes softmax(QK^T * scale + mask) separately.
 - `WrappingRecordingProcessor`, for any other processor: it calls the module's own processor and captures
-  the query and key projections with forward hooks on `to_q`/`to_k`, so nothing is projected twice.
-Both record the conditional half of a classifier-free-guidance batch only, at the scale SDPA used.
+  the query and key projections with forward hooks on `to_q`/`to_k`, so nothing is projected twice. Its
+  scale is `attn.scale`, the one diffusers' non-SDPA processors use.
+Both record the conditional half of a classifier-free-guidance batch only, in float32 also under autocast.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -45,13 +47,25 @@ def _is_plain_attention(attn: Attention) -> bool:
     )
 
 
+def _full_precision(device_type: str):
+    """Autocast off: matmul/baddbmm would otherwise run in fp16/bf16 whatever the inputs' dtype."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def _probabilities(query: torch.Tensor, key: torch.Tensor, scale: float, tokens: int, mask=None) -> torch.Tensor:
-    """softmax(QK^T * scale) for (images, heads, pixels|tokens, d) inputs, cut to the first `tokens` tokens."""
-    query, key = query.float(), key.float()
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scale
-    if mask is not None:
-        scores = scores + mask
-    return scores.softmax(dim=-1)[..., :tokens]
+    """softmax(QK^T * scale + mask) for (images, heads, pixels|tokens, d) inputs, cut to the first `tokens` tokens.
+
+    `mask` as SDPA takes it: additive, or boolean with True where attention is allowed.
+    """
+    with _full_precision(query.device.type):
+        scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale
+        if mask is not None and mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        elif mask is not None:
+            scores = scores + mask
+        return scores.softmax(dim=-1)[..., :tokens]
 
 
 def _normalised_maps(query, key, log_sum_exp, images: range, tokens: int) -> torch.Tensor:
@@ -60,13 +74,20 @@ def _normalised_maps(query, key, log_sum_exp, images: range, tokens: int) -> tor
     (images, heads, pixels, tokens). One batched GEMM per image over 3-D views, written in place: on a small
     model each extra op costs a fixed ~10-30 us, more than its arithmetic.
     """
+    tokens = min(tokens, key.shape[2])  # a context shorter than the prompt's rows (the UNet called directly)
     maps = query.new_empty((len(images), query.shape[1], query.shape[2], tokens), dtype=torch.float32)
-    for row, image in enumerate(images):
-        query_, key_ = query[image].float(), key[image, :, :tokens].float().transpose(1, 2)
-        torch.baddbmm(
-            log_sum_exp[image, :, :, None], query_, key_, beta=-1, alpha=query.shape[-1] ** -0.5, out=maps[row]
-        )
+    with _full_precision(query.device.type):
+        for row, image in enumerate(images):
+            query_, key_ = query[image].float(), key[image, :, :tokens].float().transpose(1, 2)
+            torch.baddbmm(
+                log_sum_exp[image, :, :, None], query_, key_, beta=-1, alpha=query.shape[-1] ** -0.5, out=maps[row]
+            )
     return maps.exp_()
+
+
+def _sdpa_runs_flash(query, key, value) -> bool:
+    """Whether F.scaled_dot_product_attention would pick the flash kernel (so calling it directly is identical)."""
+    return torch._fused_sdp_choice(query, key, value, None, 0.0, False) == SDPBackend.FLASH_ATTENTION.value
 
 
 class SdpaRecordingProcessor:
@@ -102,8 +123,7 @@ class SdpaRecordingProcessor:
 
     def _attend_and_record(self, maps: MapAccumulator, query, key, value, mask) -> torch.Tensor:
         rows = maps.conditional_rows(query.shape[0])
-        backend = torch._fused_sdp_choice(query, key, value, mask, 0.0, False)
-        if query.device.type == "cpu" and backend == SDPBackend.FLASH_ATTENTION.value and mask is None:
+        if query.device.type == "cpu" and mask is None and _sdpa_runs_flash(query, key, value):
             output, log_sum_exp = torch._scaled_dot_product_flash_attention_for_cpu(query, key, value)
             images = range(*rows.indices(query.shape[0]))
             # detached: the maps are a record, never part of an autograd graph
@@ -114,8 +134,8 @@ class SdpaRecordingProcessor:
             return output
         output = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False)
         scale = query.shape[-1] ** -0.5  # SDPA's default, which AttnProcessor2_0 relies on
-        query, key = query.detach()[rows], key.detach()[rows]
-        maps.add(self.layer_idx, _probabilities(query, key, scale, maps.num_rows, _rows_of(mask, rows)))
+        query, key, mask = query.detach()[rows], key.detach()[rows], mask[rows] if mask is not None else None
+        maps.add(self.layer_idx, _probabilities(query, key, scale, maps.num_rows, mask))
         return output
 
 
@@ -164,10 +184,3 @@ class WrappingRecordingProcessor:
         query = query[rows].view(images, pixels, attn.heads, head_dim).transpose(1, 2)
         key = key[rows].view(images, key.shape[1], attn.heads, head_dim).transpose(1, 2)
         maps.add(self.layer_idx, _probabilities(query, key, attn.scale, maps.num_rows))
-
-
-def _rows_of(mask: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
-    """The mask's rows for the recorded images (a mask broadcast over the batch applies to all)."""
-    if mask is None or mask.shape[0] == 1:
-        return mask
-    return mask[rows]
