@@ -21,6 +21,7 @@ import sys
 import time
 
 import torch
+from diffusers.models.attention_processor import AttnProcessor2_0
 
 from daam_store import set_seed, trace
 from daam_store.models import build_random_pipeline, load_pipeline
@@ -43,29 +44,43 @@ def timed_generation(pipe, steps: int, traced: bool) -> float:
     return time.perf_counter() - started
 
 
-def unet_call_overhead(pipe, calls: int) -> tuple[float, float]:
-    """Median time of one UNet call (CFG batch) untraced and traced, alternating call by call.
+class WrappedSdpa(AttnProcessor2_0):
+    """Computes exactly what AttnProcessor2_0 computes, but is not it: the tracer wraps it (hooks on to_q/to_k
+    and a separate softmax), the general path that any other processor takes."""
+
+
+def traced_copy(pipe, processor=None):
+    """A pipeline sharing everything but a copy of the UNet (same weights), optionally with another processor."""
+    copied = copy.copy(pipe)
+    copied.unet = copy.deepcopy(pipe.unet)
+    if processor is not None:
+        copied.unet.set_attn_processor(processor)
+    return copied
+
+
+def unet_call_overhead(pipe, calls: int) -> dict[str, float]:
+    """Median time of one UNet call (CFG batch): untraced, traced, and traced through the general wrapping path.
 
     Generations take ~1 s and vary +-10 % from run to run on a shared VM; single UNet calls alternated
     hundreds of times see the same machine state, so this isolates what the recording processors cost.
-    The traced side is a copy of the UNet (same weights) inside a trace set up by a one-step generation.
+    Each traced side is a copy of the UNet inside a trace set up by a one-step generation.
     """
-    traced_pipe = copy.copy(pipe)
-    traced_pipe.unet = copy.deepcopy(pipe.unet)
+    pipes = {"untraced": pipe, "traced": traced_copy(pipe), "wrapped": traced_copy(pipe, WrappedSdpa())}
     size = pipe.unet.config.sample_size
     latents = torch.randn(2, pipe.unet.config.in_channels, size, size, generator=set_seed(0))
-    times = {False: [], True: []}
-    with trace(traced_pipe), torch.no_grad():
-        traced_pipe(PROMPT, num_inference_steps=1, generator=set_seed(0))
-        context = torch.cat(pipe.encode_prompt(PROMPT, pipe.device, 1, True)[::-1])
+    context = torch.cat(pipe.encode_prompt(PROMPT, pipe.device, 1, True)[::-1])
+    times = {name: [] for name in pipes}
+    with trace(pipes["traced"]), trace(pipes["wrapped"]), torch.no_grad():
+        for name in ("traced", "wrapped"):
+            pipes[name](PROMPT, num_inference_steps=1, generator=set_seed(0))
         for call in range(calls + 10):
-            for traced in (False, True) if call % 2 else (True, False):
-                unet = traced_pipe.unet if traced else pipe.unet
+            order = list(pipes)[call % 3 :] + list(pipes)[: call % 3]  # rotate: no side always runs first
+            for name in order:
                 started = time.perf_counter()
-                unet(latents, 500, encoder_hidden_states=context)
+                pipes[name].unet(latents, 500, encoder_hidden_states=context)
                 if call >= 10:  # the first calls warm up
-                    times[traced].append(time.perf_counter() - started)
-    return statistics.median(times[False]), statistics.median(times[True])
+                    times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def memory_probe(model: str, steps: int) -> dict:
@@ -111,10 +126,12 @@ def main() -> None:
         f"{traced:.3f}s (incl. computing every word map), ratio {traced / plain:.3f}; per-pair ratios: "
         f"median {statistics.median(pairs):.3f}, quartiles {pairs[quartile]:.3f}-{pairs[-1 - quartile]:.3f}"
     )
-    plain_call, traced_call = unet_call_overhead(pipe, args.unet_calls)
+    call = unet_call_overhead(pipe, args.unet_calls)
+    plain = call["untraced"]
     print(
-        f"UNet call, {args.unet_calls} alternating calls each: untraced median {plain_call * 1e3:.2f} ms, traced "
-        f"+{(traced_call - plain_call) * 1e3:.2f} ms, ratio {traced_call / plain_call:.3f}"
+        f"UNet call, {args.unet_calls} alternating calls each: untraced median {plain * 1e3:.2f} ms, traced "
+        f"+{(call['traced'] - plain) * 1e3:.2f} ms, ratio {call['traced'] / plain:.3f}; through the general "
+        f"wrapping path (other processors) ratio {call['wrapped'] / plain:.3f}"
     )
     for steps in (10, 50):
         command = [sys.executable, __file__, "--model", args.model, "--probe", str(steps)]

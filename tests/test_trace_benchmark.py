@@ -14,6 +14,6 @@ def test_trace_overhead_benchmark_prints_its_measurements():
     assert result.returncode == 0, result.stderr
     output = result.stdout
     ratios = [float(r) for r in re.findall(r"ratio (\d+\.\d+)", output)]
-    assert len(ratios) == 2 and all(0.2 < r < 5 for r in ratios), output  # generations, UNet calls
+    assert len(ratios) == 3 and all(0.2 < r < 5 for r in ratios), output  # generations, UNet calls, wrapped path
     state = {int(s): float(kib) for s, kib in re.findall(r"(\d+) steps: trace state ([\d.]+) KiB", output)}
     assert set(state) == {10, 50} and state[10] == state[50] > 0, output  # the trace does not grow with steps
