@@ -150,10 +150,7 @@ def single_command_main(register, argv: list[str] | None = None) -> int:
 def _run_reporting_errors(func, args) -> int:
     try:
         return int(func(args) or 0)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # unwritable output folder, full disk: the message names the path
+    except (UserError, OSError) as error:  # OSError: unwritable output folder, full disk; it names the path
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -110,8 +110,6 @@ class SweepGrid:
 
     @classmethod
     def parse(cls, prompts_text: str, seeds_text: str, models: Sequence[str]) -> SweepGrid:
-        from daam_store.sweep import parse_seed_spec
-
         if not models:
             raise UserError("pick at least one model for the sweep")
         grid = cls(tuple(parse_prompts(prompts_text)), tuple(parse_seed_spec(seeds_text)), tuple(models))

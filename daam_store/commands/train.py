@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from daam_store.cli import check_device
 from daam_store.errors import UserError
 from daam_store.training import RECIPES, TrainOptions, get_recipe, train_builtin
 
@@ -45,11 +46,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--steps", args.steps), ("--vae-steps", args.vae_steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    check_device(args.device)
     options = TrainOptions(
         out=args.out or Path(f"train-{args.name}"),
         device=args.device,

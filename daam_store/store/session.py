@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from daam_store.errors import first_line
 from daam_store.store.errors import DatabaseUnavailableError, ReadOnlyDatabaseError, StoreError
 
 URL_VARIABLE = "DAAM_STORE_URL"
@@ -120,7 +121,7 @@ def database_errors(url: URL) -> Iterator[None]:
 
 def translate_error(error: DBAPIError, url: URL) -> StoreError:
     where = display_url(url)
-    detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+    detail = first_line(error.orig) if error.orig is not None else str(error)
     lowered = detail.lower()
     if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         return ReadOnlyDatabaseError(

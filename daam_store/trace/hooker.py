@@ -13,7 +13,7 @@ import torch
 
 from daam_store.heatmap import MAX_PROMPT_TOKENS, GlobalHeatMap, cut_message
 from daam_store.trace.aggregate import MapAccumulator
-from daam_store.trace.processor import recording_processor
+from daam_store.trace.processor import WrappingRecordingProcessor, recording_processor
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -64,7 +64,7 @@ class DiffusionHeatMapHooker:
             recorder = recording_processor(original, module, layer_idx, lambda: self._accumulator)
             module.set_processor(recorder)
             self._undo.append(lambda m=module, o=original: m.set_processor(o))
-            if hasattr(recorder, "remove_hooks"):
+            if isinstance(recorder, WrappingRecordingProcessor):
                 self._undo.append(recorder.remove_hooks)
         handle = self.pipe.unet.register_forward_pre_hook(self._on_unet_call, with_kwargs=True)
         self._undo.append(handle.remove)

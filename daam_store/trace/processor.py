@@ -179,8 +179,9 @@ class WrappingRecordingProcessor:
     @torch.no_grad()
     def _record(self, maps: MapAccumulator, attn: Attention, query: torch.Tensor, key: torch.Tensor) -> None:
         rows = maps.conditional_rows(query.shape[0])
-        images, pixels, inner = query[rows].shape
+        query, key = query[rows], key[rows]
+        images, pixels, inner = query.shape
         head_dim = inner // attn.heads
-        query = query[rows].view(images, pixels, attn.heads, head_dim).transpose(1, 2)
-        key = key[rows].view(images, key.shape[1], attn.heads, head_dim).transpose(1, 2)
+        query = query.view(images, pixels, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(images, key.shape[1], attn.heads, head_dim).transpose(1, 2)
         maps.add(self.layer_idx, _probabilities(query, key, attn.scale, maps.num_rows))
