@@ -15,6 +15,8 @@ assembled maps come back to the CPU.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -38,10 +40,26 @@ class MapAccumulator:
         self.sums: dict[int, torch.Tensor] = {}  # layer -> (images, heads, pixels, rows)
         self.grids: dict[int, tuple[int, int]] = {}  # layer -> (h, w) of its pixels
         self.steps: list[dict[int, torch.Tensor]] = []  # step -> layer -> (images, pixels, rows)
+        self._pending: list[tuple[int, Callable[[], torch.Tensor]]] = []  # maps to compute when the UNet returns
 
     def start_step(self) -> None:
+        self.flush()  # a UNet call that raised leaves its maps pending
         if self.save_steps:
             self.steps.append({})
+
+    def add_later(self, layer_idx: int, compute_maps: Callable[[], torch.Tensor]) -> None:
+        """Add maps computed at the end of the UNet call (`flush`), from tensors the caller keeps alive until then.
+
+        On a CPU, a map's few small tensor operations cost ~30 % less run back to back after the UNet than
+        each between two of its large kernels (time inside the recording code, sd1-tiny, 25 steps: 20-24 ms
+        instead of 28-35 ms per generation). Memory stays flat over steps: one call's queries at most are held.
+        """
+        self._pending.append((layer_idx, compute_maps))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for layer_idx, compute_maps in pending:
+            self.add(layer_idx, compute_maps())
 
     def conditional_rows(self, batch: int) -> slice:
         """The rows of a UNet batch that hold the prompted images (their maps are the ones recorded)."""
@@ -53,7 +71,9 @@ class MapAccumulator:
 
     def add(self, layer_idx: int, probabilities: torch.Tensor) -> None:
         # Summed as (images, heads, pixels, rows), the layout attention comes in: no copy per step.
-        kept = probabilities[..., : self.num_rows]  # processors may already have cut the rows
+        kept = probabilities  # processors may already have cut the rows (no slicing op then: see processor.py)
+        if probabilities.shape[-1] > self.num_rows:
+            kept = probabilities[..., : self.num_rows]
         if layer_idx in self.sums:
             self.sums[layer_idx] += kept
         else:

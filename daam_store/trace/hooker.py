@@ -68,6 +68,8 @@ class DiffusionHeatMapHooker:
                 self._undo.append(recorder.remove_hooks)
         handle = self.pipe.unet.register_forward_pre_hook(self._on_unet_call, with_kwargs=True)
         self._undo.append(handle.remove)
+        handle = self.pipe.unet.register_forward_hook(self._on_unet_return)
+        self._undo.append(handle.remove)
 
     def _hook_pipeline(self) -> None:
         self._patch("encode_prompt", self._wrap_encode_prompt)
@@ -160,6 +162,10 @@ class DiffusionHeatMapHooker:
         self.num_steps += 1
         self.call_info["steps"] = self.num_steps
         self._accumulator.start_step()
+
+    def _on_unet_return(self, _unet, _args, _output) -> None:
+        if self._accumulator is not None:
+            self._accumulator.flush()
 
     # -- results -------------------------------------------------------------------------------------
     @property

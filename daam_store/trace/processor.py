@@ -71,18 +71,29 @@ def _probabilities(query: torch.Tensor, key: torch.Tensor, scale: float, tokens:
 def _normalised_maps(query, key, log_sum_exp, images: range, tokens: int) -> torch.Tensor:
     """exp(QK^T / sqrt(d) - lse) over the first `tokens` tokens: the softmax, with the kernel's normaliser.
 
-    (images, heads, pixels, tokens). One batched GEMM per image over 3-D views, written in place: on a small
-    model each extra op costs a fixed ~10-30 us, more than its arithmetic.
+    (images, heads, pixels, tokens), from detached inputs. One batched GEMM per image over 3-D views. Written
+    for few tensor operations: between the UNet's large kernels each small one costs 10-80 us on a CPU (cold
+    caches and dispatch), far more than its arithmetic, so there is no copy, cast or detach that is not needed.
     """
     tokens = min(tokens, key.shape[2])  # a context shorter than the prompt's rows (the UNet called directly)
-    maps = query.new_empty((len(images), query.shape[1], query.shape[2], tokens), dtype=torch.float32)
+    alpha = query.shape[-1] ** -0.5
     with _full_precision(query.device.type):
-        for row, image in enumerate(images):
-            query_, key_ = query[image].float(), key[image, :, :tokens].float().transpose(1, 2)
+        per_image = [
             torch.baddbmm(
-                log_sum_exp[image, :, :, None], query_, key_, beta=-1, alpha=query.shape[-1] ** -0.5, out=maps[row]
+                log_sum_exp[image, :, :, None],
+                _float(query[image]),
+                _float(key[image, :, :tokens]).mT,
+                beta=-1,
+                alpha=alpha,
             )
+            for image in images
+        ]
+    maps = per_image[0][None] if len(per_image) == 1 else torch.stack(per_image)
     return maps.exp_()
+
+
+def _float(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor.dtype == torch.float32 else tensor.float()
 
 
 def _sdpa_runs_flash(query, key, value) -> bool:
@@ -97,6 +108,8 @@ class SdpaRecordingProcessor:
         self.original = original
         self.layer_idx = layer_idx
         self.current_maps = current_maps
+        self._flash_asked: tuple | None = None  # (generation, shapes, dtype) the flash answer below is for
+        self._flash = False
 
     def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
         maps = self.current_maps()
@@ -121,16 +134,23 @@ class SdpaRecordingProcessor:
             output = output + hidden_states
         return output / attn.rescale_output_factor
 
+    def _runs_flash(self, maps: MapAccumulator, query, key, value) -> bool:
+        """SDPA's kernel choice, asked once per generation and input shape: it depends on shapes, dtype, device
+        and the global backend switches, none of which change while the pipeline runs."""
+        asked = (maps, query.shape, key.shape, query.dtype, query.device)
+        if asked != self._flash_asked:  # (the generation compares by identity)
+            self._flash = query.device.type == "cpu" and _sdpa_runs_flash(query, key, value)
+            self._flash_asked = asked
+        return self._flash
+
     def _attend_and_record(self, maps: MapAccumulator, query, key, value, mask) -> torch.Tensor:
         rows = maps.conditional_rows(query.shape[0])
-        if query.device.type == "cpu" and mask is None and _sdpa_runs_flash(query, key, value):
+        if mask is None and self._runs_flash(maps, query, key, value):
             output, log_sum_exp = torch._scaled_dot_product_flash_attention_for_cpu(query, key, value)
-            images = range(*rows.indices(query.shape[0]))
-            # detached: the maps are a record, never part of an autograd graph
-            maps.add(
-                self.layer_idx,
-                _normalised_maps(query.detach(), key.detach(), log_sum_exp.detach(), images, maps.num_rows),
-            )
+            if torch.is_grad_enabled():  # the maps are a record, never part of an autograd graph
+                query, key, log_sum_exp = query.detach(), key.detach(), log_sum_exp.detach()
+            images, tokens = range(*rows.indices(query.shape[0])), maps.num_rows
+            maps.add_later(self.layer_idx, lambda: _normalised_maps(query, key, log_sum_exp, images, tokens))
             return output
         output = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False)
         scale = query.shape[-1] ** -0.5  # SDPA's default, which AttnProcessor2_0 relies on
