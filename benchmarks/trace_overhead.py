@@ -1,9 +1,10 @@
 """Tracing overhead on the CPU, measured side by side in one run.
 
-Prints the median traced/untraced time ratio over interleaved runs at STEPS steps (and the spread of
-the per-pair ratios: run-to-run noise on a shared 2-core VM is +-10 %), and the memory the
-trace holds (and the process's peak RSS, each in a fresh subprocess) at 10 vs 50 steps.
-Run: python benchmarks/trace_overhead.py [--model sd1-tiny|FOLDER] [--steps 25] [--runs 10]
+Prints the median traced/untraced time ratio over rotated runs at STEPS steps next to an A/A control (two
+untraced sides: run-to-run noise on a shared 2-core VM reaches +-5 % even for medians of 20), the same per
+UNet call alternated hundreds of times, and the memory the trace holds (and the process's peak RSS, each in
+a fresh subprocess) at 10 vs 50 steps.
+Run: python benchmarks/trace_overhead.py [--model sd1-tiny|FOLDER] [--steps 25] [--runs 20]
 Without built-in weights, --model random uses the built-in geometry with random weights.
 """
 
@@ -83,6 +84,33 @@ def unet_call_overhead(pipe, calls: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def generation_overhead(pipe, steps: int, runs: int) -> None:
+    """Traced / untraced generation time, with an A/A control: a second untraced side measured the same way.
+
+    Each round times the three sides back to back (in rotated order); a round's ratios compare runs seconds
+    apart, so the machine's slow drifts cancel, and the median over rounds drops the rounds a burst of other
+    load hit. The control (ideally 1.000) shows the resolution of this run.
+    """
+    timed_generation(pipe, 2, True)  # warm-up
+    sides = {"untraced": False, "traced": True, "untraced again": False}
+    times = {name: [] for name in sides}
+    for run in range(runs):
+        order = list(sides)[run % 3 :] + list(sides)[: run % 3]  # no side always runs first
+        for name in order:
+            times[name].append(timed_generation(pipe, steps, sides[name]))
+    plain = statistics.median(times["untraced"])
+    traced = statistics.median(times["traced"])
+
+    def per_round(name: str) -> float:
+        return statistics.median(t / p for t, p in zip(times[name], times["untraced"], strict=True))
+
+    print(
+        f"{steps} steps, {runs} rounds: untraced median {plain:.3f}s, traced median {traced:.3f}s (incl. computing "
+        f"every word map), ratio of medians {traced / plain:.3f}; per round: ratio {per_round('traced'):.3f}, A/A "
+        f"control (untraced again / untraced) {per_round('untraced again'):.3f}"
+    )
+
+
 def memory_probe(model: str, steps: int) -> dict:
     """Run in a subprocess: bytes held by the trace's state and the process's peak RSS after one generation."""
     pipe = pipeline(model)
@@ -99,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="sd1-tiny")
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--runs", type=int, default=10, help="rounds of four runs (two traced)")
+    parser.add_argument("--runs", type=int, default=20, help="rounds of three generations (one traced)")
     parser.add_argument("--unet-calls", type=int, default=400)
     parser.add_argument("--probe", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -112,20 +140,7 @@ def main() -> None:
         f"{torch.__version__}, {torch.get_num_threads()} threads; model {args.model}"
     )
     pipe = pipeline(args.model)
-    timed_generation(pipe, 2, True)  # warm-up
-    times = {False: [], True: []}
-    for _ in range(args.runs):
-        # untraced, traced, traced, untraced: a drift in machine speed hits both sides alike
-        for traced in (False, True, True, False):
-            times[traced].append(timed_generation(pipe, args.steps, traced))
-    plain, traced = statistics.median(times[False]), statistics.median(times[True])
-    quartile = len(times[True]) // 4
-    pairs = sorted(t / p for t, p in zip(times[True], times[False], strict=True))
-    print(
-        f"{args.steps} steps, {2 * args.runs} runs each (interleaved): untraced median {plain:.3f}s, traced median "
-        f"{traced:.3f}s (incl. computing every word map), ratio {traced / plain:.3f}; per-pair ratios: "
-        f"median {statistics.median(pairs):.3f}, quartiles {pairs[quartile]:.3f}-{pairs[-1 - quartile]:.3f}"
-    )
+    generation_overhead(pipe, args.steps, args.runs)
     call = unet_call_overhead(pipe, args.unet_calls)
     plain = call["untraced"]
     print(

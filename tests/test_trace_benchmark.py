@@ -13,7 +13,10 @@ def test_trace_overhead_benchmark_prints_its_measurements():
     result = subprocess.run([sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     output = result.stdout
-    ratios = [float(r) for r in re.findall(r"ratio (\d+\.\d+)", output)]
-    assert len(ratios) == 3 and all(0.2 < r < 5 for r in ratios), output  # generations, UNet calls, wrapped path
+    ratios = [float(r) for r in re.findall(r"ratio (?:of medians )?(\d+\.\d+)", output)]
+    # generations (of medians, per round), UNet calls, wrapped path
+    assert len(ratios) == 4 and all(0.2 < r < 5 for r in ratios), output
+    control = re.findall(r"A/A control \(untraced again / untraced\) (\d+\.\d+)", output)
+    assert len(control) == 1 and 0.2 < float(control[0]) < 5, output
     state = {int(s): float(kib) for s, kib in re.findall(r"(\d+) steps: trace state ([\d.]+) KiB", output)}
     assert set(state) == {10, 50} and state[10] == state[50] > 0, output  # the trace does not grow with steps
