@@ -211,6 +211,29 @@ def test_unet_called_directly_with_a_short_context_and_a_mask(sd1_pipe):
     assert all(float(s[..., 5:].min()) > 1e-4 for s in plain._accumulator.sums.values())
 
 
+class GainProcessor(AttnProcessor):
+    """A processor taking an extra keyword argument (as IP-Adapter's take `ip_adapter_masks`)."""
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, gain=1.0):
+        return gain * super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask)
+
+
+def test_wrapped_processor_still_gets_its_keyword_arguments(sd1_pipe):
+    """diffusers hands a processor only the arguments its signature names: the wrapper must show the original's."""
+    saved = sd1_pipe.unet.attn_processors
+    sd1_pipe.unet.set_attn_processor(GainProcessor())
+    try:
+        halved = run(sd1_pipe, "a red circle", cross_attention_kwargs={"gain": 0.5})
+        with trace(sd1_pipe) as tc:
+            traced = run(sd1_pipe, "a red circle", cross_attention_kwargs={"gain": 0.5})
+            assert all(type(m.processor) is WrappingRecordingProcessor for m in before_modules(sd1_pipe))
+        plain = run(sd1_pipe, "a red circle")
+    finally:
+        sd1_pipe.unet.set_attn_processor(saved)
+    assert (halved == traced).all() and not (halved == plain).all()
+    assert tc.compute_global_heat_map().compute_word_heat_map("circle").value.sum() > 0
+
+
 def test_two_traces_in_a_row_and_nested_agree(sd1_pipe):
     maps = []
     for _ in range(2):

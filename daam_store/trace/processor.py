@@ -16,6 +16,7 @@ Both record the conditional half of a classifier-free-guidance batch only, in fl
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 
 import torch
@@ -172,6 +173,10 @@ class WrappingRecordingProcessor:
             attn.to_q.register_forward_hook(self._capture("query")),
             attn.to_k.register_forward_hook(self._capture("key")),
         ]
+        # diffusers passes a processor only the keyword arguments that `processor.__call__`'s signature names
+        # (Attention.forward inspects it): show it the wrapped processor's, so that arguments such as
+        # IP-Adapter masks still reach the processor that uses them.
+        self.__call__ = functools.wraps(original.__call__)(functools.partial(WrappingRecordingProcessor.__call__, self))
 
     def _capture(self, name: str):
         def hook(_module, _inputs, output):
