@@ -85,3 +85,23 @@ def test_stored_generations_survive_the_upgrade(engine, store_url, clip_tokenize
         back = store.load_experiment(generation_id)
         assert back.prompt == exp.prompt and back.seed == 4
     assert store_main(["db", "check", "--url", store_url]) == 0
+
+
+def test_the_package_carries_the_migrations_folder():
+    """A wheel holds package data only: daam_store/_migrations (a link to migrations/) and the package-data
+    patterns must reach every migration file, or `pip install git+...` gives a store that cannot migrate."""
+    import tomllib
+    from pathlib import Path
+
+    from daam_store.store.migrate import MIGRATIONS_DIR
+
+    root = Path(__file__).resolve().parents[1]
+    package = root / "daam_store"
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["daam_store"]
+    packaged = {path.relative_to(package) for pattern in patterns for path in package.glob(pattern)}
+    files = [p for p in (root / "migrations").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert len(files) >= 4
+    for path in files:
+        relative = path.relative_to(root / "migrations")
+        assert (MIGRATIONS_DIR / relative).read_bytes() == path.read_bytes()
+        assert Path("_migrations") / relative in packaged, relative

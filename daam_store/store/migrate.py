@@ -19,7 +19,8 @@ from sqlalchemy import Connection, Engine, inspect, text
 from daam_store.store.errors import SchemaOutdatedError, SchemaTooNewError, StoreError
 from daam_store.store.session import writing
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# the repository's migrations/ folder: a link to it in a source checkout, a copy in an installed wheel
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "_migrations"
 POSTGRES_LOCK_KEY = 0x6461616D  # "daam": serialises concurrent migrations on one PostgreSQL database
 
 
@@ -36,7 +37,7 @@ class SchemaState:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     if not (MIGRATIONS_DIR / "env.py").exists():
-        raise StoreError(f"the migrations folder {MIGRATIONS_DIR} is missing; reinstall daam-store from its sources")
+        raise StoreError(f"the migrations folder {MIGRATIONS_DIR} is missing; reinstall daam-store")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
