@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from daam_store import world
-from daam_store.evaluation.report import _f, format_markdown
+from daam_store.evaluation.report import fmt, format_markdown
 
 
 def _parameters(folder: Path, component: str) -> int:
@@ -95,7 +95,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
 
 
 def _unmet(results: dict) -> list[str]:
-    unmet = [f"{c['label']} {_f(c['value'])} (target {c['target']})" for c in results["targets"] if not c["met"]]
+    unmet = [f"{c['label']} {fmt(c['value'])} (target {c['target']})" for c in results["targets"] if not c["met"]]
     if not unmet:
         return []
     return [f"Targets not reached: {'; '.join(unmet)}.", ""]

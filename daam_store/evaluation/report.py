@@ -5,14 +5,15 @@ from __future__ import annotations
 from daam_store.evaluation.metrics import TAU_SWEEP
 
 
-def _f(value, digits: int = 2) -> str:
+def fmt(value, digits: int = 2) -> str:
+    """A figure for the report's tables: fixed digits, "n/a" for a missing or NaN value."""
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
 def _ci(summary: dict | None) -> str:
     if not summary:
         return "n/a"
-    return f"{_f(summary['mean'])} [{_f(summary['low'])}, {_f(summary['high'])}]"
+    return f"{fmt(summary['mean'])} [{fmt(summary['low'])}, {fmt(summary['high'])}]"
 
 
 def format_markdown(results: dict, model: str) -> str:
@@ -28,7 +29,9 @@ def format_markdown(results: dict, model: str) -> str:
     ]
     for kind, label in (("colour", "colour present"), ("shape", "shape correct")):
         row = results["adherence"].get(kind, {})
-        lines.append(f"| {label} | {_f(row.get('all'))} | {_f(row.get('one_object'))} | {_f(row.get('two_objects'))} |")
+        lines.append(
+            f"| {label} | {fmt(row.get('all'))} | {fmt(row.get('one_object'))} | {fmt(row.get('two_objects'))} |"
+        )
     tau = s["tau"]
     lines += [
         "",
@@ -40,7 +43,7 @@ def format_markdown(results: dict, model: str) -> str:
         n = row.get("word", {}).get("n", 0)
         lines.append(
             f"| {word_class} words | {_ci(row.get('word'))} | {_ci(row.get('other_object'))} | "
-            f"{_f(row.get('centre', {}).get('mean'))} | {_f(row.get('uniform', {}).get('mean'))} | {n} |"
+            f"{fmt(row.get('centre', {}).get('mean'))} | {fmt(row.get('uniform', {}).get('mean'))} | {n} |"
         )
     taus = [f"{t:g}" for t in TAU_SWEEP]
     lines += ["", "| tau sweep (mIoU) | " + " | ".join(taus) + " |", "|---|" + "---|" * len(taus)]
@@ -51,7 +54,7 @@ def format_markdown(results: dict, model: str) -> str:
         ("shape.other_object", "other object's shape word"),
     ):
         sweep = results["tau_sweep"].get(key, {})
-        lines.append(f"| {label} | " + " | ".join(_f(sweep.get(t)) for t in taus) + " |")
+        lines.append(f"| {label} | " + " | ".join(fmt(sweep.get(t)) for t in taus) + " |")
     influence = results.get("influence") or {}
     if influence:
         lines += [
@@ -64,16 +67,16 @@ def format_markdown(results: dict, model: str) -> str:
     classifier = results["classifier"]
     lines += [
         "",
-        f"Reading ground truth (colour / shape correct): rendered scenes {_f(classifier['renders']['colour'])} / "
-        f"{_f(classifier['renders']['shape'])}; after the model's VAE {_f(classifier['vae']['colour'])} / "
-        f"{_f(classifier['vae']['shape'])} ({classifier['vae']['objects']} objects).",
+        f"Reading ground truth (colour / shape correct): rendered scenes {fmt(classifier['renders']['colour'])} / "
+        f"{fmt(classifier['renders']['shape'])}; after the model's VAE {fmt(classifier['vae']['colour'])} / "
+        f"{fmt(classifier['vae']['shape'])} ({classifier['vae']['objects']} objects).",
         "",
         "| target | measured | target | met |",
         "|---|---|---|---|",
     ]
     for check in results["targets"]:
         lines.append(
-            f"| {check['label']} | {_f(check['value'])} | {check['target']} | {'yes' if check['met'] else 'NO'} |"
+            f"| {check['label']} | {fmt(check['value'])} | {check['target']} | {'yes' if check['met'] else 'NO'} |"
         )
     met = sum(c["met"] for c in results["targets"])
     lines += ["", f"{met} of {len(results['targets'])} targets met; evaluation took {results['seconds']:.0f} s."]
