@@ -109,7 +109,7 @@ class WordHeatMap:
             target.imshow(heat.numpy(), cmap="jet")
         else:
             target.imshow(heat.clamp(0, 1).numpy(), cmap="jet", vmin=0.0, vmax=1.0)
-        rgb = torch.from_numpy(np.asarray(image.convert("RGB"))).float() / 255
+        rgb = torch.from_numpy(np.array(image.convert("RGB"))).float() / 255
         target.imshow(torch.cat((rgb, 1 - heat.clamp(0, 1).unsqueeze(-1)), dim=-1).numpy())
         target.set_axis_off()
         if self.word is not None:
