@@ -179,7 +179,7 @@ def test_processors_restored_after_exit_and_exception(path, sd1_pipe):
         sd1_pipe.unet.set_attn_processor(saved)
     assert after == before
     assert set(vars(sd1_pipe)) == set(methods_before)
-    assert not sd1_pipe.unet._forward_pre_hooks
+    assert not sd1_pipe.unet._forward_pre_hooks and not sd1_pipe.unet._forward_hooks
     assert hooked == (2 * len(before) if path == "other-processor" else 0)
     assert all(not m.to_q._forward_hooks and not m.to_k._forward_hooks for m in before_modules(sd1_pipe))
 

@@ -19,8 +19,10 @@ from sqlalchemy import Connection, Engine, inspect, text
 from daam_store.store.errors import SchemaOutdatedError, SchemaTooNewError, StoreError
 from daam_store.store.session import writing
 
-# the repository's migrations/ folder: a link to it in a source checkout, a copy in an installed wheel
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "_migrations"
+# the repository's migrations/ folder: a link to it in a source checkout, a copy in an installed wheel; the
+# folder itself where a checkout made the link a plain file (git without symlinks)
+_PACKAGED = Path(__file__).resolve().parents[1] / "_migrations"
+MIGRATIONS_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "migrations"
 POSTGRES_LOCK_KEY = 0x6461616D  # "daam": serialises concurrent migrations on one PostgreSQL database
 
 

@@ -56,6 +56,8 @@ class DiffusionHeatMapHooker:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        if self._accumulator is not None:
+            self._accumulator.flush()  # maps of a call that ended outside a UNet forward (rare)
         self._unhook()
 
     def _hook_attention(self) -> None:
@@ -68,7 +70,7 @@ class DiffusionHeatMapHooker:
                 self._undo.append(recorder.remove_hooks)
         handle = self.pipe.unet.register_forward_pre_hook(self._on_unet_call, with_kwargs=True)
         self._undo.append(handle.remove)
-        handle = self.pipe.unet.register_forward_hook(self._on_unet_return)
+        handle = self.pipe.unet.register_forward_hook(self._on_unet_return, always_call=True)  # also on errors
         self._undo.append(handle.remove)
 
     def _hook_pipeline(self) -> None:

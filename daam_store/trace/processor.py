@@ -136,9 +136,9 @@ class SdpaRecordingProcessor:
         return output / attn.rescale_output_factor
 
     def _runs_flash(self, maps: MapAccumulator, query, key, value) -> bool:
-        """SDPA's kernel choice, asked once per generation and input shape: it depends on shapes, dtype, device
-        and the global backend switches, none of which change while the pipeline runs."""
-        asked = (maps, query.shape, key.shape, query.dtype, query.device)
+        """SDPA's kernel choice, asked again only when the generation, shapes, dtype, device or the flash switch
+        (`sdpa_kernel`, which the CPU flash kernel follows too) change."""
+        asked = (maps, query.shape, key.shape, query.dtype, query.device, torch.backends.cuda.flash_sdp_enabled())
         if asked != self._flash_asked:  # (the generation compares by identity)
             self._flash = query.device.type == "cpu" and _sdpa_runs_flash(query, key, value)
             self._flash_asked = asked
@@ -174,8 +174,8 @@ class WrappingRecordingProcessor:
             attn.to_k.register_forward_hook(self._capture("key")),
         ]
         # diffusers passes a processor only the keyword arguments that `processor.__call__`'s signature names
-        # (Attention.forward inspects it): show it the wrapped processor's, so that arguments such as
-        # IP-Adapter masks still reach the processor that uses them.
+        # (Attention.forward inspects it): show it the wrapped processor's, so that a processor's own
+        # arguments (cross_attention_kwargs) still reach it.
         self.__call__ = functools.wraps(original.__call__)(functools.partial(WrappingRecordingProcessor.__call__, self))
 
     def _capture(self, name: str):
