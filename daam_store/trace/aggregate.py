@@ -43,7 +43,7 @@ class MapAccumulator:
         self._pending: list[tuple[int, Callable[[], torch.Tensor]]] = []  # maps to compute when the UNet returns
 
     def start_step(self) -> None:
-        self.flush()  # a UNet call that raised leaves its maps pending
+        self.flush()  # maps recorded outside a UNet forward (gradient checkpointing recomputes attention)
         if self.save_steps:
             self.steps.append({})
 

@@ -56,8 +56,7 @@ class DiffusionHeatMapHooker:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self._accumulator is not None:
-            self._accumulator.flush()  # maps of a call that ended outside a UNet forward (rare)
+        self._flush_maps()  # maps recorded outside a UNet forward (gradient checkpointing recomputes attention)
         self._unhook()
 
     def _hook_attention(self) -> None:
@@ -166,6 +165,9 @@ class DiffusionHeatMapHooker:
         self._accumulator.start_step()
 
     def _on_unet_return(self, _unet, _args, _output) -> None:
+        self._flush_maps()
+
+    def _flush_maps(self) -> None:
         if self._accumulator is not None:
             self._accumulator.flush()
 

@@ -109,7 +109,7 @@ class SdpaRecordingProcessor:
         self.original = original
         self.layer_idx = layer_idx
         self.current_maps = current_maps
-        self._flash_asked: tuple | None = None  # (generation, shapes, dtype) the flash answer below is for
+        self._flash_asked: tuple | None = None  # what the flash answer below was asked for (see _runs_flash)
         self._flash = False
 
     def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
