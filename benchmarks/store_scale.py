@@ -92,7 +92,7 @@ def fill(store, plan, tokenizer, end_to_end: int, rng: np.random.Generator) -> d
         if prompt not in pool:
             exp = synthetic_experiment(tokenizer, prompt, seed=seed, size=64, image_size=32)
             started = time.perf_counter()
-            pool[prompt] = prepare_experiment(exp, model, tokenizer, tags=("bench",))
+            pool[prompt] = prepare_experiment(exp, model, tags=("bench",))
             prepare_times.append(time.perf_counter() - started)
         prepared = with_new_identity(pool[prompt], seed, model, rng)
         started = time.perf_counter()

@@ -4,8 +4,9 @@ Prints the median traced/untraced time ratio over rotated runs at STEPS steps ne
 untraced sides: run-to-run noise on a shared 2-core VM reaches +-5 % even for medians of 20), the same per
 UNet call alternated hundreds of times, and the memory the trace holds (and the process's peak RSS, each in
 a fresh subprocess) at 10 vs 50 steps.
-Run: python benchmarks/trace_overhead.py [--model sd1-tiny|FOLDER] [--steps 25] [--runs 20]
-Without built-in weights, --model random uses the built-in geometry with random weights.
+Run: python benchmarks/trace_overhead.py [--model sd1-tiny|FOLDER|random|random-sdxl] [--steps 25] [--runs 20]
+--model random uses the built-in SD1 geometry with random weights; random-sdxl the SDXL-shaped tiny pipeline
+(two text encoders, text_time conditioning, several transformer layers per block) the tests use.
 """
 
 from __future__ import annotations
@@ -30,8 +31,23 @@ from daam_store.models import build_random_pipeline, load_pipeline
 PROMPT = "a red circle and a blue square"
 
 
+RANDOM_FAMILIES = {"random": "sd1", "random-sdxl": "sdxl"}
+
+
 def pipeline(model: str):
-    return build_random_pipeline("sd1") if model == "random" else load_pipeline(model)
+    return build_random_pipeline(RANDOM_FAMILIES[model]) if model in RANDOM_FAMILIES else load_pipeline(model)
+
+
+def one_unet_call(pipe) -> tuple[tuple, dict]:
+    """The arguments of the UNet's first call in a one-step generation (latents, timestep, context and, for
+    SDXL, the added conditioning), to replay: the same call whatever the family."""
+    captured = []
+    handle = pipe.unet.register_forward_pre_hook(lambda _m, a, k: captured.append((a, k)), with_kwargs=True)
+    try:
+        pipe(PROMPT, num_inference_steps=1, generator=set_seed(0))
+    finally:
+        handle.remove()
+    return captured[0]
 
 
 def timed_generation(pipe, steps: int, traced: bool) -> float:
@@ -67,9 +83,7 @@ def unet_call_overhead(pipe, calls: int) -> dict[str, float]:
     Each traced side is a copy of the UNet inside a trace set up by a one-step generation.
     """
     pipes = {"untraced": pipe, "traced": traced_copy(pipe), "wrapped": traced_copy(pipe, WrappedSdpa())}
-    size = pipe.unet.config.sample_size
-    latents = torch.randn(2, pipe.unet.config.in_channels, size, size, generator=set_seed(0))
-    context = torch.cat(pipe.encode_prompt(PROMPT, pipe.device, 1, True)[::-1])
+    args, kwargs = one_unet_call(pipe)
     times = {name: [] for name in pipes}
     with trace(pipes["traced"]), trace(pipes["wrapped"]), torch.no_grad():
         for name in ("traced", "wrapped"):
@@ -78,7 +92,7 @@ def unet_call_overhead(pipe, calls: int) -> dict[str, float]:
             order = list(pipes)[call % 3 :] + list(pipes)[: call % 3]  # rotate: no side always runs first
             for name in order:
                 started = time.perf_counter()
-                pipes[name].unet(latents, 500, encoder_hidden_states=context)
+                pipes[name].unet(*args, **kwargs)
                 if call >= 10:  # the first calls warm up
                     times[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) for name, values in times.items()}

@@ -35,6 +35,11 @@ def daam_parser() -> argparse.ArgumentParser:
     parser.add_argument("--words", default=None, help="comma-separated words to draw maps for (default: all)")
     parser.add_argument("--output-dir", "-o", default=".", help="where to write the files (default: here)")
     parser.add_argument("--save-steps", action="store_true", help="also keep per-step maps in generation.pt")
+    parser.add_argument(
+        "--mid-block",
+        action="store_true",
+        help="average the UNet's mid block into the maps too (the original DAAM, and the default, leave it out)",
+    )
     parser.add_argument("--store", action="store_true", help="also save the generation to the database")
     parser.add_argument("--db", default=None, help="database URL for --store (default: $DAAM_STORE_URL or local)")
     parser.add_argument("--author", default=None, help="author recorded with --store")
@@ -43,6 +48,7 @@ def daam_parser() -> argparse.ArgumentParser:
 
 
 def run_daam(args: argparse.Namespace) -> int:
+    from daam_store.families import family_of
     from daam_store.generate import GenerationRequest, generate
     from daam_store.heatmap import cut_message, split_words
     from daam_store.models import describe_pipeline, load_pipeline, resolve_model
@@ -58,23 +64,25 @@ def run_daam(args: argparse.Namespace) -> int:
         width=args.width,
         dtype=args.dtype,
         save_steps=args.save_steps,
+        mid_block=args.mid_block,
     )
     request.validate()
     check_device(args.device)
     resolve_model(args.model)  # an unknown model fails before anything is loaded
     store = _open_store(args.db) if args.store else None  # so does an unreachable database
     pipe = load_pipeline(args.model, device=args.device)
-    cut = request.validate(pipe.tokenizer)
+    tokenizer = family_of(pipe).tokenizer(pipe)
+    cut = request.validate(tokenizer)
     if cut:
-        print(f"warning: {cut_message(len(pipe.tokenizer.tokenize(args.prompt)), cut)}", file=sys.stderr)
-    words = _chosen_words(args.words, [w.text for w in split_words(pipe.tokenizer, args.prompt)[0]])
+        print(f"warning: {cut_message(len(tokenizer.tokenize(args.prompt)), cut)}", file=sys.stderr)
+    words = _chosen_words(args.words, [w.text for w in split_words(tokenizer, args.prompt)[0]])
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails before the generation runs
     pipe.set_progress_bar_config(disable=False, desc="denoising")
     experiment = generate(pipe, request)
     experiment.save(output, heat_maps=False)
-    experiment.save_heat_maps(output, words=words, tokenizer=pipe.tokenizer)
-    print(f"wrote {output}/output.png and {len(words or experiment.heat_map(pipe.tokenizer).words())} heat maps")
+    experiment.save_heat_maps(output, words=words)
+    print(f"wrote {output}/output.png and {len(words or experiment.heat_map().words())} heat maps")
     if store is not None:
         tags = [t.strip() for t in args.tags.split(",") if t.strip()]
         generation_id = store.save(experiment, model=describe_pipeline(pipe), author=args.author, tags=tags)

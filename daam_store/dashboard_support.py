@@ -7,7 +7,6 @@ Pages call these functions and render what comes back; they never build SQL or t
 
 from __future__ import annotations
 
-import functools
 import io
 import re
 import tempfile
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from daam_store import rules
 from daam_store.errors import UserError, first_line
 from daam_store.generate import GenerationRequest, generate
 from daam_store.sweep import parse_seed_spec
@@ -64,6 +64,7 @@ class BatchRequest:
     author: str | None = None
     tags: tuple[str, ...] = ()
     save_steps: bool = False
+    mid_block: bool = False
 
     def __post_init__(self) -> None:
         if not self.prompts or not self.seeds:
@@ -89,6 +90,7 @@ class BatchRequest:
                 guidance_scale=self.guidance_scale,
                 negative_prompt=self.negative_prompt or None,
                 save_steps=self.save_steps,
+                mid_block=self.mid_block,
             )
             for prompt in self.prompts
             for seed in self.seeds
@@ -210,14 +212,6 @@ def enlarge(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
     return image.convert("RGB").resize(size, Image.Resampling.NEAREST)
 
 
-@functools.cache
-def _tokenizer():
-    """CLIP's tokenizer, read from the package once: every stored prompt is split with it."""
-    from daam_store.models import load_clip_tokenizer
-
-    return load_clip_tokenizer()
-
-
 def word_overlays(experiment: GenerationExperiment, alpha: float = 0.5) -> list[Overlay]:
     """The image with each (non-punctuation) word's map on top, in prompt order."""
     from daam_store.heatmap import WordHeatMap
@@ -225,13 +219,13 @@ def word_overlays(experiment: GenerationExperiment, alpha: float = 0.5) -> list[
     base = enlarge(experiment.image)
     return [
         Overlay(span.text, span.index, WordHeatMap(value, span.text, span.index).overlay_image(base, alpha))
-        for span, value in experiment.heat_map(_tokenizer()).word_heat_maps()
+        for span, value in experiment.heat_map().word_heat_maps()
     ]
 
 
 def token_rows(experiment: GenerationExperiment) -> list[dict[str, object]]:
     """One row per heat-map row: the BPE token and the word it belongs to (start/end tokens have none)."""
-    heat_map = experiment.heat_map(_tokenizer())
+    heat_map = experiment.heat_map()
     word_of = {row: span for span in heat_map.words(include_punctuation=True) for row in span.token_indices}
     rows = []
     for row, token in enumerate(heat_map.tokens):
@@ -254,7 +248,7 @@ def layer_overlays(experiment: GenerationExperiment, word_idx: int, alpha: float
     if maps is None:
         return []
     names = list(getattr(experiment, "layer_names", None) or [f"layer {i}" for i in range(maps.shape[0])])
-    return _finer_overlays(experiment, maps, [short_layer_name(name) for name in names], word_idx, alpha)
+    return _finer_overlays(experiment, maps, [readable_layer_name(name) for name in names], word_idx, alpha)
 
 
 def file_stem(text: str, limit: int = 80) -> str:
@@ -263,12 +257,12 @@ def file_stem(text: str, limit: int = 80) -> str:
     return stem or "download"
 
 
-def short_layer_name(name: str) -> str:
-    """'down_blocks.1.attentions.0.transformer_blocks.0.attn2' -> 'down 1.0.0': block kind, then indices."""
-    parts = name.split(".")
-    kind = parts[0].removesuffix("_blocks").removesuffix("_block")
-    numbers = [part for part in parts[1:] if part.isdigit()]
-    return f"{kind} {'.'.join(numbers)}" if numbers else name
+def readable_layer_name(name: str) -> str:
+    """Traces label their layers ('up 1, 16x16, attn 0.0'); generations stored before that kept module paths
+    ('up_blocks.1.attentions.0.transformer_blocks.0.attn2' -> 'up 1, attn 0.0')."""
+    from daam_store.families.unet import unet_layer_label
+
+    return unet_layer_label(name) if name.endswith("attn2") else name
 
 
 def step_overlays(experiment: GenerationExperiment, word_idx: int, alpha: float = 0.5) -> list[Overlay]:
@@ -293,7 +287,7 @@ def _finer_overlays(experiment, maps, labels: Sequence[str], word_idx: int, alph
 
 
 def _word_span(experiment: GenerationExperiment, word_idx: int):
-    for span in experiment.heat_map(_tokenizer()).words():
+    for span in experiment.heat_map().words():
         if span.index == word_idx:
             return span
     raise UserError(f"generation has no word at index {word_idx}")
@@ -304,7 +298,7 @@ def experiment_zip(experiment: GenerationExperiment, folder_name: str = "experim
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch) / folder_name
         # Save a copy: saving re-points the experiment's `path`, here to a folder about to be deleted.
-        replace(experiment).save(directory, tokenizer=_tokenizer())
+        replace(experiment).save(directory)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for file in sorted(directory.rglob("*")):
@@ -384,16 +378,26 @@ def model_choices(store) -> dict[str, str]:
 
 def builtin_model_table() -> list[dict[str, str]]:
     """The built-in models and whether their weights are present (they are trained by a command)."""
-    from daam_store.models import BUILTIN_MODELS, ModelNotFoundError, resolve_model
+    from daam_store.models import BUILTIN_FAMILIES, ModelNotFoundError, resolve_model
 
     rows = []
-    for name in BUILTIN_MODELS:
+    for name, family in BUILTIN_FAMILIES.items():
         try:
             status = f"ready ({resolve_model(name).location})"
         except ModelNotFoundError as error:
             status = str(error)
-        rows.append({"name": name, "family": "SD2" if name.startswith("sd2") else "SD1", "status": status})
+        rows.append({"name": name, "family": family, "status": status})
     return rows
+
+
+def family_table() -> list[dict[str, str]]:
+    """The model families daam-store traces, with the pipeline class that loads each."""
+    from daam_store.families import families
+
+    return [
+        {"family": family.name, "pipeline": ", ".join(family.pipeline_class_names), "default maps": family.default_rule}
+        for family in sorted(families(), key=lambda family: family.name)
+    ]
 
 
 def model_table(store) -> list[dict[str, object]]:
@@ -553,6 +557,13 @@ def generation_details(store, generation_id: int) -> GenerationDetails:
     )
 
 
+RULE_DESCRIPTIONS = {
+    rules.DAAM: "down and up blocks (the original DAAM's layers)",
+    rules.DAAM_WITH_MID_BLOCK: "every layer, mid block included",
+    None: "unknown layers",
+}
+
+
 def _facts(summary, experiment: GenerationExperiment | None) -> list[dict[str, str]]:
     metadata = experiment.metadata if experiment is not None else {}
     model = metadata.get("model_info", {})
@@ -564,6 +575,7 @@ def _facts(summary, experiment: GenerationExperiment | None) -> list[dict[str, s
         "guidance": summary.guidance_scale,
         "negative prompt": metadata.get("negative_prompt", ""),
         "scheduler": metadata.get("scheduler", ""),
+        "maps average": RULE_DESCRIPTIONS.get(metadata.get("heat_map_rule")) if experiment else "no numeric maps",
         "size": f"{summary.width} x {summary.height}",
         "created": f"{summary.created_at:%Y-%m-%d %H:%M:%S}",
         "author": summary.author or "",

@@ -5,8 +5,10 @@
     <word>.heat_map.png     one overlay per word of the prompt
     generation.pt           tensors and plain values only: `torch.load(path, weights_only=True)` reads it
     metadata.json           model, steps, guidance, scheduler, ... (human-readable copy of the metadata)
+    tokens.json             the prompt's tokens and words as the pipeline's tokenizer split them
 
-No pickle anywhere: generation.pt is a dict of tensors, strings and numbers; the metadata is JSON.
+No pickle anywhere: generation.pt is a dict of tensors, strings and numbers; the metadata and tokens are JSON.
+Folders written before tokens.json existed (all CLIP-tokenised SD 1/2) are read with the bundled CLIP tokenizer.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 import PIL.Image
 import torch
 
+from daam_store import rules
 from daam_store.errors import UserError, first_line
-from daam_store.heatmap import GlobalHeatMap
+from daam_store.heatmap import GlobalHeatMap, PromptTokens
 
 FORMAT = "daam-store/1"
 
@@ -35,15 +38,16 @@ class GenerationExperiment:
     layer_heat_maps: torch.Tensor | None = None  # (layers, tokens, h, w)
     layer_names: list[str] = field(default_factory=list)
     step_heat_maps: torch.Tensor | None = None  # (steps, tokens, h, w)
+    prompt_tokens: PromptTokens | None = None  # None only for folders saved before tokens travelled
 
-    def heat_map(self, tokenizer=None) -> GlobalHeatMap:
-        if tokenizer is None:
-            from daam_store.models import load_clip_tokenizer
+    def heat_map(self) -> GlobalHeatMap:
+        if self.prompt_tokens is not None:
+            return GlobalHeatMap(None, self.prompt, self.global_heat_map, self.prompt_tokens)
+        from daam_store.models import load_clip_tokenizer
 
-            tokenizer = load_clip_tokenizer()
-        return GlobalHeatMap(tokenizer, self.prompt, self.global_heat_map)
+        return GlobalHeatMap(load_clip_tokenizer(), self.prompt, self.global_heat_map)
 
-    def save(self, path: str | Path | None = None, heat_maps: bool = True, tokenizer=None) -> Path:
+    def save(self, path: str | Path | None = None, heat_maps: bool = True) -> Path:
         target = Path(path) if path is not None else self.path
         if target is None:
             raise UserError("no directory given to save the experiment to")
@@ -52,14 +56,16 @@ class GenerationExperiment:
         (target / "prompt.txt").write_text(self.prompt, encoding="utf-8")
         (target / "seed.txt").write_text("" if self.seed is None else str(self.seed), encoding="utf-8")
         (target / "metadata.json").write_text(json.dumps(self.metadata, indent=2, default=str), encoding="utf-8")
+        tokens = self.heat_map().prompt_tokens
+        (target / "tokens.json").write_text(json.dumps(tokens.to_json(), indent=1), encoding="utf-8")
         torch.save(self._tensors(), target / "generation.pt")
         if heat_maps:
-            self.save_heat_maps(target, tokenizer=tokenizer)
+            self.save_heat_maps(target)
         self.path = target
         return target
 
-    def save_heat_maps(self, directory: Path, words: list[str] | None = None, tokenizer=None) -> list[Path]:
-        global_map = self.heat_map(tokenizer)
+    def save_heat_maps(self, directory: Path, words: list[str] | None = None) -> list[Path]:
+        global_map = self.heat_map()
         chosen = words if words is not None else _unique(span.text for span in global_map.words())
         paths = []
         for word in chosen:
@@ -97,7 +103,14 @@ class GenerationExperiment:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UserError(f"{directory / 'generation.pt'} has an unknown format")
         metadata_file = directory / "metadata.json"
-        metadata = json.loads(metadata_file.read_text(encoding="utf-8")) if metadata_file.exists() else {}
+        metadata = _read_json(metadata_file) if metadata_file.exists() else {}
+        tokens_file = directory / "tokens.json"
+        prompt_tokens = PromptTokens.from_json(_read_json(tokens_file)) if tokens_file.exists() else None
+        if prompt_tokens is None:  # written before tokens travelled, when maps averaged every layer
+            metadata.setdefault("heat_map_rule", rules.DAAM_WITH_MID_BLOCK)
+        rows = data["global_heat_map"].shape[0]
+        if prompt_tokens is not None and len(prompt_tokens.tokens) != rows:
+            raise UserError(f"{tokens_file} lists {len(prompt_tokens.tokens)} tokens but the maps have {rows} rows")
         with PIL.Image.open(directory / "output.png") as image:
             image.load()
             return cls(
@@ -110,7 +123,18 @@ class GenerationExperiment:
                 layer_heat_maps=data.get("layer_heat_maps"),
                 layer_names=list(data.get("layer_names", [])),
                 step_heat_maps=data.get("step_heat_maps"),
+                prompt_tokens=prompt_tokens,
             )
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} is not readable JSON: {first_line(error)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} does not hold a JSON object")
+    return data
 
 
 def heat_map_file_stem(word: str) -> str:

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from diffusers import StableDiffusionPipeline
 
 from daam_store.errors import UserError
 from daam_store.experiment import GenerationExperiment
+from daam_store.families import family_of
 from daam_store.heatmap import MAX_PROMPT_TOKENS, split_words
 from daam_store.trace import trace
 from daam_store.utils import parse_seed, set_seed
@@ -30,6 +30,7 @@ class GenerationRequest:
     width: int | None = None
     dtype: str = "float32"  # float16/bfloat16 run the pipeline under autocast
     save_steps: bool = False
+    mid_block: bool = False  # maps average the UNet's mid block too (rules.DAAM_WITH_MID_BLOCK)
 
     def validate(self, tokenizer=None) -> list[str]:
         """Raise UserError on bad input; return the words CLIP cut from an over-long prompt.
@@ -54,12 +55,12 @@ class GenerationRequest:
 
 
 def generate(
-    pipe: StableDiffusionPipeline,
+    pipe,
     request: GenerationRequest,
     on_step: Callable[[int, int], None] | None = None,
 ) -> GenerationExperiment:
     """Run the pipeline under `trace`; return the experiment (image, maps, metadata with timings)."""
-    cut = request.validate(pipe.tokenizer)
+    cut = request.validate(family_of(pipe).tokenizer(pipe))
     device_type = pipe.device.type
     dtype = DTYPES[request.dtype]
     autocast = torch.autocast(device_type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
@@ -87,7 +88,7 @@ def generate(
         if cut:
             metadata["cut_words"] = cut
             metadata["max_prompt_tokens"] = MAX_PROMPT_TOKENS
-        experiment = tc.to_experiment(path=None, seed=request.seed, metadata=metadata)
+        experiment = tc.to_experiment(path=None, seed=request.seed, metadata=metadata, mid_block=request.mid_block)
     experiment.metadata["timings"]["maps"] = time.perf_counter() - generated
     experiment.metadata["dtype"] = request.dtype
     return experiment

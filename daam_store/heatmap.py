@@ -8,6 +8,7 @@ lower-cases its input.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,35 +35,90 @@ class WordSpan:
     is_punctuation: bool
 
 
+@dataclass(frozen=True)
+class PromptTokens:
+    """How the pipeline's own tokenizer split a prompt, made once at trace time and kept with the maps.
+
+    `tokens` are the rows of the token maps (start token, the kept prompt tokens, end token); `words` group
+    them; `cut_words` lost their maps to the token limit. Readers of stored maps use this, never a tokenizer.
+    """
+
+    tokens: tuple[str, ...]
+    words: tuple[WordSpan, ...]
+    cut_words: tuple[str, ...] = ()
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, prompt: str) -> PromptTokens:
+        tokens = tokenizer.tokenize(prompt)
+        words: list[WordSpan] = []
+        cut: list[str] = []
+        start = 0
+        for end, token in enumerate(tokens, start=1):
+            if not token.endswith("</w>") and end < len(tokens):
+                continue
+            ids = tokenizer.convert_tokens_to_ids(tokens[start:end])
+            text = tokenizer.decode(ids).strip()
+            if end > MAX_PROMPT_TOKENS:
+                cut.append(text)
+            else:
+                punctuation = not any(ch.isalnum() for ch in text)
+                words.append(WordSpan(len(words), text, tuple(range(start + 1, end + 1)), tuple(ids), punctuation))
+            start = end
+        kept = (tokenizer.bos_token, *tokens[:MAX_PROMPT_TOKENS], tokenizer.eos_token)
+        return cls(tuple(kept), tuple(words), tuple(cut))
+
+    def to_json(self) -> dict:
+        return {
+            "tokens": list(self.tokens),
+            "words": [
+                {
+                    "index": w.index,
+                    "text": w.text,
+                    "token_indices": list(w.token_indices),
+                    "token_ids": list(w.token_ids),
+                    "is_punctuation": w.is_punctuation,
+                }
+                for w in self.words
+            ],
+            "cut_words": list(self.cut_words),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> PromptTokens:
+        try:
+            words = tuple(
+                WordSpan(
+                    int(w["index"]),
+                    str(w["text"]),
+                    tuple(int(i) for i in w["token_indices"]),
+                    tuple(int(i) for i in w["token_ids"]),
+                    bool(w["is_punctuation"]),
+                )
+                for w in data["words"]
+            )
+            return cls(tuple(str(t) for t in data["tokens"]), words, tuple(str(c) for c in data.get("cut_words", ())))
+        except (KeyError, TypeError, ValueError) as error:
+            raise UserError(f"the stored token list is malformed ({type(error).__name__}: {error})") from None
+
+
 def split_words(tokenizer, prompt: str) -> tuple[list[WordSpan], list[str]]:
     """The prompt's words with their token rows, and the words cut by the token limit."""
-    tokens = tokenizer.tokenize(prompt)
-    words: list[WordSpan] = []
-    cut: list[str] = []
-    start = 0
-    for end, token in enumerate(tokens, start=1):
-        if not token.endswith("</w>") and end < len(tokens):
-            continue
-        piece = tokens[start:end]
-        ids = tokenizer.convert_tokens_to_ids(piece)
-        text = tokenizer.decode(ids).strip()
-        if end > MAX_PROMPT_TOKENS:
-            cut.append(text)
-        else:
-            words.append(
-                WordSpan(
-                    index=len(words),
-                    text=text,
-                    token_indices=tuple(range(start + 1, end + 1)),
-                    token_ids=tuple(ids),
-                    is_punctuation=not any(ch.isalnum() for ch in text),
-                )
-            )
-        start = end
-    return words, cut
+    tokens = PromptTokens.from_tokenizer(tokenizer, prompt)
+    return list(tokens.words), list(tokens.cut_words)
 
 
-def cut_message(prompt_tokens: int, cut: list[str]) -> str:
+# CLIP's pre-tokenizer: every piece it cuts a prompt into becomes one word (the BPE tokens of one piece end in
+# `</w>`). Used to split a query the way the prompt was split, without the tokenizer. Letters, one digit, or a
+# run of other symbols; English contractions on their own.
+_WORD_PIECES = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE)
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a query as the prompt's tokenizer would have cut them, lower case."""
+    return _WORD_PIECES.findall(" ".join(text.lower().split()))
+
+
+def cut_message(prompt_tokens: int, cut: list[str] | tuple[str, ...]) -> str:
     return (
         f"prompt has {prompt_tokens} tokens but CLIP keeps {MAX_PROMPT_TOKENS}; "
         f"these words were cut and have no heat map: {' '.join(cut)}"
@@ -122,27 +178,39 @@ class WordHeatMap:
 
 
 class GlobalHeatMap:
-    """Maps of every token of a prompt: `heat_maps` is (tokens, h, w), row 0 = <|startoftext|>."""
+    """Maps of every token of a prompt: `heat_maps` is (tokens, h, w), row 0 = <|startoftext|>.
 
-    def __init__(self, tokenizer, prompt: str, heat_maps: torch.Tensor):
+    The words come from `prompt_tokens` (made at trace time by the pipeline's tokenizer) or, when only a
+    tokenizer is given as in the original package, from splitting `prompt` with it.
+    """
+
+    def __init__(self, tokenizer, prompt: str, heat_maps: torch.Tensor, prompt_tokens: PromptTokens | None = None):
+        if prompt_tokens is None:
+            if tokenizer is None:
+                raise ValueError("GlobalHeatMap needs the prompt's tokens or the tokenizer that splits it")
+            prompt_tokens = PromptTokens.from_tokenizer(tokenizer, prompt)
         self.tokenizer = tokenizer
         self.prompt = prompt
         self.heat_maps = heat_maps
-        self._words, self.cut_words = split_words(tokenizer, prompt)
+        self.prompt_tokens = prompt_tokens
 
     @property
     def tokens(self) -> list[str]:
-        kept = self.tokenizer.tokenize(self.prompt)[:MAX_PROMPT_TOKENS]
-        return [self.tokenizer.bos_token, *kept, self.tokenizer.eos_token]
+        return list(self.prompt_tokens.tokens)
+
+    @property
+    def cut_words(self) -> list[str]:
+        return list(self.prompt_tokens.cut_words)
 
     def words(self, include_punctuation: bool = False) -> list[WordSpan]:
-        return [w for w in self._words if include_punctuation or not w.is_punctuation]
+        return [w for w in self.prompt_tokens.words if include_punctuation or not w.is_punctuation]
 
     def word_heat_maps(self) -> list[tuple[WordSpan, torch.Tensor]]:
         return [(span, self.heat_maps[list(span.token_indices)].mean(0)) for span in self.words()]
 
     def compute_word_heat_map(self, word: str, word_idx: int | None = None) -> WordHeatMap:
         """The map of `word` (several words allowed: "hot dog"); all its occurrences averaged unless `word_idx`."""
+        length = len(query_words(word))
         starts = self._occurrences(word)
         if word_idx is not None:
             if word_idx not in starts:
@@ -151,17 +219,17 @@ class GlobalHeatMap:
                     f"of the words {self._listing()}"
                 )
             starts = [word_idx]
-        length = len(split_words(self.tokenizer, word)[0])
-        rows = [i for s in starts for span in self._words[s : s + length] for i in span.token_indices]
+        spans = self.prompt_tokens.words
+        rows = [i for s in starts for span in spans[s : s + length] for i in span.token_indices]
         return WordHeatMap(self.heat_maps[rows].mean(0), word, word_idx)
 
     def _occurrences(self, word: str) -> list[int]:
-        query = [span.token_ids for span in split_words(self.tokenizer, word)[0]]
-        prompt = [span.token_ids for span in self._words]
+        query = query_words(word)
+        prompt = [span.text.lower() for span in self.prompt_tokens.words]
         starts = [i for i in range(len(prompt) - len(query) + 1) if query and prompt[i : i + len(query)] == query]
         if starts:
             return starts
-        if any(word.strip().lower() == cut.lower() for cut in self.cut_words):
+        if any(" ".join(query) == " ".join(query_words(cut)) for cut in self.cut_words):
             raise UnknownWordError(f"word {word!r} was cut by CLIP's 77-token limit and has no heat map")
         raise UnknownWordError(f"word {word!r} is not in the prompt; its words are: {self._listing()}")
 

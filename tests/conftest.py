@@ -26,6 +26,19 @@ def sd2_pipe():
 
 
 @pytest.fixture(scope="session")
+def sdxl_pipe():
+    """SDXL-like tiny pipeline: two text encoders (64-wide concatenated context), text_time conditioning."""
+    return build_random_pipeline("sdxl", seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_model_dir(tmp_path_factory, sdxl_pipe):
+    folder = tmp_path_factory.mktemp("models") / "tiny-sdxl"
+    sdxl_pipe.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, sd1_pipe):
     """The SD1-like tiny pipeline saved as an ordinary diffusers folder (a 'local model')."""
     folder = tmp_path_factory.mktemp("models") / "tiny-sd1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,9 @@ def test_token_rows_map_every_heat_map_row_to_its_word(experiment):
 def test_layer_and_step_views_have_one_map_per_layer_and_step(experiment):
     layers = layer_overlays(experiment, word_idx=2)
     assert len(layers) == len(experiment.layer_names) == 7
-    assert layers[0].label == "down 0.0.0" and layers[-1].label == "mid 0.0"
+    assert layers[0].label == "down 0, 16x16, attn 0.0" and layers[-1].label == "mid, 4x4, attn 0.0"
+    stored_before_labels = replace(experiment, layer_names=["up_blocks.1.attentions.0.transformer_blocks.0.attn2"] * 7)
+    assert layer_overlays(stored_before_labels, word_idx=2)[0].label == "up 1, attn 0.0"
     assert len(step_overlays(experiment, word_idx=2)) == 3
     without_steps = GenerationExperiment(experiment.image, experiment.global_heat_map, PROMPT)
     assert step_overlays(without_steps, 2) == [] and layer_overlays(without_steps, 2) == []
@@ -478,8 +481,10 @@ def test_user_text_is_never_rendered_as_markdown(filled_store_url):
 def test_models_page_lists_counts_and_registers_a_folder(filled_store_url, tiny_model_dir, tmp_path):
     app = run_page("pages/3_Models.py")
     assert_clean(app)
-    builtin, registered = (frame.value for frame in app.dataframe)
-    assert list(builtin["name"]) == ["sd1-tiny", "sd2-tiny"]
+    builtin, registered, families = (frame.value for frame in app.dataframe)
+    assert list(builtin["name"]) == ["sd1-tiny", "sd2-tiny"] and list(builtin["family"]) == ["SD1", "SD2"]
+    assert list(families["family"]) == ["SD1", "SD2", "SDXL"]
+    assert list(families["pipeline"]) == ["StableDiffusionPipeline"] * 2 + ["StableDiffusionXLPipeline"]
     assert sorted(zip(registered["family"], registered["generations"], strict=True)) == [("SD1", 5), ("SD2", 2)]
 
     widget(app.text_input, "Hub id or local").input(str(tmp_path / "missing"))

@@ -72,18 +72,26 @@ def test_open_store_migrates_only_an_empty_database(store_url):
 
 
 def test_stored_generations_survive_the_upgrade(engine, store_url, clip_tokenizer):
+    """A generation written before the rule column (rolled back to 0002, the last schema that had every table the
+    writer filled then) comes back after the upgrade with the rule its maps had, every layer, and its words
+    from the rows, with no tokenizer."""
     from daam_store.models.info import ModelInfo
-    from daam_store.store import Store
     from daam_store.store.testing import synthetic_experiment
 
-    upgrade(engine, "0002")  # the last schema that had every table the writer fills
-    older = Store(engine)  # bypasses open_store's version check on purpose
+    upgrade(engine)
     exp = synthetic_experiment(clip_tokenizer, "a cat on a mat", seed=4)
-    generation_id = older.save(exp, model=ModelInfo("m", "builtin", "", "SD1", "r", 32, "epsilon"))
+    with open_store(store_url) as store:
+        generation_id = store.save(exp, model=ModelInfo("m", "builtin", "", "SD1", "r", 32, "epsilon"))
+    downgrade(engine, "0002")
+    with engine.connect() as connection:
+        assert "heat_map_rule" not in {c["name"] for c in inspect(connection).get_columns("generation")}
     assert store_main(["db", "upgrade", "--url", store_url]) == 0
     with open_store(store_url) as store:
         back = store.load_experiment(generation_id)
-        assert back.prompt == exp.prompt and back.seed == 4
+    assert back.prompt == exp.prompt and back.seed == 4
+    assert back.metadata["heat_map_rule"] == "daam+mid"
+    assert back.prompt_tokens == exp.prompt_tokens
+    assert back.heat_map().compute_word_heat_map("mat").value.shape == exp.global_heat_map.shape[1:]
     assert store_main(["db", "check", "--url", store_url]) == 0
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from daam_store import set_seed, trace
 from daam_store.analysis.statistics import prompt_statistics
+from daam_store.heatmap import PromptTokens
 from daam_store.models import describe_pipeline
 from daam_store.models.info import ModelInfo
 from daam_store.store import GenerationNotFoundError, StoreError, open_store, queries
@@ -34,8 +35,8 @@ def assert_within_codec_bound(decoded, original):
         assert np.abs(d - o).max() <= max_abs_error_bound(o) * 1.001 + 1e-7
 
 
-def word_maps_of(exp, tokenizer):
-    return [(span, value.numpy()) for span, value in exp.heat_map(tokenizer).word_heat_maps()]
+def word_maps_of(exp):
+    return [(span, value.numpy()) for span, value in exp.heat_map().word_heat_maps()]
 
 
 def test_save_and_load_round_trip(store, clip_tokenizer):
@@ -62,7 +63,7 @@ def test_save_and_load_round_trip(store, clip_tokenizer):
     assert meta["model"] == "sd1-tiny" and meta["model_info"]["family"] == "SD1"
     assert meta["store"]["tags"] == ["cats", "test"] and meta["store"]["author"] == "ann"
 
-    originals = word_maps_of(exp, clip_tokenizer)
+    originals = word_maps_of(exp)
     expected = prompt_statistics([m for _, m in originals])
     with store.session() as session:
         rows = queries.word_statistics(session, generation_id)
@@ -114,6 +115,7 @@ def test_saving_again_adds_new_tags_and_missing_finer_records(store, clip_tokeni
 def test_maps_that_do_not_fit_the_prompt_are_refused(store, clip_tokenizer):
     exp = synthetic_experiment(clip_tokenizer, "a dog in the snow", seed=1)
     exp.prompt = "a dog in the deep snow"  # one token more than the maps have rows for
+    exp.prompt_tokens = PromptTokens.from_tokenizer(clip_tokenizer, exp.prompt)
     with pytest.raises(StoreError, match=r"shape \(7, 16, 16\) but its prompt has 8 tokens"):
         store.save(exp, model=MODEL_A)
     with store.session() as session:
@@ -142,7 +144,7 @@ def filled(store, clip_tokenizer):
                 exp.seed = seed
                 tags = ("sweep-1",) if prompt != PROMPTS[2] else ()
                 generation_id = store.save(exp, model=model, tags=tags, author="bob" if seed == 0 else None)
-                originals = word_maps_of(exp, clip_tokenizer)
+                originals = word_maps_of(exp)
                 shares = {}
                 for (span, _), stats in zip(originals, prompt_statistics([m for _, m in originals]), strict=True):
                     shares[span.text] = shares.get(span.text, 0.0) + stats.share
@@ -234,8 +236,9 @@ def test_a_traced_generation_from_a_real_pipeline(store, sd1_pipe, clip_tokenize
     back = store.load_experiment(generation_id)
     assert back.metadata["model_info"]["family"] == "SD1"
     assert back.metadata["scheduler"] == exp.metadata["scheduler"]
+    assert back.metadata["heat_map_rule"] == "daam" and back.prompt_tokens == exp.prompt_tokens
     assert_within_codec_bound(back.global_heat_map, exp.global_heat_map)
     assert_within_codec_bound(back.layer_heat_maps, exp.layer_heat_maps)
-    original = exp.heat_map(clip_tokenizer).compute_word_heat_map("square").value.numpy()
-    restored = back.heat_map(clip_tokenizer).compute_word_heat_map("square").value.numpy()
+    original = exp.heat_map().compute_word_heat_map("square").value.numpy()
+    restored = back.heat_map().compute_word_heat_map("square").value.numpy()
     assert np.abs(restored - original).max() <= 2 * max_abs_error_bound(exp.global_heat_map.numpy())

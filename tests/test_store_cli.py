@@ -97,7 +97,7 @@ def test_import_of_the_original_daam_layout_never_unpickles(tmp_path, capsys):
 
 def test_import_reports_bad_directories_and_keeps_the_good_ones(tmp_path, clip_tokenizer, capsys):
     good = tmp_path / "good"
-    synthetic_experiment(clip_tokenizer, "a red cat", seed=1).save(good, tokenizer=clip_tokenizer)
+    synthetic_experiment(clip_tokenizer, "a red cat", seed=1).save(good)
     bad = tmp_path / "bad"
     original_daam_directory(bad, tmp_path / "marker")
     (bad / "prompt.txt").write_text("")

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from daam_store.cli import store_main
+from daam_store.models import load_clip_tokenizer
 from daam_store.models.info import ModelInfo
 from daam_store.store import (
     CorruptBlobError,
@@ -76,7 +77,7 @@ def _save_as_unprivileged(url: str, prompt: str, results) -> None:
         store = open_store(url)
         with store.session() as session:
             readable = queries.count_generations(session)
-        store.save(synthetic_experiment(store.tokenizer, prompt, seed=5), model=MODEL)
+        store.save(synthetic_experiment(load_clip_tokenizer(), prompt, seed=5), model=MODEL)
         results.put(("saved", readable, ""))
     except Exception as error:  # report the type and message to the parent
         results.put((type(error).__name__, -1, str(error)))

@@ -1,12 +1,11 @@
 """Tracing: it changes nothing, matches an explicit reference, restores the pipeline, handles odd inputs."""
 
 import contextlib
-import math
 import warnings
 
 import pytest
 import torch
-import torch.nn.functional as F
+from daam_reference import ReferenceMaps
 from diffusers import EulerDiscreteScheduler
 from diffusers.models.attention_processor import AttnProcessor
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -21,50 +20,6 @@ STEPS = 3
 def run(pipe, prompt, seed=0, **kwargs):
     kwargs.setdefault("num_inference_steps", STEPS)
     return pipe(prompt, generator=set_seed(seed), output_type="np", **kwargs).images
-
-
-class ReferenceMaps:
-    """Independent DAAM: capture every attn2 input, compute softmax(QK^T / sqrt(d)) explicitly."""
-
-    def __init__(self, pipe):
-        self.pipe, self.records, self.handles = pipe, [], []
-
-    def __enter__(self):
-        for layer, (_, module) in enumerate(cross_attention_modules(self.pipe.unet)):
-            self.handles.append(module.register_forward_pre_hook(self._hook(layer, module), with_kwargs=True))
-        return self
-
-    def __exit__(self, *exc):
-        for handle in self.handles:
-            handle.remove()
-
-    def _hook(self, layer, module):
-        def hook(_m, args, kwargs):
-            hidden = args[0]
-            context = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
-            q, k = module.to_q(hidden).double(), module.to_k(context).double()
-            heads = module.heads
-            d = q.shape[-1] // heads
-            q = q.view(q.shape[0], -1, heads, d).permute(0, 2, 1, 3)
-            k = k.view(k.shape[0], -1, heads, d).permute(0, 2, 1, 3)
-            probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1)
-            self.records.append((layer, probs))
-
-        return hook
-
-    def word_map(self, token_rows, n_images, cfg, image_idx, latent_hw):
-        sums = {}
-        for layer, probs in self.records:
-            cond = probs[n_images:] if cfg else probs
-            sums[layer] = sums.get(layer, 0) + cond[image_idx]  # (heads, pixels, tokens)
-        maps = []
-        for per_head in sums.values():
-            pixels = per_head.shape[1]
-            h = latent_hw[0] // int(math.sqrt(latent_hw[0] * latent_hw[1] / pixels))
-            grid = per_head.permute(0, 2, 1).reshape(per_head.shape[0], -1, h, pixels // h)
-            up = F.interpolate(grid.float(), size=latent_hw, mode="bicubic").clamp(min=0)
-            maps.extend(up[:, token_rows])  # one (rows, H, W) per head
-        return torch.stack(maps).mean(0).mean(0)
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2"])
@@ -92,6 +47,52 @@ def test_word_map_matches_explicit_reference(family, guidance, sd1_pipe, sd2_pip
     assert tc.call_info["do_cfg"] is (guidance > 1)
 
 
+def test_default_rule_is_the_originals_and_mid_block_is_an_option(sd1_pipe):
+    """The default leaves the mid block out (the original's locator); mid_block=True averages every layer.
+    The mid block's maps differ from the others', so each rule matches its own reference only."""
+    prompt = "a red circle and a blue square"
+    with trace(sd1_pipe) as tc, ReferenceMaps(sd1_pipe) as original, ReferenceMaps(sd1_pipe, mid_block=True) as every:
+        run(sd1_pipe, prompt)
+    mid = [i for i, name in enumerate(tc.layer_names) if name.startswith("mid_block")]
+    assert len(mid) == 1 and mid[0] not in tc.default_layers() and len(tc.default_layers()) == 6
+    rows = list(tc.compute_global_heat_map().words()[2].token_indices)  # "circle"
+    default = tc.compute_global_heat_map().compute_word_heat_map("circle").value
+    with_mid = tc.compute_global_heat_map(mid_block=True).compute_word_heat_map("circle").value
+    torch.testing.assert_close(default, original.word_map(rows, 1, True, 0, (16, 16)), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(with_mid, every.word_map(rows, 1, True, 0, (16, 16)), rtol=1e-4, atol=1e-6)
+    assert (default - with_mid).abs().max() > 1e-3
+    experiment = tc.to_experiment(mid_block=True)
+    assert experiment.metadata["heat_map_rule"] == "daam+mid"
+    assert tc.to_experiment().metadata["heat_map_rule"] == "daam"
+    assert experiment.layer_heat_maps.shape[0] == 7  # per-layer views keep the mid block
+    assert "mid, 4x4, attn 0.0" in experiment.layer_names and "up 1, 8x8, attn 0.0" in experiment.layer_names
+
+
+def test_default_rule_skips_maps_at_an_eighth_of_the_latent_as_the_original():
+    """A UNet with cross-attention down to 1/8 of the latent outside the mid block: the original's hooks skip
+    those maps (`factor != 8`), so the default does too."""
+    from diffusers import UNet2DConditionModel
+
+    from daam_store.models import build_random_pipeline
+    from daam_store.models.configs import unet_config
+
+    pipe = build_random_pipeline("sd1", seed=3)
+    config = unet_config("sd1") | dict(
+        down_block_types=("CrossAttnDownBlock2D",) * 4,
+        up_block_types=("CrossAttnUpBlock2D",) * 4,
+        block_out_channels=(32, 32, 32, 32),
+    )
+    torch.manual_seed(3)
+    pipe.unet = UNet2DConditionModel(**config)
+    with trace(pipe) as tc, ReferenceMaps(pipe) as ref:
+        run(pipe, "a red circle", num_inference_steps=2)
+    eighth = [i for i in tc._layers() if tc._accumulator.factor(i) == 8 and "mid" not in tc.layer_names[i]]
+    assert eighth and not set(eighth) & set(tc.default_layers())
+    rows = list(tc.compute_global_heat_map().words()[2].token_indices)
+    ours = tc.compute_global_heat_map().compute_word_heat_map("circle").value
+    torch.testing.assert_close(ours, ref.word_map(rows, 1, True, 0, (16, 16)), rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("path", ["cpu-flash", "sdpa-math", "other-processor"])
 def test_every_attention_path_changes_nothing_and_matches_reference(path, autocast, sd1_pipe, monkeypatch):
@@ -115,7 +116,7 @@ def test_every_attention_path_changes_nothing_and_matches_reference(path, autoca
             with trace(sd1_pipe) as tc, ReferenceMaps(sd1_pipe) as ref:
                 traced = run(sd1_pipe, prompt)
                 expected_class = WrappingRecordingProcessor if path == "other-processor" else SdpaRecordingProcessor
-                assert all(type(m.processor) is expected_class for _, m in cross_attention_modules(sd1_pipe.unet))
+                assert all(type(m.processor) is expected_class for _, m in cross_attention_modules(sd1_pipe))
     finally:
         sd1_pipe.unet.set_attn_processor(saved)
     assert (untraced == traced).all()
@@ -167,14 +168,14 @@ def test_processors_restored_after_exit_and_exception(path, sd1_pipe):
     if path == "other-processor":
         sd1_pipe.unet.set_attn_processor(AttnProcessor())  # the wrapping path, which hooks to_q and to_k
     try:
-        before = {name: m.processor for name, m in cross_attention_modules(sd1_pipe.unet)}
+        before = {name: m.processor for name, m in cross_attention_modules(sd1_pipe)}
         methods_before = dict(vars(sd1_pipe))
         with trace(sd1_pipe):
             run(sd1_pipe, "a dog")
             hooked = sum(len(m.to_q._forward_hooks) + len(m.to_k._forward_hooks) for m in before_modules(sd1_pipe))
         with pytest.raises(ZeroDivisionError), trace(sd1_pipe):
             _ = 1 / 0
-        after = {name: m.processor for name, m in cross_attention_modules(sd1_pipe.unet)}
+        after = {name: m.processor for name, m in cross_attention_modules(sd1_pipe)}
     finally:
         sd1_pipe.unet.set_attn_processor(saved)
     assert after == before
@@ -185,7 +186,7 @@ def test_processors_restored_after_exit_and_exception(path, sd1_pipe):
 
 
 def before_modules(pipe):
-    return [module for _, module in cross_attention_modules(pipe.unet)]
+    return [module for _, module in cross_attention_modules(pipe)]
 
 
 def test_unet_called_directly_with_a_short_context_and_a_mask(sd1_pipe):
@@ -288,7 +289,9 @@ def test_layer_head_factor_and_step_selection(sd1_pipe):
     assert len(tc.layer_names) == 7 and tc.num_steps == STEPS
     per_layer = tc.layer_heat_maps()
     assert per_layer.shape == (7, *full.heat_maps.shape)
-    torch.testing.assert_close(per_layer.mean(0), full.heat_maps)  # every layer has the same head count
+    # every layer has the same head count, so the mean over all layers is the rule with the mid block
+    torch.testing.assert_close(per_layer.mean(0), tc.compute_global_heat_map(mid_block=True).heat_maps)
+    torch.testing.assert_close(per_layer[tc.default_layers()].mean(0), full.heat_maps)
     high_res = tc.compute_global_heat_map(factors=[1])
     full_resolution = [i for i, n in enumerate(tc.layer_names) if n.startswith(("down_blocks.0", "up_blocks.2"))]
     assert len(full_resolution) == 3
@@ -382,3 +385,44 @@ def test_gradients_flow_through_a_traced_unet_and_maps_stay_out_of_the_graph(pat
     assert torch.equal(traced, untraced)
     sums = tc._accumulator.sums
     assert len(sums) == len(tc.layer_names) and not any(s.requires_grad for s in sums.values())
+
+
+def test_a_fused_kernel_is_trusted_only_when_it_agrees_with_sdpa():
+    """The check that guards the CUDA kernels, run here on the CPU flash kernel: it passes as is, and fails when
+    the output or the normaliser is off."""
+    from daam_store.trace import processor
+
+    query = torch.randn(2, 4, 64, 8, generator=set_seed(1))
+    kernel = processor._fused_kernel_with_lse(query, query[:, :, :9], query[:, :, :9])
+    assert kernel is torch._scaled_dot_product_flash_attention_for_cpu
+
+    def shifted_lse(q, k, v):
+        output, lse = kernel(q, k, v)
+        return output, lse + 0.1
+
+    def other_output(q, k, v):
+        output, lse = kernel(q, k, v)
+        return output + 1e-6, lse
+
+    verdicts = []
+    for candidate, tokens in ((kernel, 9), (shifted_lse, 10), (other_output, 11)):  # new shapes: no cached verdict
+        key, value = (torch.randn(2, 4, tokens, 8, generator=set_seed(tokens + i)) for i in (0, 100))
+        verdicts.append(processor._kernel_agrees_with_sdpa(candidate, query, key, value))
+    assert verdicts == [True, False, False]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="runs where CUDA is present (the GPU path)")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_on_cuda_images_unchanged_and_maps_match_the_reference(dtype):
+    from daam_store.models import build_random_pipeline
+
+    pipe = build_random_pipeline("sd1", seed=0).to("cuda", dtype)
+    prompt = "a red circle and a blue square"
+    untraced = run(pipe, prompt)
+    with trace(pipe) as tc, ReferenceMaps(pipe) as ref:
+        traced = run(pipe, prompt)
+    assert (untraced == traced).all()
+    heat_map = tc.compute_global_heat_map()
+    rows = list(next(w for w in heat_map.words() if w.text == "square").token_indices)
+    expected = ref.word_map(rows, 1, True, 0, (16, 16)).cpu()
+    torch.testing.assert_close(heat_map.compute_word_heat_map("square").value, expected, rtol=2e-2, atol=1e-4)

@@ -2,6 +2,7 @@
 
 from daam_store.models.info import ModelInfo, describe_pipeline, model_family
 from daam_store.models.pipelines import (
+    BUILTIN_FAMILIES,
     BUILTIN_MODELS,
     DEFAULT_MODEL,
     ModelNotFoundError,
@@ -16,6 +17,7 @@ __all__ = [
     "ModelInfo",
     "describe_pipeline",
     "model_family",
+    "BUILTIN_FAMILIES",
     "BUILTIN_MODELS",
     "DEFAULT_MODEL",
     "ModelNotFoundError",

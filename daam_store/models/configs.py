@@ -6,13 +6,16 @@ AutoencoderKL (16x16x4 latents), a UNet with cross-attention at 16x16, 8x8 and t
 
 - SD1-like: conv projection in the transformer blocks, one head size, epsilon prediction.
 - SD2-like: linear projection, `attention_head_dim` as a list, v-prediction.
+- SDXL-like (`sdxl_*`): SDXL's layout at toy size: no attention in the first block, several transformer
+  layers per block, two text encoders whose hidden states are concatenated (context 64 = 32 + 32), the
+  second one's pooled projection and the size/crop ids as "text_time" added conditioning, Euler.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-Family = Literal["sd1", "sd2"]
+Family = Literal["sd1", "sd2", "sdxl"]
 
 TEXT_HIDDEN = 64
 IMAGE_SIZE = 32
@@ -66,6 +69,38 @@ def unet_config(family: Family, sample_size: int = IMAGE_SIZE // 2) -> dict:
     return config
 
 
+SDXL_TEXT_HIDDEN = TEXT_HIDDEN // 2  # each of the two encoders; concatenated they make the 64-wide context
+SDXL_TIME_EMBED = 8
+
+
+def sdxl_text_encoder_config(num_layers: int = 1) -> dict:
+    """Either SDXL encoder (the second adds a projection): SDXL reads the penultimate hidden state, so >= 1 layer."""
+    return text_encoder_config(num_layers) | dict(
+        hidden_size=SDXL_TEXT_HIDDEN, intermediate_size=4 * SDXL_TEXT_HIDDEN, projection_dim=SDXL_TEXT_HIDDEN
+    )
+
+
+def sdxl_unet_config(sample_size: int = IMAGE_SIZE // 2) -> dict:
+    return dict(
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        transformer_layers_per_block=(1, 1, 2),
+        attention_head_dim=(2, 4, 4),
+        use_linear_projection=True,
+        norm_num_groups=16,
+        cross_attention_dim=TEXT_HIDDEN,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=SDXL_TIME_EMBED,
+        # six size/crop ids, each embedded in SDXL_TIME_EMBED, plus the second encoder's pooled embedding
+        projection_class_embeddings_input_dim=6 * SDXL_TIME_EMBED + SDXL_TEXT_HIDDEN,
+    )
+
+
 def scheduler_config(family: Family) -> dict:
     return dict(
         num_train_timesteps=1000,
@@ -76,4 +111,16 @@ def scheduler_config(family: Family) -> dict:
         set_alpha_to_one=False,
         steps_offset=1,
         prediction_type="epsilon" if family == "sd1" else "v_prediction",
+    )
+
+
+def sdxl_scheduler_config() -> dict:
+    return dict(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="leading",
+        prediction_type="epsilon",
     )

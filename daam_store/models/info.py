@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass
 
 import torch
-from diffusers import StableDiffusionPipeline
+
+from daam_store.families import family_of
 
 
 @dataclass(frozen=True)
@@ -14,24 +15,21 @@ class ModelInfo:
     name: str
     source: str  # "builtin" | "local" | "hub" | "memory" (a pipeline built in code)
     location: str
-    family: str  # "SD1" | "SD2"
+    family: str  # a family's name (daam_store.families): "SD1", "SD2", "SDXL"
     revision: str  # content hash of the weights: the same name with other weights is another model
     resolution: int  # default image size in pixels
     prediction_type: str
 
 
-def model_family(pipe: StableDiffusionPipeline) -> str:
-    """SD 2.x UNets use linear projections and per-block head sizes; SD 1.x conv projections."""
-    config = pipe.unet.config
-    is_sd2 = config.use_linear_projection or isinstance(config.attention_head_dim, (list, tuple))
-    return "SD2" if is_sd2 else "SD1"
+def model_family(pipe) -> str:
+    return family_of(pipe).name
 
 
-def weights_hash(pipe: StableDiffusionPipeline, sample_tensors: int = 64) -> str:
+def weights_hash(pipe, sample_tensors: int = 64) -> str:
     """A cheap fingerprint: shapes of all tensors plus the values of a few, hashed (not a full checksum)."""
     digest = hashlib.sha256()
-    for component in (pipe.unet, pipe.vae, pipe.text_encoder):
-        state = component.state_dict()
+    for component in family_of(pipe).weight_components:
+        state = getattr(pipe, component).state_dict()
         names = sorted(state)
         for name in names:
             digest.update(f"{name}:{tuple(state[name].shape)}".encode())
@@ -42,7 +40,7 @@ def weights_hash(pipe: StableDiffusionPipeline, sample_tensors: int = 64) -> str
     return digest.hexdigest()[:16]
 
 
-def describe_pipeline(pipe: StableDiffusionPipeline, name: str | None = None) -> ModelInfo:
+def describe_pipeline(pipe, name: str | None = None) -> ModelInfo:
     source = getattr(pipe, "daam_source", None)
     resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
     return ModelInfo(

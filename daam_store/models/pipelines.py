@@ -10,16 +10,26 @@ from pathlib import Path
 import diffusers.utils.logging
 import torch
 import transformers.utils.logging
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DiffusionPipeline,
+    EulerDiscreteScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from daam_store.errors import UserError, first_line
+from daam_store.families import UnsupportedPipelineError, family_for_class_name
 from daam_store.models import configs
 from daam_store.models.configs import Family
 
 TOKENIZER_DIR = Path(__file__).parent / "clip_tokenizer"
 BUILTIN_DIR = Path(__file__).parent / "builtin"
-BUILTIN_MODELS = ("sd1-tiny", "sd2-tiny")
+BUILTIN_FAMILIES = {"sd1-tiny": "SD1", "sd2-tiny": "SD2"}  # built-in model -> its family's name
+BUILTIN_MODELS = tuple(BUILTIN_FAMILIES)
 DEFAULT_MODEL = "sd1-tiny"
 
 
@@ -34,9 +44,9 @@ class ModelSource:
     location: str  # folder path or hub id
 
 
-def load_clip_tokenizer() -> CLIPTokenizer:
+def load_clip_tokenizer(**overrides) -> CLIPTokenizer:
     """The real CLIP tokenizer, from the files shipped in the package (no hub access)."""
-    return CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR))
+    return CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR), **overrides)
 
 
 def resolve_model(name_or_path: str | None) -> ModelSource:
@@ -63,17 +73,23 @@ def resolve_model(name_or_path: str | None) -> ModelSource:
 
 def load_pipeline(
     name_or_path: str | None = None, device: str | torch.device | None = None, dtype: torch.dtype | None = None
-) -> StableDiffusionPipeline:
-    """A ready `StableDiffusionPipeline` from a built-in name (default), a local folder or a hub id."""
+) -> DiffusionPipeline:
+    """A ready pipeline from a built-in name (default), a local folder or a hub id.
+
+    The folder's model_index.json names the pipeline class, and so the family (SD 1.x/2.x or SDXL).
+    """
     source = resolve_model(name_or_path)
-    kwargs = {"safety_checker": None, "requires_safety_checker": False}
-    if dtype is not None:
-        kwargs["torch_dtype"] = dtype
+    local_only = source.kind != "hub" or _offline()
     try:
         with _quiet_loading():
-            pipe = StableDiffusionPipeline.from_pretrained(
-                source.location, local_files_only=source.kind != "hub" or _offline(), **kwargs
-            )
+            config = DiffusionPipeline.load_config(source.location, local_files_only=local_only)
+            pipeline_class = family_for_class_name(str(config.get("_class_name"))).pipeline_class()
+            kwargs = {"torch_dtype": dtype} if dtype is not None else {}
+            if pipeline_class is StableDiffusionPipeline:
+                kwargs |= {"safety_checker": None, "requires_safety_checker": False}
+            pipe = pipeline_class.from_pretrained(source.location, local_files_only=local_only, **kwargs)
+    except UnsupportedPipelineError as error:
+        raise ModelNotFoundError(f"model {source.name!r}: {error}") from None
     except (OSError, ValueError) as error:
         raise ModelNotFoundError(f"could not load model {source.name!r}: {first_line(error)}") from error
     pipe.set_progress_bar_config(disable=True)
@@ -81,9 +97,11 @@ def load_pipeline(
     return pipe.to(device) if device is not None else pipe
 
 
-def build_random_pipeline(family: Family = "sd1", seed: int = 0, text_layers: int = 0) -> StableDiffusionPipeline:
+def build_random_pipeline(family: Family = "sd1", seed: int = 0, text_layers: int = 0) -> DiffusionPipeline:
     """A pipeline with the built-in geometry and seeded random weights: for tests and training."""
     torch.manual_seed(seed)
+    if family == "sdxl":
+        return _random_sdxl_pipeline(max(text_layers, 1))
     text_encoder = CLIPTextModel(CLIPTextConfig(**configs.text_encoder_config(text_layers)))
     vae = AutoencoderKL(**configs.vae_config())
     unet = UNet2DConditionModel(**configs.unet_config(family))
@@ -102,6 +120,21 @@ def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipe
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _random_sdxl_pipeline(text_layers: int) -> StableDiffusionXLPipeline:
+    text_config = configs.sdxl_text_encoder_config(text_layers)
+    pipe = StableDiffusionXLPipeline(
+        vae=AutoencoderKL(**configs.vae_config()),
+        text_encoder=CLIPTextModel(CLIPTextConfig(**text_config)),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_config)),
+        tokenizer=load_clip_tokenizer(),
+        tokenizer_2=load_clip_tokenizer(pad_token="!"),  # as OpenCLIP's tokenizer in SDXL pads
+        unet=UNet2DConditionModel(**configs.sdxl_unet_config()),
+        scheduler=EulerDiscreteScheduler(**configs.sdxl_scheduler_config()),
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import Select, distinct, func, select
 from sqlalchemy.orm import Session
 
+from daam_store import rules
 from daam_store.models.info import ModelInfo
 from daam_store.store.reader import decode_heat_map, decode_stack
 from daam_store.store.schema import (
@@ -534,6 +535,7 @@ def find_generations(
     steps: int,
     guidance_scale: float,
     negative_prompt: str = "",
+    heat_map_rule: str = rules.DAAM,
 ) -> dict[tuple[str, int], int]:
     """{(prompt, seed): generation id} of the finished generations a sweep would make on `model` with
     these settings: what it skips. The same model means the same name and weights revision."""
@@ -551,6 +553,7 @@ def find_generations(
             Generation.steps == steps,
             Generation.guidance_scale == guidance_scale,
             Generation.negative_prompt == negative_prompt,
+            Generation.heat_map_rule == heat_map_rule,
             Generation.status == STATUS_DONE,
         )
         .group_by(Prompt.text, Generation.seed)

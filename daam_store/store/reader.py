@@ -55,6 +55,7 @@ def metadata_of(generation: Generation) -> dict:
         height=generation.height,
         width=generation.width,
         timings=dict(generation.timings or {}),
+        heat_map_rule=generation.heat_map_rule,
     )
     model = generation.model
     metadata["model"] = model.name
@@ -100,4 +101,18 @@ def experiment_from_row(generation: Generation):
         layer_heat_maps=torch.from_numpy(decode_stack(layers).copy()) if layers else None,
         layer_names=list(layers.labels) if layers else [],
         step_heat_maps=torch.from_numpy(decode_stack(steps).copy()) if steps else None,
+        prompt_tokens=prompt_tokens_of(generation, stacks["tokens"]),
     )
+
+
+def prompt_tokens_of(generation: Generation, token_stack: MapStack):
+    """The prompt's tokens as the pipeline's tokenizer split them at trace time: the token stack's labels,
+    the word rows and the cut words in the metadata. No tokenizer is involved."""
+    from daam_store.heatmap import PromptTokens, WordSpan
+
+    words = tuple(
+        WordSpan(w.position, w.text, tuple(w.token_indices), tuple(w.token_ids), w.is_punctuation)
+        for w in generation.words
+    )
+    cut = (generation.extra or {}).get("cut_words") or ()
+    return PromptTokens(tuple(token_stack.labels), words, tuple(str(word) for word in cut))

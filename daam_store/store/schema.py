@@ -101,6 +101,7 @@ class Generation(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the rest of the experiment's metadata
     author: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=STATUS_DONE)
+    heat_map_rule: Mapped[str | None] = mapped_column(String(16))  # daam_store/rules.py; None: no numeric maps
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     # Hash of model, prompt, seed, settings, image and maps: saving the same generation twice finds it.
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)

@@ -110,10 +110,11 @@ def synthetic_experiment(
     import torch
 
     from daam_store.experiment import GenerationExperiment
-    from daam_store.heatmap import MAX_PROMPT_TOKENS
+    from daam_store.heatmap import PromptTokens
 
     rng = np.random.default_rng(seed + 7919 * len(prompt))
-    rows = min(len(tokenizer.tokenize(prompt)), MAX_PROMPT_TOKENS) + 2
+    prompt_tokens = PromptTokens.from_tokenizer(tokenizer, prompt)
+    rows = len(prompt_tokens.tokens)
     maps = smooth_maps(rng, rows, size)
     image = PIL.Image.fromarray(rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8))
     info = {"steps": 5, "guidance_scale": 7.5, "scheduler": "DDIMScheduler", "dtype": "float32"}
@@ -132,6 +133,7 @@ def synthetic_experiment(
         layer_heat_maps=stack(layers),
         layer_names=[f"up_blocks.{i}.attn2" for i in range(layers)],
         step_heat_maps=stack(steps),
+        prompt_tokens=prompt_tokens,
     )
 
 

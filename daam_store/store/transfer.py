@@ -66,7 +66,7 @@ def import_directory(
         model = model_from_metadata(exp.metadata, model_name)
         generation_id = store.save(exp, model=model, author=author, tags=tags)
         return ImportResult(path, generation_id, overlays_only=False)
-    prepared = prepare_original(path, store.tokenizer, model_from_metadata({}, model_name), author, tags)
+    prepared = prepare_original(path, model_from_metadata({}, model_name), author, tags)
     return ImportResult(path, store.save_prepared(prepared), overlays_only=True)
 
 
@@ -91,11 +91,13 @@ def model_from_metadata(metadata: dict, name: str | None = None) -> ModelInfo:
     return UNKNOWN_MODEL
 
 
-def prepare_original(
-    path: Path, tokenizer, model: ModelInfo, author: str | None, tags: Iterable[str]
-) -> PreparedGeneration:
-    """Rows for a directory in the original daam layout (no numeric maps: see the module docstring)."""
+def prepare_original(path: Path, model: ModelInfo, author: str | None, tags: Iterable[str]) -> PreparedGeneration:
+    """Rows for a directory in the original daam layout (no numeric maps: see the module docstring).
+
+    The original traced CLIP-tokenised SD 1/2 pipelines only, so the bundled CLIP tokenizer splits its prompts.
+    """
     from daam_store.heatmap import split_words
+    from daam_store.models import load_clip_tokenizer
 
     prompt = _read_text(path, "prompt.txt").strip()
     if not prompt:
@@ -105,7 +107,7 @@ def prepare_original(
     overlays = {p.name: p.read_bytes() for p in sorted(path.glob(f"*{OVERLAY_SUFFIX}"))}
     for name, data in overlays.items():
         _require_png(data, path / name)
-    words, _cut = split_words(tokenizer, prompt)
+    words, _cut = split_words(load_clip_tokenizer(), prompt)
     digest = hashlib.sha256(f"original-daam\0{prompt}\0{seed}".encode())
     digest.update(image.tobytes())
     for name, data in overlays.items():
@@ -162,7 +164,7 @@ def export_generation(store: Store, generation_id: int, directory: Path) -> tupl
         generation = load_generation(session, generation_id)
         if any(stack.kind == "tokens" for stack in generation.map_stacks):
             exp = experiment_from_row(generation)
-            exp.save(target, tokenizer=store.tokenizer)
+            exp.save(target)
             return target, True
         target.mkdir(parents=True, exist_ok=True)
         image_from_png(generation.image.png).save(target / "output.png")

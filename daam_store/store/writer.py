@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from daam_store import rules
 from daam_store.analysis.statistics import MapStatistics, prompt_statistics
 from daam_store.models.info import ModelInfo
 from daam_store.store import codec
@@ -53,7 +54,17 @@ from daam_store.store.session import (
 )
 
 # Metadata keys that have their own column; everything else is kept in `generation.extra`.
-COLUMN_KEYS = ("steps", "guidance_scale", "negative_prompt", "scheduler", "dtype", "height", "width", "timings")
+COLUMN_KEYS = (
+    "steps",
+    "guidance_scale",
+    "negative_prompt",
+    "scheduler",
+    "dtype",
+    "height",
+    "width",
+    "timings",
+    "heat_map_rule",
+)
 # Keys `load_experiment` adds from the model and generation rows; not kept twice when re-imported.
 DERIVED_KEYS = ("model", "model_info", "store")
 UNKNOWN_MODEL = ModelInfo("unknown", "imported", "", "unknown", "unknown", 0, "unknown")
@@ -102,7 +113,6 @@ class Store:
         self.url = display_url(engine.url)
         self._read = session_factory(engine)
         self._write = session_factory(engine, write=True)
-        self._tokenizer = None
 
     # -- sessions ------------------------------------------------------------------------------------
     @contextmanager
@@ -136,7 +146,7 @@ class Store:
         status: str = STATUS_DONE,
     ) -> int:
         """Store a GenerationExperiment (image, words, maps, statistics) in one transaction; its id."""
-        prepared = prepare_experiment(exp, model, self.tokenizer, author=author, tags=tags, status=status)
+        prepared = prepare_experiment(exp, model, author=author, tags=tags, status=status)
         return self.save_prepared(prepared)
 
     def save_prepared(self, prepared: PreparedGeneration) -> int:
@@ -179,14 +189,6 @@ class Store:
         with self.session() as session:
             generation = load_generation(session, generation_id)
             return experiment_from_row(generation)
-
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from daam_store.models import load_clip_tokenizer
-
-            self._tokenizer = load_clip_tokenizer()
-        return self._tokenizer
 
 
 def open_store(url: str | None = None, upgrade_empty: bool = True) -> Store:
@@ -232,12 +234,11 @@ def load_generation(session: Session, generation_id: int) -> Generation:
 def prepare_experiment(
     exp,
     model: ModelInfo | None,
-    tokenizer,
     author: str | None = None,
     tags: Iterable[str] = (),
     status: str = STATUS_DONE,
 ) -> PreparedGeneration:
-    global_map = exp.heat_map(tokenizer)
+    global_map = exp.heat_map()
     token_maps = _numpy(exp.global_heat_map)
     if token_maps.ndim != 3 or token_maps.shape[0] != len(global_map.tokens):
         raise StoreError(
@@ -261,6 +262,8 @@ def prepare_experiment(
         stacks.append(PreparedStack("steps", [str(i) for i in range(steps.shape[0])], codec.encode(steps)))
     model = model or UNKNOWN_MODEL
     metadata = json_safe(dict(exp.metadata or {}))
+    if global_map.cut_words:  # the words rows hold the kept words only; the reader rebuilds the tokens from both
+        metadata["cut_words"] = list(global_map.cut_words)
     image = exp.image.convert("RGB")
     return PreparedGeneration(
         model=model,
@@ -285,7 +288,10 @@ def fingerprint(model: ModelInfo, prompt: str, seed, metadata: dict, image: PIL.
     went through the lossy codec) imported again must be recognised as the one already stored.
     """
     digest = hashlib.sha256()
-    settings = {k: metadata.get(k) for k in COLUMN_KEYS if k != "timings"}
+    settings = {k: metadata.get(k) for k in COLUMN_KEYS if k not in ("timings", "heat_map_rule")}
+    rule = metadata.get("heat_map_rule")
+    if rule not in (None, rules.DAAM_WITH_MID_BLOCK):  # the rule of every generation stored before rules were
+        settings["heat_map_rule"] = rule  # recorded: leaving it out keeps their fingerprints (and re-imports) valid
     header = [model.name, model.revision, prompt, seed, settings, image.size, image.mode]
     digest.update(json.dumps(header, sort_keys=True, default=str).encode())
     digest.update(image.tobytes())
@@ -345,6 +351,7 @@ def _insert(session: Session, prepared: PreparedGeneration) -> int:
             extra={k: v for k, v in metadata.items() if k not in COLUMN_KEYS + DERIVED_KEYS},
             author=prepared.author,
             status=prepared.status,
+            heat_map_rule=metadata.get("heat_map_rule") if prepared.stacks else None,
             created_at=utc_now(),
             fingerprint=prepared.fingerprint,
         )

@@ -4,7 +4,9 @@ The aggregation rule (the original DAAM's, so the paper's thresholds carry over)
 1. per layer and head, the attention of each latent pixel to each token is summed over denoising steps at
    the layer's own resolution (a running sum: memory does not grow with the number of steps);
 2. each (layer, head) sum is upsampled bicubic to the latent resolution and clamped at 0;
-3. the result is the mean over all selected (layer, head) pairs;
+3. the result is the mean over all selected (layer, head) pairs: by default the layers of the UNet's down and up
+   blocks, not its mid block, and none at 1/8 of the latent size, as the original's locator and hooks choose
+   them (see `daam_store.families`);
 4. a word's map is the mean of its tokens' maps (see `daam_store.heatmap`).
 Per-step records (opt-in) keep each step's map per layer, averaged over heads.
 

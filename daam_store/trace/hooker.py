@@ -1,4 +1,4 @@
-"""`trace(pipe)`: hook a StableDiffusionPipeline's cross-attention while it generates."""
+"""`trace(pipe)`: hook a diffusion pipeline's text cross-attention while it generates (SD1, SD2, SDXL)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING
 import PIL.Image
 import torch
 
-from daam_store.heatmap import MAX_PROMPT_TOKENS, GlobalHeatMap, cut_message
+from daam_store import rules
+from daam_store.families import family_of
+from daam_store.heatmap import GlobalHeatMap, PromptTokens, cut_message
 from daam_store.trace.aggregate import MapAccumulator
 from daam_store.trace.processor import WrappingRecordingProcessor, recording_processor
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusionPipeline
-
-CONTEXT_TOKENS = MAX_PROMPT_TOKENS + 2
+    from diffusers import DiffusionPipeline
 
 
-def cross_attention_modules(unet) -> list[tuple[str, torch.nn.Module]]:
-    """Every `attn2` (text cross-attention) module of the UNet, in forward order of the blocks."""
-    return [(name, module) for name, module in unet.named_modules() if name.endswith("attn2")]
+def cross_attention_modules(pipe) -> list[tuple[str, torch.nn.Module]]:
+    """Every text cross-attention module of the pipeline's denoiser, in forward order."""
+    return family_of(pipe).cross_attention_layers(pipe)
 
 
 class DiffusionHeatMapHooker:
@@ -33,16 +33,17 @@ class DiffusionHeatMapHooker:
     exception) the original attention processors and pipeline methods are restored.
     """
 
-    def __init__(self, pipeline: StableDiffusionPipeline, save_steps: bool = False):
+    def __init__(self, pipeline: DiffusionPipeline, save_steps: bool = False):
         self.pipe = pipeline
+        self.family = family_of(pipeline)
         self.save_steps = save_steps
-        self.layer_names = [name for name, _ in cross_attention_modules(pipeline.unet)]
+        self.layer_names = [name for name, _ in self.family.cross_attention_layers(pipeline)]
         self.images: list[PIL.Image.Image] = []
         self.call_info: dict = {}
         self.num_steps = 0
         self._accumulator: MapAccumulator | None = None
         self._num_images = 0
-        self._kept_rows: list[int] = []
+        self._prompt_tokens: list[PromptTokens | None] = []  # per prompt; None: called with prompt_embeds
         self._undo: list = []
 
     # -- installing and removing hooks --------------------------------------------------------------
@@ -60,32 +61,33 @@ class DiffusionHeatMapHooker:
         self._unhook()
 
     def _hook_attention(self) -> None:
-        for layer_idx, (_, module) in enumerate(cross_attention_modules(self.pipe.unet)):
+        for layer_idx, (_, module) in enumerate(self.family.cross_attention_layers(self.pipe)):
             original = module.processor
             recorder = recording_processor(original, module, layer_idx, lambda: self._accumulator)
             module.set_processor(recorder)
             self._undo.append(lambda m=module, o=original: m.set_processor(o))
             if isinstance(recorder, WrappingRecordingProcessor):
                 self._undo.append(recorder.remove_hooks)
-        handle = self.pipe.unet.register_forward_pre_hook(self._on_unet_call, with_kwargs=True)
+        denoiser = self.family.denoiser(self.pipe)
+        handle = denoiser.register_forward_pre_hook(self._on_unet_call, with_kwargs=True)
         self._undo.append(handle.remove)
-        handle = self.pipe.unet.register_forward_hook(self._on_unet_return, always_call=True)  # also on errors
+        handle = denoiser.register_forward_hook(self._on_unet_return, always_call=True)  # also on errors
         self._undo.append(handle.remove)
 
     def _hook_pipeline(self) -> None:
-        self._patch("encode_prompt", self._wrap_encode_prompt)
-        self._patch("run_safety_checker", self._wrap_safety_checker)
+        self._patch(self.pipe, "encode_prompt", self._wrap_encode_prompt)
+        self._patch(self.pipe.image_processor, "postprocess", self._wrap_postprocess)
 
-    def _patch(self, name: str, make_wrapper) -> None:
-        had_own = name in vars(self.pipe)
-        original = getattr(self.pipe, name)
-        setattr(self.pipe, name, make_wrapper(original))
+    def _patch(self, owner, name: str, make_wrapper) -> None:
+        had_own = name in vars(owner)
+        original = getattr(owner, name)
+        setattr(owner, name, make_wrapper(original))
 
         def restore():
             if had_own:
-                setattr(self.pipe, name, original)
+                setattr(owner, name, original)
             else:
-                delattr(self.pipe, name)
+                delattr(owner, name)
 
         self._undo.append(restore)
 
@@ -106,28 +108,29 @@ class DiffusionHeatMapHooker:
 
         return encode_prompt
 
-    def _wrap_safety_checker(self, original):
-        @functools.wraps(original)
-        def run_safety_checker(image, *args, **kwargs):
-            image, flagged = original(image, *args, **kwargs)
-            if isinstance(image, torch.Tensor):
-                self.images = self.pipe.image_processor.postprocess(image.detach(), output_type="pil")
-            else:
-                self.images = self.pipe.numpy_to_pil(image)
-            return image, flagged
+    def _wrap_postprocess(self, original):
+        """Keep the pipeline's final images as PIL (after any safety checker or watermark), whatever it returns."""
 
-        return run_safety_checker
+        @functools.wraps(original)
+        def postprocess(image, output_type="pil", *args, **kwargs):
+            result = original(image, output_type, *args, **kwargs)
+            if output_type == "pil":
+                self.images = list(result)
+            elif isinstance(image, torch.Tensor):
+                self.images = original(image.detach(), "pil", *args, **kwargs)
+            return result
+
+        return postprocess
 
     def _start_generation(self, arguments: dict) -> None:
         prompt = arguments.get("prompt")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt) if prompt is not None else None
         per_prompt = int(arguments.get("num_images_per_prompt") or 1)
         if prompts is None:
-            embeds = arguments["prompt_embeds"]
-            self._kept_rows = [CONTEXT_TOKENS] * embeds.shape[0]
+            self._prompt_tokens = [None] * arguments["prompt_embeds"].shape[0]
         else:
-            self._kept_rows = [self._rows_for(p) for p in prompts]
-        self._num_images = len(self._kept_rows) * per_prompt
+            self._prompt_tokens = [self._tokens_of(p) for p in prompts]
+        self._num_images = len(self._prompt_tokens) * per_prompt
         negative = arguments.get("negative_prompt")
         self.call_info = {
             "prompts": prompts,
@@ -138,20 +141,20 @@ class DiffusionHeatMapHooker:
         }
         self.images, self.num_steps, self._accumulator = [], 0, None
 
-    def _rows_for(self, prompt: str) -> int:
-        tokenizer = self.pipe.tokenizer
-        tokens = tokenizer.tokenize(prompt)
-        if len(tokens) > MAX_PROMPT_TOKENS:
-            from daam_store.heatmap import split_words
-
-            warnings.warn(cut_message(len(tokens), split_words(tokenizer, prompt)[1]), stacklevel=4)
-        return min(len(tokens), MAX_PROMPT_TOKENS) + 2
+    def _tokens_of(self, prompt: str) -> PromptTokens:
+        """The prompt as the pipeline's own tokenizer splits it: the rows its maps will have."""
+        tokens = PromptTokens.from_tokenizer(self.family.tokenizer(self.pipe), prompt)
+        if tokens.cut_words:
+            length = len(self.family.tokenizer(self.pipe).tokenize(prompt))
+            warnings.warn(cut_message(length, tokens.cut_words), stacklevel=4)
+        return tokens
 
     def _on_unet_call(self, _unet, args, kwargs) -> None:
         sample = args[0] if args else kwargs["sample"]
         if self._accumulator is None:
             latent_hw = tuple(sample.shape[-2:])
-            rows = max(self._kept_rows, default=CONTEXT_TOKENS)
+            context = self.family.context_tokens(self.pipe)
+            rows = max((len(t.tokens) if t else context for t in self._prompt_tokens), default=context)
             self._accumulator = MapAccumulator(rows, latent_hw, self.save_steps, self._num_images)
             vae_factor = self.pipe.vae_scale_factor
             self.call_info.update(
@@ -185,40 +188,71 @@ class DiffusionHeatMapHooker:
         time_idx=None,
         normalize: bool = False,
         image_idx: int = 0,
+        mid_block: bool = False,
     ) -> GlobalHeatMap:
         """Maps of every token of image `image_idx`'s prompt, aggregated by the rule in `trace.aggregate`.
 
-        `factors`: keep layers whose resolution is the latent's divided by one of these (1, 2, 4, ...);
-        `layer_idx`, `time_idx`: an index or a list of them (time needs `trace(..., save_steps=True)`);
-        `normalize`: divide each pixel by the sum over the prompt's tokens (drops start/end tokens).
+        By default the layers are the original DAAM's (`default_layers`: the down and up blocks, not the mid
+        block); `mid_block=True` adds the mid block's. `layer_idx` (an index or a list) picks layers by index
+        in `layer_names` instead, mid block or not. `factors`: of those, keep layers whose resolution is the
+        latent's divided by one of these (1, 2, 4, ...). `time_idx`: an index or a list (needs
+        `trace(..., save_steps=True)`). `normalize`: divide each pixel by the sum over the prompt's tokens
+        (drops start/end tokens). `prompt`: name the prompt when the pipeline got `prompt_embeds`.
         """
         accumulator = self._require_maps(image_idx, time_idx)
-        prompt = self._prompt_of(image_idx) if prompt is None else prompt
-        rows = min(len(self.pipe.tokenizer.tokenize(prompt)), MAX_PROMPT_TOKENS) + 2
-        layers = [i for i in _as_list(layer_idx, range(len(self.layer_names))) if i in accumulator.sums]
+        tokens = self._tokens_for(image_idx, prompt)
+        layers = self._selected_layers(layer_idx, mid_block)
         if factors is not None:
             layers = [i for i in layers if accumulator.factor(i) in set(factors)]
-        maps = accumulator.assemble(image_idx, rows, layers, head_idx, _as_list(time_idx, None))
+        maps = accumulator.assemble(image_idx, len(tokens.tokens), layers, head_idx, _as_list(time_idx, None))
         if normalize:
             maps = maps / (maps[1:-1].sum(0, keepdim=True) + 1e-6)
-        return GlobalHeatMap(self.pipe.tokenizer, prompt, maps)
+        return GlobalHeatMap(self.family.tokenizer(self.pipe), prompt or self._prompt_of(image_idx), maps, tokens)
+
+    def default_layers(self, mid_block: bool = False) -> list[int]:
+        """Indices (in `layer_names`) of the layers the default rule averages: the original DAAM's."""
+        accumulator = self._accumulator
+        return [
+            i
+            for i in self._layers()
+            if self.family.in_default_rule(self.layer_names[i], accumulator.factor(i))
+            or (mid_block and self.layer_names[i].startswith("mid_block"))
+        ]
+
+    def layer_labels(self) -> list[str]:
+        """A person's name for each recorded layer: block, resolution, module ("up 1, 16x16, attn 0.0")."""
+        return [self.family.layer_label(self.layer_names[i], self._accumulator.grids[i]) for i in self._layers()]
 
     def layer_heat_maps(self, image_idx: int = 0) -> torch.Tensor:
-        """(layers, tokens, h, w): each layer's maps aggregated over heads and steps."""
+        """(layers, tokens, h, w): every layer's maps (the mid block's too), aggregated over heads and steps."""
         return torch.stack(
             [self.compute_global_heat_map(layer_idx=i, image_idx=image_idx).heat_maps for i in self._layers()]
         )
 
-    def step_heat_maps(self, image_idx: int = 0) -> torch.Tensor:
-        """(steps, tokens, h, w): each step's maps aggregated over layers (needs `save_steps=True`)."""
+    def step_heat_maps(self, image_idx: int = 0, mid_block: bool = False) -> torch.Tensor:
+        """(steps, tokens, h, w): each step's maps over the rule's layers (needs `save_steps=True`)."""
         return torch.stack(
-            [self.compute_global_heat_map(time_idx=t, image_idx=image_idx).heat_maps for t in range(self.num_steps)]
+            [
+                self.compute_global_heat_map(time_idx=t, image_idx=image_idx, mid_block=mid_block).heat_maps
+                for t in range(self.num_steps)
+            ]
         )
 
     def to_experiment(
-        self, path=None, seed: int | None = None, image_idx: int = 0, image=None, metadata=None, **kwargs
+        self,
+        path=None,
+        seed: int | None = None,
+        image_idx: int = 0,
+        image=None,
+        metadata=None,
+        mid_block: bool = False,
+        **kwargs,
     ):
-        """The last generation (image `image_idx`) as a `GenerationExperiment` to save or store."""
+        """The last generation (image `image_idx`) as a `GenerationExperiment` to save or store.
+
+        `mid_block` and `kwargs` choose the token maps as for `compute_global_heat_map`; the rule is recorded
+        in the metadata (`heat_map_rule`).
+        """
         from daam_store.experiment import GenerationExperiment
 
         image = image if image is not None else self._image(image_idx)
@@ -227,19 +261,36 @@ class DiffusionHeatMapHooker:
         if negatives:
             info["negative_prompt"] = negatives[min(self._prompt_index(image_idx), len(negatives) - 1)]
         info["scheduler"] = type(self.pipe.scheduler).__name__
-        info["dtype"] = str(self.pipe.unet.dtype).removeprefix("torch.")
+        info["dtype"] = str(self.family.denoiser(self.pipe).dtype).removeprefix("torch.")
+        info["family"] = self.family.name
+        info["heat_map_rule"] = rules.DAAM_WITH_MID_BLOCK if mid_block else rules.DAAM
         info.update(metadata or {})
+        global_map = self.compute_global_heat_map(image_idx=image_idx, mid_block=mid_block, **kwargs)
         return GenerationExperiment(
             image=image,
-            global_heat_map=self.compute_global_heat_map(image_idx=image_idx, **kwargs).heat_maps,
-            prompt=self._prompt_of(image_idx),
+            global_heat_map=global_map.heat_maps,
+            prompt=global_map.prompt,
             seed=seed,
             path=Path(path) if path is not None else None,
             metadata=info,
             layer_heat_maps=self.layer_heat_maps(image_idx),
-            layer_names=list(self.layer_names),
-            step_heat_maps=self.step_heat_maps(image_idx) if self.save_steps else None,
+            layer_names=self.layer_labels(),
+            step_heat_maps=self.step_heat_maps(image_idx, mid_block) if self.save_steps else None,
+            prompt_tokens=global_map.prompt_tokens,
         )
+
+    def _selected_layers(self, layer_idx, mid_block: bool) -> list[int]:
+        if layer_idx is None:
+            return self.default_layers(mid_block)
+        return [i for i in _as_list(layer_idx, None) if i in self._accumulator.sums]
+
+    def _tokens_for(self, image_idx: int, prompt: str | None) -> PromptTokens:
+        if prompt is not None:
+            return self._tokens_of(prompt)
+        tokens = self._prompt_tokens[self._prompt_index(image_idx)]
+        if tokens is None:
+            raise ValueError("the pipeline was called with prompt_embeds: pass prompt= explicitly")
+        return tokens
 
     def _layers(self) -> list[int]:
         return sorted(self._accumulator.sums) if self._accumulator else []

@@ -3,9 +3,11 @@
 Two ways to see the attention without disturbing the image:
 - `SdpaRecordingProcessor`, for modules running diffusers' default `AttnProcessor2_0`: it performs the same
   operations itself, so images stay bit-identical and the query and key are at hand. Where PyTorch's SDPA
-  would run its fused CPU flash kernel, it calls that kernel directly: the kernel also returns the softmax
-  normaliser (log-sum-exp per query), so a map is exp(QK^T * scale - lse) over the prompt's tokens only,
-  much less work than a second softmax over all 77 tokens. Elsewhere (GPU, other backends, attention masks)
+  would run a fused kernel that can return the softmax normaliser (log-sum-exp per query: the CPU flash
+  kernel; on CUDA the flash, memory-efficient and cuDNN kernels), it calls that kernel directly, so a map is
+  exp(QK^T * scale - lse) over the prompt's tokens only, much less work than a second softmax over all 77
+  tokens. A CUDA kernel is trusted only after checking, once per shape and dtype, that its output is the one
+  SDPA gives and its normaliser the softmax's. Elsewhere (math backend, attention masks, a check that failed)
   it computes softmax(QK^T * scale + mask) separately.
 - `WrappingRecordingProcessor`, for any other processor: it calls the module's own processor and captures
   the query and key projections with forward hooks on `to_q`/`to_k`, so nothing is projected twice. Its
@@ -97,9 +99,54 @@ def _float(tensor: torch.Tensor) -> torch.Tensor:
     return tensor if tensor.dtype == torch.float32 else tensor.float()
 
 
-def _sdpa_runs_flash(query, key, value) -> bool:
-    """Whether F.scaled_dot_product_attention would pick the flash kernel (so calling it directly is identical)."""
-    return torch._fused_sdp_choice(query, key, value, None, 0.0, False) == SDPBackend.FLASH_ATTENTION.value
+def _fused_kernel_with_lse(query, key, value) -> Callable | None:
+    """The fused kernel F.scaled_dot_product_attention would run here, as a call returning (output, log-sum-exp
+    of shape (batch, heads, queries)); None where SDPA would run one that gives no normaliser (math)."""
+    choice = torch._fused_sdp_choice(query, key, value, None, 0.0, False)
+    if query.device.type == "cpu":
+        return torch._scaled_dot_product_flash_attention_for_cpu if choice == SDPBackend.FLASH_ATTENTION.value else None
+    if choice == SDPBackend.FLASH_ATTENTION.value and query.shape[-1] % 8 == 0:  # else SDPA pads the head dim
+        kernel = functools.partial(torch.ops.aten._scaled_dot_product_flash_attention, dropout_p=0.0)
+    elif choice == SDPBackend.EFFICIENT_ATTENTION.value:
+        kernel = functools.partial(
+            torch.ops.aten._scaled_dot_product_efficient_attention, attn_bias=None, compute_log_sumexp=True
+        )
+    elif choice == SDPBackend.CUDNN_ATTENTION.value:
+        kernel = functools.partial(
+            torch.ops.aten._scaled_dot_product_cudnn_attention, attn_bias=None, compute_log_sumexp=True
+        )
+    else:
+        return None
+
+    def output_and_lse(q, k, v):
+        output, lse = kernel(q, k, v)[:2]
+        # memory-efficient pads the queries to a multiple of 32, cuDNN may add a trailing axis
+        return output, lse.reshape(*lse.shape[:2], -1)[..., : q.shape[2]]
+
+    return output_and_lse
+
+
+def _sdp_switches() -> tuple[bool, bool, bool]:
+    """The backends `sdpa_kernel` leaves enabled (the CPU flash kernel follows the flash switch)."""
+    backends = torch.backends.cuda
+    return backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled(), backends.cudnn_sdp_enabled()
+
+
+# (device, dtype, shapes, backend switches) -> whether a CUDA kernel passed the check below
+_CHECKED_KERNELS: dict[tuple, bool] = {}
+
+
+def _kernel_agrees_with_sdpa(kernel: Callable, query, key, value) -> bool:
+    """Once per device, dtype, shapes and backends: the kernel called directly gives SDPA's output bit for bit,
+    and exp(QK^T / sqrt(d) - lse) sums to 1 over the tokens (the normaliser is the softmax's, natural log)."""
+    asked = (query.device, query.dtype, query.shape, key.shape, _sdp_switches())
+    if asked not in _CHECKED_KERNELS:
+        with torch.no_grad():
+            output, lse = kernel(query, key, value)
+            same = torch.equal(output, F.scaled_dot_product_attention(query, key, value))
+            maps = _normalised_maps(query, key, lse, range(query.shape[0]), key.shape[2])
+            _CHECKED_KERNELS[asked] = same and torch.allclose(maps.sum(-1), torch.ones_like(maps[..., 0]), atol=1e-3)
+    return _CHECKED_KERNELS[asked]
 
 
 class SdpaRecordingProcessor:
@@ -109,8 +156,8 @@ class SdpaRecordingProcessor:
         self.original = original
         self.layer_idx = layer_idx
         self.current_maps = current_maps
-        self._flash_asked: tuple | None = None  # what the flash answer below was asked for (see _runs_flash)
-        self._flash = False
+        self._kernel_asked: tuple | None = None  # what the kernel below was chosen for (see _fused_kernel)
+        self._kernel: Callable | None = None
 
     def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
         maps = self.current_maps()
@@ -135,19 +182,26 @@ class SdpaRecordingProcessor:
             output = output + hidden_states
         return output / attn.rescale_output_factor
 
-    def _runs_flash(self, maps: MapAccumulator, query, key, value) -> bool:
-        """SDPA's kernel choice, asked again only when the generation, shapes, dtype, device or the flash switch
-        (`sdpa_kernel`, which the CPU flash kernel follows too) change."""
-        asked = (maps, query.shape, key.shape, query.dtype, query.device, torch.backends.cuda.flash_sdp_enabled())
-        if asked != self._flash_asked:  # (the generation compares by identity)
-            self._flash = query.device.type == "cpu" and _sdpa_runs_flash(query, key, value)
-            self._flash_asked = asked
-        return self._flash
+    def _fused_kernel(self, maps: MapAccumulator, query, key, value) -> Callable | None:
+        """SDPA's kernel (when it gives a normaliser), asked again only when the generation, shapes, dtype, device
+        or the backend switches (`sdpa_kernel`, which the CPU flash kernel follows too) change."""
+        asked = (maps, query.shape, key.shape, query.dtype, query.device, _sdp_switches())
+        if asked != self._kernel_asked:  # (the generation compares by identity)
+            kernel = _fused_kernel_with_lse(query, key, value)
+            if (
+                kernel is not None
+                and query.device.type != "cpu"
+                and not _kernel_agrees_with_sdpa(kernel, query, key, value)
+            ):
+                kernel = None
+            self._kernel, self._kernel_asked = kernel, asked
+        return self._kernel
 
     def _attend_and_record(self, maps: MapAccumulator, query, key, value, mask) -> torch.Tensor:
         rows = maps.conditional_rows(query.shape[0])
-        if mask is None and self._runs_flash(maps, query, key, value):
-            output, log_sum_exp = torch._scaled_dot_product_flash_attention_for_cpu(query, key, value)
+        kernel = self._fused_kernel(maps, query, key, value) if mask is None else None
+        if kernel is not None:
+            output, log_sum_exp = kernel(query, key, value)
             if torch.is_grad_enabled():  # the maps are a record, never part of an autograd graph
                 query, key, log_sum_exp = query.detach(), key.detach(), log_sum_exp.detach()
             images, tokens = range(*rows.indices(query.shape[0])), maps.num_rows

@@ -44,6 +44,11 @@ with st.form("generate"):
         author = st.text_input("Author")
         tags_text = st.text_input("Tags, comma-separated")
         save_steps = st.checkbox("Keep per-step maps (bigger rows; enables the per-step view in Explore)")
+        mid_block = st.checkbox(
+            "Average the UNet's mid block into the maps too",
+            help="The default follows the original DAAM: the down and up blocks' cross-attention only. "
+            "Either way the per-layer view shows every layer.",
+        )
     submitted = st.form_submit_button("Generate", type="primary")
 
 
@@ -79,6 +84,7 @@ if submitted:
             author=author.strip() or None,
             tags=parse_tags(tags_text),
             save_steps=save_steps,
+            mid_block=mid_block,
         )
         pipe = ui.get_pipeline(other_model.strip() or choices[model_label])
         bar = st.progress(0.0, text=f"Step 0 of {batch.total_steps}")

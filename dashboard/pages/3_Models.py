@@ -3,7 +3,7 @@
 import streamlit as st
 import ui
 
-from daam_store.dashboard_support import builtin_model_table, model_table, register_model
+from daam_store.dashboard_support import builtin_model_table, family_table, model_table, register_model
 
 ui.setup_page("Models")
 st.title("Models")
@@ -22,7 +22,7 @@ st.subheader("Add a model")
 with st.form("add_model"):
     name = st.text_input(
         "Hub id or local diffusers folder",
-        placeholder="e.g. stabilityai/stable-diffusion-2-base or /data/models/my-sd",
+        placeholder="e.g. stabilityai/stable-diffusion-xl-base-1.0 or /data/models/my-sd",
     )
     added = st.form_submit_button("Load and register")
 if added:
@@ -37,3 +37,7 @@ with registered.container(), ui.errors_as_messages():
         st.dataframe(rows, hide_index=True)
     else:
         st.info("No model is registered yet: generating an image or adding one below registers it.", icon="ℹ️")
+
+st.subheader("Families")
+st.write("The kinds of pipeline daam-store traces; a model's folder (its model_index.json) tells which one it is.")
+st.dataframe(family_table(), hide_index=True)

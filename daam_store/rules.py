@@ -1,0 +1,11 @@
+"""The aggregation rules a generation's maps can have been made with; recorded with every generation.
+
+- `DAAM`: the original DAAM's layers, the default: the cross-attention of the UNet's down and up blocks (no mid
+  block), none at 1/8 of the latent size.
+- `DAAM_WITH_MID_BLOCK`: every cross-attention layer, the mid block's too (`mid_block=True`). It is also what
+  daam-store computed before the default followed the original, so rows and folders from then carry it.
+"""
+
+DAAM = "daam"
+DAAM_WITH_MID_BLOCK = "daam+mid"
+RULES = (DAAM, DAAM_WITH_MID_BLOCK)
