@@ -27,7 +27,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from daam_store import set_seed, trace
 from daam_store.models import load_clip_tokenizer
 from daam_store.models.pipelines import assemble_pipeline
-from daam_store.trace import processor
+from daam_store.tracing import processor
 
 PROMPT = "a red dog on a blue car"
 SCHEDULER = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)

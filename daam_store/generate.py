@@ -13,7 +13,7 @@ from daam_store.errors import UserError
 from daam_store.experiment import GenerationExperiment
 from daam_store.families import family_of
 from daam_store.heatmap import MAX_PROMPT_TOKENS, split_words
-from daam_store.trace import trace
+from daam_store.tracing import trace
 from daam_store.utils import parse_seed, set_seed
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

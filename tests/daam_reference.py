@@ -5,7 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from daam_store.trace import cross_attention_modules
+from daam_store.tracing import cross_attention_modules
 
 
 def original_daam_layers(unet, mid_block=False):

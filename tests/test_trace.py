@@ -11,8 +11,8 @@ from diffusers.models.attention_processor import AttnProcessor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from daam_store import GlobalHeatMap, UnknownWordError, set_seed, trace
-from daam_store.trace import cross_attention_modules
-from daam_store.trace.processor import SdpaRecordingProcessor, WrappingRecordingProcessor
+from daam_store.tracing import cross_attention_modules
+from daam_store.tracing.processor import SdpaRecordingProcessor, WrappingRecordingProcessor
 
 STEPS = 3
 
@@ -390,7 +390,7 @@ def test_gradients_flow_through_a_traced_unet_and_maps_stay_out_of_the_graph(pat
 def test_a_fused_kernel_is_trusted_only_when_it_agrees_with_sdpa():
     """The check that guards the CUDA kernels, run here on the CPU flash kernel: it passes as is, and fails when
     the output or the normaliser is off."""
-    from daam_store.trace import processor
+    from daam_store.tracing import processor
 
     query = torch.randn(2, 4, 64, 8, generator=set_seed(1))
     kernel = processor._fused_kernel_with_lse(query, query[:, :, :9], query[:, :, :9])

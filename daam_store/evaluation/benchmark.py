@@ -30,7 +30,7 @@ from daam_store.evaluation.metrics import (
     uniform_iou,
 )
 from daam_store.heatmap import WordHeatMap
-from daam_store.trace import trace
+from daam_store.tracing import trace
 
 SPLITS = ("heldout", "train")
 NOISE_OFFSET = 1_000_003  # seed shift for the 'different noise' comparison

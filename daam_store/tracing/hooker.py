@@ -14,8 +14,8 @@ import torch
 from daam_store import rules
 from daam_store.families import family_of
 from daam_store.heatmap import GlobalHeatMap, PromptTokens, cut_message
-from daam_store.trace.aggregate import MapAccumulator
-from daam_store.trace.processor import WrappingRecordingProcessor, recording_processor
+from daam_store.tracing.aggregate import MapAccumulator
+from daam_store.tracing.processor import WrappingRecordingProcessor, recording_processor
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline

@@ -1,5 +1,5 @@
 """Hooking Stable Diffusion's cross-attention: `with trace(pipe) as tc: ...`."""
 
-from daam_store.trace.hooker import DiffusionHeatMapHooker, cross_attention_modules, trace
+from daam_store.tracing.hooker import DiffusionHeatMapHooker, cross_attention_modules, trace
 
 __all__ = ["DiffusionHeatMapHooker", "cross_attention_modules", "trace"]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch.nn.attention import SDPBackend
 
-from daam_store.trace.aggregate import MapAccumulator
+from daam_store.tracing.aggregate import MapAccumulator
 
 # -> the accumulator of the generation running now (None outside a traced pipeline call)
 CurrentMaps = Callable[[], "MapAccumulator | None"]
