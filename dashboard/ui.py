@@ -1,4 +1,5 @@
-"""Streamlit glue shared by the pages: cached store and models, and errors shown as one line.
+"""Streamlit glue shared by the pages: the frame (page config, sidebar), cached store and models, and errors
+shown as one line.
 
 Everything that holds logic lives in `daam_store.dashboard_support`; this module only knows Streamlit.
 """
@@ -13,13 +14,20 @@ from contextlib import contextmanager
 import streamlit as st
 
 from daam_store.dashboard_support import escape_markdown
-from daam_store.errors import UserError, first_line
+from daam_store.errors import first_line, unexpected_cause
 
 log = logging.getLogger("daam_store.dashboard")
 
 
 def setup_page(title: str) -> None:
     st.set_page_config(page_title=f"{title} · daam-store", page_icon="🔥", layout="wide")
+
+
+def show_sidebar(store) -> None:
+    """What every page shows beside its navigation: which database this is."""
+    with st.sidebar:
+        st.caption("Database")
+        st.text(store.url)  # passwords masked by the store; shown as text, never Markdown
 
 
 @st.cache_resource(show_spinner="Opening the store…")
@@ -55,8 +63,10 @@ def get_pipeline(name: str):
 
 
 def show_error(error: BaseException) -> None:
-    """One line on the page. An unexpected error also goes, with its traceback, to the server's log."""
-    if not isinstance(error, UserError):
+    """One line on the page. An unexpected error also goes, with its traceback, to the server's log: also when
+    it reaches the page wrapped in a UserError (a failed generation of a sweep says which one, `from` the cause).
+    """
+    if unexpected_cause(error) is not None:
         log.error("dashboard error", exc_info=error)
     st.error(escape_markdown(first_line(error)), icon="⚠️")  # messages quote prompts and model names
 
@@ -87,3 +97,28 @@ def show_overlays(overlays, per_row: int = 6, width: int = 160) -> None:
             with column:
                 st.image(overlay.image, width=width)
                 st.text(overlay.label)
+
+
+class TrackedProgress:
+    """A progress bar whose last state outlives the script run. Stop (or a click that reruns the page) ends the
+    run between two updates; the state left in the session lets the next run say where it stopped."""
+
+    def __init__(self, key: str, text: str):
+        self.key = key
+        self.bar = st.progress(0.0, text=text)
+
+    def update(self, fraction: float, text: str) -> None:
+        st.session_state[self.key] = (fraction, text)
+        self.bar.progress(fraction, text=text)
+
+    def finish(self, text: str) -> None:
+        st.session_state.pop(self.key, None)
+        self.bar.progress(1.0, text=text)
+
+
+def show_if_stopped(key: str, what_next: str) -> None:
+    """The bar of a run that did not finish, once, marked as stopped."""
+    state = st.session_state.pop(key, None)
+    if state is not None:
+        fraction, text = state
+        st.progress(fraction, text=f"Stopped: {text}. {what_next}")

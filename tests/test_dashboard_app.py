@@ -171,6 +171,19 @@ def assert_clean(app: AppTest) -> None:
     assert not app.error, [e.value for e in app.error]
 
 
+def test_one_frame_navigates_every_page_and_shows_the_database(empty_store_url):
+    """dashboard/Home.py is the frame: page config, store and sidebar once, then the chosen page (st.navigation).
+    (AppTest drops the sidebar of st.navigation apps on reruns, so the sidebar is read on the first run.)"""
+    app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=TIMEOUT).run()
+    assert_clean(app)
+    assert [element.value for element in app.sidebar.get("text")] == [empty_store_url]
+    assert "The store is empty" in " ".join(element.value for element in app.info)  # the default page: Home
+    pages = sorted(path.name for path in (DASHBOARD / "pages").glob("*.py"))
+    frame = (DASHBOARD / "Home.py").read_text()
+    assert all(f'"pages/{name}"' in frame for name in pages)  # every page file is in the navigation
+    assert all("setup_page" not in (DASHBOARD / "pages" / name).read_text() for name in pages)
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_an_empty_store(empty_store_url, page):
     app = run_page(page)
@@ -732,3 +745,87 @@ def test_sweep_grid_refuses_no_model_and_oversized_grids():
     with pytest.raises(UserError, match="daam-store sweep"):
         SweepGrid.parse("a dog\na cat", f"0-{MAX_SWEEP}", ["sd1-tiny"])
     assert SweepGrid.parse("a dog", "0-1", ["sd1-tiny"]).seeds == (0, 1)
+
+
+def sweep_form(app: AppTest, models: list[str], **fields) -> AppTest:
+    widget(app.multiselect, "Sweep models").set_value(models)
+    widget(app.text_area, "Sweep prompts").set_value(fields.get("prompts", "a red circle"))
+    widget(app.text_input, "Sweep seeds").set_value(fields.get("seeds", "0-1"))
+    widget(app.number_input, "Sweep steps").set_value(fields.get("steps", 2))
+    widget(app.number_input, "Sweep guidance").set_value(fields.get("guidance", 7.5))
+    widget(app.text_input, "Sweep negative prompt").set_value(fields.get("negative_prompt", ""))
+    widget(app.text_input, "Sweep author").set_value(fields.get("author", ""))
+    if fields.get("save_steps"):
+        widget(app.checkbox, "Keep per-step maps (enables").check()
+    widget(app.text_input, "Sweep name").set_value(fields.get("name", "form"))
+    widget(app.button, "Run sweep").click()
+    return app.run()
+
+
+def test_sweep_form_has_what_the_cli_sweep_has(empty_store_url, tiny_model_dir, monkeypatch):
+    from daam_store.store import queries
+
+    monkeypatch.setattr("daam_store.dashboard_support.model_choices", lambda _store: {"tiny": str(tiny_model_dir)})
+    app = sweep_form(
+        run_page("pages/1_Generate.py"),
+        ["tiny"],
+        guidance=3.0,
+        negative_prompt="blurry",
+        author="ann",
+        save_steps=True,
+    )
+    assert_clean(app)
+    with open_store_at(empty_store_url) as store:
+        with store.session() as session:
+            rows = queries.list_generations(session, limit=10)
+        experiment = store.load_experiment(rows[0].id)
+    assert len(rows) == 2 and all(row.author == "ann" and row.guidance_scale == 3.0 for row in rows)
+    assert experiment.metadata["negative_prompt"] == "blurry" and experiment.step_heat_maps.shape[0] == 2
+
+
+def test_out_of_range_steps_say_why(empty_store_url, tiny_model_dir):
+    app = fill_generate_form(run_page("pages/1_Generate.py"), str(tiny_model_dir), "a dog", "0", steps=0)
+    assert not app.exception and len(app.error) == 1 and "between 1 and 1000" in shown_error(app)
+    app = sweep_form(run_page("pages/1_Generate.py"), ["sd1-tiny (built-in)"], steps=5000)
+    assert not app.exception and len(app.error) == 1 and "steps" in shown_error(app)
+
+
+def test_a_stopped_sweep_says_stopped_and_how_to_resume(empty_store_url, tiny_model_dir, monkeypatch):
+    """Stop ends the script run between two progress updates (as st.stop() does here, after the first
+    generation); the next run of the page shows the bar as stopped, where it stopped."""
+    import streamlit as st
+
+    from daam_store import sweep
+
+    monkeypatch.setattr("daam_store.dashboard_support.model_choices", lambda _store: {"tiny": str(tiny_model_dir)})
+    generate = sweep.generate
+    calls = []
+
+    def stop_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            st.stop()
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "generate", stop_at_the_second)
+    app = sweep_form(run_page("pages/1_Generate.py"), ["tiny"], seeds="0-3")
+    assert not any("Sweep done" in bar.proto.text for bar in app.get("progress"))
+    app.run()
+    texts_of_bars = [bar.proto.text for bar in app.get("progress")]
+    assert texts_of_bars == [
+        "Stopped: 1 of 4 done (1 new, 0 stored). Run the same sweep again to resume: what is stored is skipped."
+    ]
+
+
+def test_an_unexpected_error_is_one_line_on_the_page_and_a_traceback_in_the_log(
+    empty_store_url, tiny_model_dir, monkeypatch, caplog
+):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("CUDA went away")
+
+    monkeypatch.setattr("daam_store.dashboard_support.generate", broken)
+    app = fill_generate_form(run_page("pages/1_Generate.py"), str(tiny_model_dir), "a dog", "0", steps=2)
+    assert not app.exception and len(app.error) == 1 and "CUDA went away" in shown_error(app)
+    logged = [record for record in caplog.records if record.name == "daam_store.dashboard"]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert isinstance(logged[0].exc_info[1].__cause__, RuntimeError)  # the cause, with its traceback

@@ -1,5 +1,6 @@
 """Generate: run traced generations (prompts x seeds on one model, or a sweep over models) and store them."""
 
+import maps_ui
 import streamlit as st
 import ui
 
@@ -7,16 +8,17 @@ from daam_store.dashboard_support import (
     BatchRequest,
     SweepGrid,
     enlarge,
+    escape_markdown,
     model_choices,
     parse_prompts,
     parse_tags,
     run_generations,
+    unmapped_words_note,
     word_overlays,
 )
 from daam_store.generate import GenerationRequest
-from daam_store.sweep import SweepProgress, SweepSettings, parse_seed_spec, run_sweep
+from daam_store.sweep import SweepProgress, SweepSettings, parse_seed_spec, run_sweep, sweep_tag
 
-ui.setup_page("Generate")
 st.title("Generate")
 st.write(
     "Run Stable Diffusion with its cross-attention traced: every image is saved to the store "
@@ -35,10 +37,9 @@ with st.form("generate"):
     prompts_text = st.text_area("Prompts, one per line", value="a red circle and a blue square")
     seeds_column, steps_column, guidance_column = st.columns(3)
     seeds_text = seeds_column.text_input("Seeds", value="0", help="Numbers and ranges, e.g. `0, 3, 10-12`.")
-    steps = steps_column.number_input("Steps", min_value=1, max_value=1000, value=GenerationRequest.steps)
-    guidance = guidance_column.number_input(
-        "Guidance", min_value=0.0, max_value=50.0, value=GenerationRequest.guidance_scale, step=0.5
-    )
+    # no bounds on the inputs: a value out of range gets a line saying why, not a silent red field
+    steps = steps_column.number_input("Steps", value=GenerationRequest.steps, step=1)
+    guidance = guidance_column.number_input("Guidance", value=GenerationRequest.guidance_scale, step=0.5)
     negative_prompt = st.text_input("Negative prompt")
     with st.expander("Record with the generations"):
         author = st.text_input("Author")
@@ -52,11 +53,13 @@ with st.form("generate"):
     submitted = st.form_submit_button("Generate", type="primary")
 
 
-def opacity() -> float:
-    return st.slider("Heat-map opacity", min_value=0.0, max_value=1.0, value=0.5, step=0.05, key="opacity")
+def map_controls() -> tuple[float, str]:
+    alpha, cmap = maps_ui.map_controls()
+    maps_ui.colour_scale(cmap)
+    return alpha, cmap
 
 
-def show_result(result, alpha: float) -> None:
+def show_result(result, alpha: float, cmap: str) -> None:
     experiment = result.experiment
     with st.container(border=True, key=f"generation-{result.generation_id}"):
         st.text(f"Generation #{result.generation_id} · seed {experiment.seed}")
@@ -68,7 +71,10 @@ def show_result(result, alpha: float) -> None:
                 "pages/2_Explore.py", label="Open in Explore", query_params={"generation": result.generation_id}
             )
         with maps_column:
-            ui.show_overlays(word_overlays(experiment, alpha), per_row=5)
+            note = unmapped_words_note(experiment)
+            if note:
+                st.info(escape_markdown(note), icon="ℹ️")
+            ui.show_overlays(word_overlays(experiment, alpha, cmap), per_row=5)
 
 
 if submitted:
@@ -87,20 +93,22 @@ if submitted:
             mid_block=mid_block,
         )
         pipe = ui.get_pipeline(other_model.strip() or choices[model_label])
-        bar = st.progress(0.0, text=f"Step 0 of {batch.total_steps}")
+        bar = ui.TrackedProgress("generate_progress", f"Step 0 of {batch.total_steps}")
 
         def show_progress(done: int, total: int) -> None:
-            bar.progress(done / total, text=f"Step {done} of {total}")
+            bar.update(done / total, f"step {done} of {total}, {len(results)} saved")
 
-        alpha = opacity()
+        alpha, cmap = map_controls()
         for result in run_generations(pipe, batch, store, on_progress=show_progress):
             results.append(result.for_display())
-            show_result(result, alpha)  # each one as soon as it is saved, not at the end of the batch
-        bar.progress(1.0, text=f"Done: {len(results)} generation(s) saved to the store")
-elif st.session_state.get("generate_results"):  # a rerun (e.g. the opacity slider): show the last batch again
-    alpha = opacity()
-    for result in st.session_state["generate_results"]:
-        show_result(result, alpha)
+            show_result(result, alpha, cmap)  # each one as soon as it is saved, not at the end of the batch
+        bar.finish(f"Done: {len(results)} generation(s) saved to the store")
+else:
+    ui.show_if_stopped("generate_progress", "The generations shown below were saved; generate the rest again.")
+    if st.session_state.get("generate_results"):  # a rerun (e.g. the opacity slider): show the last batch again
+        alpha, cmap = map_controls()
+        for result in st.session_state["generate_results"]:
+            show_result(result, alpha, cmap)
 
 st.divider()
 st.subheader("Sweep: prompts x seeds x models")
@@ -112,18 +120,24 @@ with st.form("sweep"):
     sweep_models = st.multiselect("Sweep models", list(choices), default=list(choices)[:2])
     sweep_prompts_text = st.text_area("Sweep prompts, one per line", value="a red circle and a blue square")
     sweep_seeds_text = st.text_input("Sweep seeds", value="0-3")
-    sweep_steps = st.number_input("Sweep steps", min_value=1, max_value=1000, value=GenerationRequest.steps)
+    steps_column, guidance_column = st.columns(2)
+    sweep_steps = steps_column.number_input("Sweep steps", value=GenerationRequest.steps, step=1)
+    sweep_guidance = guidance_column.number_input("Sweep guidance", value=GenerationRequest.guidance_scale, step=0.5)
+    sweep_negative_prompt = st.text_input("Sweep negative prompt")
     sweep_name = st.text_input("Sweep name", value="dashboard")
+    with st.expander("Record with the sweep"):
+        sweep_author = st.text_input("Sweep author")
+        sweep_save_steps = st.checkbox("Keep per-step maps (enables Compare's per-step view)", key="sweep_save_steps")
     sweep_submitted = st.form_submit_button("Run sweep")
 
 if sweep_submitted:
     with ui.errors_as_messages():
-        sweep_bar = st.progress(0.0, text="Starting the sweep")
+        sweep_bar = ui.TrackedProgress("sweep_progress", "Starting the sweep")
 
         def show_sweep_progress(progress: SweepProgress) -> None:
-            sweep_bar.progress(
+            sweep_bar.update(
                 progress.fraction,
-                text=f"{progress.done} of {progress.total} done ({progress.generated} new, {progress.skipped} stored)",
+                f"{progress.done} of {progress.total} done ({progress.generated} new, {progress.skipped} stored)",
             )
 
         grid = SweepGrid.parse(sweep_prompts_text, sweep_seeds_text, [choices[label] for label in sweep_models])
@@ -132,9 +146,19 @@ if sweep_submitted:
             grid.prompts,
             grid.seeds,
             grid.models,
-            SweepSettings(steps=int(sweep_steps)),
+            SweepSettings(
+                steps=int(sweep_steps),
+                guidance_scale=float(sweep_guidance),
+                negative_prompt=sweep_negative_prompt.strip() or None,
+                save_steps=sweep_save_steps,
+                author=sweep_author.strip() or None,
+            ),
             name=sweep_name.strip() or None,
             on_progress=show_sweep_progress,
         )
-        sweep_bar.progress(1.0, text=f"Sweep done: {report.generated} generated, {report.skipped} already stored")
-        st.page_link("pages/4_Compare.py", label="Compare the sweep")
+        sweep_bar.finish(f"Sweep done: {report.generated} generated, {report.skipped} already stored")
+        # Opens Compare with this sweep chosen (its filters live in the URL).
+        compare_query = {"tag": sweep_tag(report.name)} if report.name else {}
+        st.page_link("pages/4_Compare.py", label="Compare the sweep", query_params=compare_query)
+else:
+    ui.show_if_stopped("sweep_progress", "Run the same sweep again to resume: what is stored is skipped.")

@@ -5,7 +5,6 @@ import ui
 
 from daam_store.dashboard_support import builtin_model_table, family_table, model_table, register_model
 
-ui.setup_page("Models")
 st.title("Models")
 
 store = ui.get_store()
