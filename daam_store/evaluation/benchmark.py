@@ -12,16 +12,14 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
 from diffusers import StableDiffusionPipeline
 
 from daam_store import world
-from daam_store.errors import UserError
 from daam_store.evaluation.metrics import (
-    DEFAULT_TAU,
     TAU_SWEEP,
     centre_prior,
     map_iou,
@@ -29,10 +27,10 @@ from daam_store.evaluation.metrics import (
     normalise,
     uniform_iou,
 )
+from daam_store.evaluation.settings import EvalSettings
 from daam_store.heatmap import WordHeatMap
 from daam_store.tracing import trace
 
-SPLITS = ("heldout", "train")
 NOISE_OFFSET = 1_000_003  # seed shift for the 'different noise' comparison
 TARGETS = (  # (result key, label, comparison, bound): from the built-in models issue
     ("adherence.colour.all", "adherence: colour present", ">=", 0.95),
@@ -42,26 +40,6 @@ TARGETS = (  # (result key, label, comparison, bound): from the built-in models 
     ("miou.colour.other_object.mean", "other-object baseline (colour)", "<=", 0.1),
     ("miou.shape.other_object.mean", "other-object baseline (shape)", "<=", 0.1),
 )
-
-
-@dataclass
-class EvalSettings:
-    n: int = 96  # images; every fourth has one object, the rest two
-    steps: int = 25
-    guidance: float = 5.0
-    split: str = "heldout"
-    batch_size: int = 8
-    influence_n: int = 24  # images also regenerated with a word swapped and with other noise
-    first_seed: int = 0
-    tau: float = DEFAULT_TAU
-
-    def validate(self) -> None:
-        if self.n < 1 or self.steps < 1 or self.batch_size < 1 or self.influence_n < 0:
-            raise UserError("--n, --steps and --batch-size must be at least 1 (influence images at least 0)")
-        if self.split not in SPLITS:
-            raise UserError(f"unknown split {self.split!r}: use one of {', '.join(SPLITS)}")
-        if not 0 < self.tau < 1:
-            raise UserError(f"tau must lie between 0 and 1, got {self.tau}")
 
 
 def evaluation_items(split: str, n: int, first_seed: int = 0) -> list[tuple[list[world.Pair], int]]:

@@ -1,29 +1,25 @@
-"""Model registry: built-in small models, hub ids and local folders."""
+"""Model registry: built-in small models, hub ids and local folders.
 
-from daam_store.models.info import ModelInfo, describe_pipeline, model_family
-from daam_store.models.pipelines import (
-    BUILTIN_FAMILIES,
-    BUILTIN_MODELS,
-    DEFAULT_MODEL,
-    ModelNotFoundError,
-    ModelSource,
-    build_random_pipeline,
-    load_clip_tokenizer,
-    load_pipeline,
-    resolve_model,
-)
+Names load on first use, so reading `daam_store.models.configs` (the CLI's help, recipes) does not import torch.
+"""
 
-__all__ = [
-    "ModelInfo",
-    "describe_pipeline",
-    "model_family",
-    "BUILTIN_FAMILIES",
-    "BUILTIN_MODELS",
-    "DEFAULT_MODEL",
-    "ModelNotFoundError",
-    "ModelSource",
-    "build_random_pipeline",
-    "load_clip_tokenizer",
-    "load_pipeline",
-    "resolve_model",
-]
+from daam_store._lazy import lazy_exports
+
+_PIPELINES = "daam_store.models.pipelines"
+_INFO = "daam_store.models.info"
+_EXPORTS = {
+    "ModelInfo": _INFO,
+    "describe_pipeline": _INFO,
+    "model_family": _INFO,
+    "BUILTIN_FAMILIES": _PIPELINES,
+    "BUILTIN_MODELS": _PIPELINES,
+    "DEFAULT_MODEL": _PIPELINES,
+    "ModelNotFoundError": _PIPELINES,
+    "ModelSource": _PIPELINES,
+    "build_random_pipeline": _PIPELINES,
+    "load_clip_tokenizer": _PIPELINES,
+    "load_pipeline": _PIPELINES,
+    "resolve_model": _PIPELINES,
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,33 @@
+"""What `daam-store eval` runs: its settings and their checks (no torch here: the CLI's help reads the defaults)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from daam_store.errors import UserError
+from daam_store.evaluation.metrics import DEFAULT_TAU
+
+SPLITS = ("heldout", "train")
+
+
+@dataclass
+class EvalSettings:
+    n: int = 96  # images; every fourth has one object, the rest two
+    steps: int = 25
+    guidance: float = 5.0
+    split: str = "heldout"
+    batch_size: int = 8
+    influence_n: int = 24  # images also regenerated with a word swapped and with other noise
+    first_seed: int = 0
+    tau: float = DEFAULT_TAU
+
+    def validate(self) -> None:
+        if self.n < 1 or self.steps < 1 or self.batch_size < 1 or self.influence_n < 0:
+            raise UserError("--n, --steps and --batch-size must be at least 1 (influence images at least 0)")
+        if self.split not in SPLITS:
+            raise UserError(f"unknown split {self.split!r}: use one of {', '.join(SPLITS)}")
+        if not 0 < self.tau < 1:
+            raise UserError(f"tau must lie between 0 and 1, got {self.tau}")
+        if not math.isfinite(self.guidance):
+            raise UserError(f"bad guidance {self.guidance}: use a finite number")
