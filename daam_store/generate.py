@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from daam_store.heatmap import MAX_PROMPT_TOKENS, split_words
 from daam_store.tracing import trace
 from daam_store.utils import parse_seed, set_seed
 
+MAX_SIZE_FACTOR = 4  # largest image side, as a multiple of the model's default side
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -43,6 +45,8 @@ class GenerationRequest:
             raise UserError(f"bad number of steps {self.steps}: use 1 to 1000")
         if self.dtype not in DTYPES:
             raise UserError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)}")
+        if not math.isfinite(float(self.guidance_scale)):
+            raise UserError(f"bad guidance {self.guidance_scale}: use a finite number, e.g. 7.5 (1 = off)")
         for side in (self.height, self.width):
             if side is not None and (side < 8 or side % 8):
                 raise UserError(f"bad image size {side}: use a multiple of 8")
@@ -53,6 +57,20 @@ class GenerationRequest:
             raise UserError("the prompt has no words CLIP can read")
         return cut
 
+    def check_size(self, pipe) -> None:
+        """Refuse sizes far beyond the model's own before any memory is allocated for them.
+
+        A 100,000 px side would need tens of GB for its latent and attention maps and fail deep inside
+        torch; no model makes sense beyond a few times the resolution it was trained at."""
+        default = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        limit = MAX_SIZE_FACTOR * default
+        for name, side in (("height", self.height), ("width", self.width)):
+            if side is not None and side > limit:
+                raise UserError(
+                    f"{name} {side} px is too large for this model: at most {limit} px "
+                    f"({MAX_SIZE_FACTOR}x its default {default} px)"
+                )
+
 
 def generate(
     pipe,
@@ -61,6 +79,7 @@ def generate(
 ) -> GenerationExperiment:
     """Run the pipeline under `trace`; return the experiment (image, maps, metadata with timings)."""
     cut = request.validate(family_of(pipe).tokenizer(pipe))
+    request.check_size(pipe)
     device_type = pipe.device.type
     dtype = DTYPES[request.dtype]
     autocast = torch.autocast(device_type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()

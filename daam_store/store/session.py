@@ -55,6 +55,8 @@ def parse_database_url(url: str | None = None) -> URL:
 
 
 def display_url(url: URL) -> str:
+    if url.get_backend_name() == "sqlite" and (url.database or "").startswith("file:"):
+        return f"sqlite:///{url.database.removeprefix('file:')}"  # a read-only file (see _read_only_if_unwritable)
     return url.render_as_string(hide_password=True)
 
 
@@ -70,6 +72,7 @@ def make_engine(url: str | URL | None = None) -> Engine:
 
 
 def _sqlite_engine(url: URL) -> Engine:
+    url = _read_only_if_unwritable(url)
     if url.database and url.database != ":memory:" and not url.query.get("mode"):
         folder = Path(url.database).expanduser().parent
         try:
@@ -99,6 +102,36 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names; None for other databases and in-memory or URI-style ones."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    if url.database.startswith("file:"):
+        return None
+    return Path(url.database).expanduser()
+
+
+def _read_only_if_unwritable(url: URL) -> URL:
+    """A SQLite file this user cannot write is opened read-only, so it can still be browsed.
+
+    Opened normally, SQLite fails on the first read ("unable to open database file", "attempt to write a
+    readonly database") when WAL mode needs its -shm file in a folder this user cannot write. Without a
+    writable folder the file is opened `immutable`: SQLite then takes no locks and ignores a -wal file, so
+    this reader sees the data as of the owner's last checkpoint.
+    """
+    path = sqlite_file(url)
+    if path is None or not path.is_file() or os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return url
+    query = {**url.query, "mode": "ro", "uri": "true"}
+    if not os.access(path.parent, os.W_OK):
+        query["immutable"] = "1"
+    return url.set(database=f"file:{path}", query=query)
+
+
+def is_read_only(engine: Engine) -> bool:
+    return engine.url.query.get("mode") == "ro"
 
 
 def writing(engine: Engine) -> Engine:

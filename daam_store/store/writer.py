@@ -30,7 +30,7 @@ from daam_store import rules
 from daam_store.analysis.statistics import MapStatistics, prompt_statistics
 from daam_store.models.info import ModelInfo
 from daam_store.store import codec
-from daam_store.store.errors import GenerationNotFoundError, StoreError
+from daam_store.store.errors import GenerationNotFoundError, ReadOnlyDatabaseError, StoreError
 from daam_store.store.migrate import require_current, schema_state, upgrade
 from daam_store.store.schema import (
     STATUS_DONE,
@@ -46,8 +46,10 @@ from daam_store.store.schema import (
     utc_now,
 )
 from daam_store.store.session import (
+    URL_VARIABLE,
     database_errors,
     display_url,
+    is_read_only,
     make_engine,
     parse_database_url,
     session_factory,
@@ -124,8 +126,21 @@ class Store:
     @contextmanager
     def write_session(self) -> Iterator[Session]:
         """One write transaction (SQLite: BEGIN IMMEDIATE); commits on success, rolls back on error."""
+        self.require_writable()
         with database_errors(self.engine.url), self._write() as session, session.begin():
             yield session
+
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only because this user cannot write the SQLite file (see session.py)."""
+        return is_read_only(self.engine)
+
+    def require_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyDatabaseError(
+                f"database {self.url} is read-only: this user cannot write the file or its folder, so it can be "
+                f"browsed but not saved to; make both writable or set {URL_VARIABLE} to another database"
+            )
 
     def close(self) -> None:
         self.engine.dispose()
