@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
+from daam_store.commands.common import (
+    TAGS_HELP,
+    OneLineErrorParser,
+    add_db_option,
+    check_device,
+    finite_float,
+    open_store,
+    plural,
+    quiet_libraries,
+    run_reporting_errors,
+)
 from daam_store.errors import UserError
+from daam_store.tags import parse_tags
 
 DAAM_DESCRIPTION = """Generate an image with Stable Diffusion and write one DAAM heat map per word:
 output.png, <word>.heat_map.png, generation.pt, prompt.txt and seed.txt (plus metadata.json)."""
 
 
 def daam_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="daam", description=DAAM_DESCRIPTION)
+    parser = OneLineErrorParser(prog="daam", description=DAAM_DESCRIPTION)
     parser.add_argument("prompt", help="the text prompt")
     parser.add_argument("--model", default=None, help="built-in name (sd1-tiny, sd2-tiny), hub id or local folder")
     parser.add_argument("--seed", default="0", help="random seed, a whole number (default 0)")
     parser.add_argument(
         "--steps", "-n", "--num-timesteps", dest="steps", type=int, default=25, help="denoising steps (default 25)"
     )
-    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (1 = off)")
+    parser.add_argument("--guidance", type=finite_float, default=7.5, help="classifier-free guidance scale (1 = off)")
     parser.add_argument("--negative-prompt", default=None, help="negative prompt")
-    parser.add_argument("--height", type=int, default=None, help="image height in pixels (multiple of 8)")
-    parser.add_argument("--width", type=int, default=None, help="image width in pixels (multiple of 8)")
+    parser.add_argument(
+        "--height", type=int, default=None, help="image height in pixels (multiple of 8; default: the model's)"
+    )
+    parser.add_argument(
+        "--width", type=int, default=None, help="image width in pixels (multiple of 8; default: the model's)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument(
         "--dtype",
@@ -41,9 +57,9 @@ def daam_parser() -> argparse.ArgumentParser:
         help="average the UNet's mid block into the maps too (the original DAAM, and the default, leave it out)",
     )
     parser.add_argument("--store", action="store_true", help="also save the generation to the database")
-    parser.add_argument("--db", default=None, help="database URL for --store (default: $DAAM_STORE_URL or local)")
+    add_db_option(parser)
     parser.add_argument("--author", default=None, help="author recorded with --store")
-    parser.add_argument("--tags", default="", help="comma-separated tags recorded with --store")
+    parser.add_argument("--tags", default="", help=f"{TAGS_HELP} with --store")
     return parser
 
 
@@ -69,8 +85,9 @@ def run_daam(args: argparse.Namespace) -> int:
     request.validate()
     check_device(args.device)
     resolve_model(args.model)  # an unknown model fails before anything is loaded
-    store = _open_store(args.db) if args.store else None  # so does an unreachable database
+    store = open_store(args.db, write=True) if args.store else None  # so does an unusable database
     pipe = load_pipeline(args.model, device=args.device)
+    request.check_size(pipe)
     tokenizer = family_of(pipe).tokenizer(pipe)
     cut = request.validate(tokenizer)
     if cut:
@@ -80,31 +97,18 @@ def run_daam(args: argparse.Namespace) -> int:
     output.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails before the generation runs
     pipe.set_progress_bar_config(disable=False, desc="denoising")
     experiment = generate(pipe, request)
+    model = describe_pipeline(pipe)
+    # Recorded in metadata.json so that `daam-store import` of this folder knows the model, not "unknown".
+    experiment.metadata["model"] = model.name
+    experiment.metadata["model_info"] = asdict(model)
     experiment.save(output, heat_maps=False)
-    experiment.save_heat_maps(output, words=words)
-    print(f"wrote {output}/output.png and {len(words or experiment.heat_map().words())} heat maps")
+    written = experiment.save_heat_maps(output, words=words)
+    # Words that share a file name (repeats, "Dog" and "dog") are one file: count the files.
+    print(f"wrote {output}/output.png and {plural(len(set(written)), 'heat map')}")
     if store is not None:
-        tags = [t.strip() for t in args.tags.split(",") if t.strip()]
-        generation_id = store.save(experiment, model=describe_pipeline(pipe), author=args.author, tags=tags)
+        generation_id = store.save(experiment, model=model, author=args.author, tags=parse_tags(args.tags))
         print(f"stored as generation {generation_id}")
     return 0
-
-
-def check_device(name: str) -> None:
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but torch sees no CUDA GPU here: use --device cpu")
-
-
-def _open_store(url: str | None):
-    from daam_store.store import open_store
-
-    return open_store(url)
 
 
 def _chosen_words(option: str | None, prompt_words: list[str]) -> list[str] | None:
@@ -120,50 +124,25 @@ def _chosen_words(option: str | None, prompt_words: list[str]) -> list[str] | No
     return chosen
 
 
-def _quiet_libraries() -> None:
-    """transformers warns at import about optional image backends the CLI never uses."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-
 def daam_main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    quiet_libraries()
     args = daam_parser().parse_args(argv)
-    return _run_reporting_errors(run_daam, args)
+    return run_reporting_errors(run_daam, args)
 
 
 def store_parser() -> argparse.ArgumentParser:
     from daam_store.commands import register_all
 
-    parser = argparse.ArgumentParser(prog="daam-store", description="Store, compare and evaluate DAAM heat maps.")
+    parser = OneLineErrorParser(prog="daam-store", description="Store, compare and evaluate DAAM heat maps.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     register_all(subparsers)
     return parser
 
 
 def store_main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    quiet_libraries()
     args = store_parser().parse_args(argv)
-    return _run_reporting_errors(args.func, args)
-
-
-def single_command_main(register, argv: list[str] | None = None) -> int:
-    """One subcommand on its own (`python -m daam_store.commands.NAME ...`), e.g. on a bare training machine."""
-    _quiet_libraries()
-    parser = argparse.ArgumentParser(prog="daam-store")
-    register(parser.add_subparsers(required=True))
-    args = parser.parse_args(argv)
-    return _run_reporting_errors(args.func, args)
-
-
-def _run_reporting_errors(func, args) -> int:
-    try:
-        return int(func(args) or 0)
-    except (UserError, OSError) as error:  # OSError: unwritable output folder, full disk; it names the path
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(args.func, args)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from daam_store import rules
 from daam_store.errors import UserError, first_line
 from daam_store.generate import GenerationRequest, generate
 from daam_store.sweep import parse_seed_spec
+from daam_store.tags import parse_tags  # noqa: F401  (the Generate page's tag parser, shared with the CLI)
 
 if TYPE_CHECKING:
     from daam_store.experiment import GenerationExperiment
@@ -44,12 +45,6 @@ def parse_prompts(text: str) -> list[str]:
     if not prompts:
         raise UserError("enter at least one prompt (one per line)")
     return list(dict.fromkeys(prompts))
-
-
-def parse_tags(text: str) -> tuple[str, ...]:
-    """Comma-separated tags, blanks removed, repeats dropped."""
-    tags = (tag.strip() for tag in text.split(","))
-    return tuple(dict.fromkeys(tag for tag in tags if tag))
 
 
 @dataclass(frozen=True)

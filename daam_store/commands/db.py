@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-URL_HELP = "database URL (default: $DAAM_STORE_URL or the local SQLite file)"
+from daam_store.commands.common import add_db_option
+from daam_store.errors import UserError
 
 
 def register(subparsers) -> None:
@@ -12,13 +13,13 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="db_command", required=True)
 
     upgrade = commands.add_parser("upgrade", help="migrate the schema to the version this daam-store needs")
-    upgrade.add_argument("--url", default=None, help=URL_HELP)
+    add_db_option(upgrade)
     upgrade.set_defaults(func=run_upgrade)
 
     check = commands.add_parser(
         "check", help="verify the schema version, that every generation is complete and every blob decodes"
     )
-    check.add_argument("--url", default=None, help=URL_HELP)
+    add_db_option(check)
     check.set_defaults(func=run_check)
 
 
@@ -26,7 +27,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
     from daam_store.store.migrate import schema_state, upgrade
     from daam_store.store.session import database_errors, display_url, make_engine, parse_database_url
 
-    url = parse_database_url(args.url)
+    url = parse_database_url(args.db)
     engine = make_engine(url)
     try:
         with database_errors(url):
@@ -44,9 +45,13 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     from daam_store.store.check import check_database, describe
-    from daam_store.store.session import make_engine
+    from daam_store.store.session import display_url, make_engine, parse_database_url, sqlite_file
 
-    engine = make_engine(args.url)
+    url = parse_database_url(args.db)
+    path = sqlite_file(url)
+    if path is not None and not path.exists():  # opening it would create an empty database
+        raise UserError(f"database {display_url(url)} does not exist: nothing to check")
+    engine = make_engine(url)
     try:
         report = check_database(engine)
         print(describe(report, engine))

@@ -8,8 +8,9 @@ import math
 import sys
 from pathlib import Path
 
+from daam_store.commands.common import finite_float, single_command_main
 from daam_store.errors import UserError
-from daam_store.evaluation import EvalSettings, evaluate, format_markdown
+from daam_store.evaluation.settings import EvalSettings
 
 
 def register(subparsers) -> None:
@@ -24,9 +25,13 @@ def register(subparsers) -> None:
     parser.add_argument("--n", type=int, default=EvalSettings.n, help="number of images (default %(default)s)")
     parser.add_argument("--json", type=Path, default=None, help="also write the full results as JSON here")
     parser.add_argument("--steps", type=int, default=EvalSettings.steps, help="denoising steps (default %(default)s)")
-    parser.add_argument("--guidance", type=float, default=EvalSettings.guidance, help="guidance (default %(default)s)")
+    parser.add_argument(
+        "--guidance", type=finite_float, default=EvalSettings.guidance, help="guidance (default %(default)s)"
+    )
     parser.add_argument("--split", choices=["heldout", "train"], default="heldout", help="prompts to use")
-    parser.add_argument("--tau", type=float, default=EvalSettings.tau, help="map threshold (default %(default)s)")
+    parser.add_argument(
+        "--tau", type=finite_float, default=EvalSettings.tau, help="map threshold (default %(default)s)"
+    )
     parser.add_argument("--influence", type=int, default=EvalSettings.influence_n, help="images for word influence")
     parser.add_argument("--batch-size", type=int, default=EvalSettings.batch_size, help="images per pipeline call")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -35,6 +40,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from daam_store.evaluation import evaluate, format_markdown
     from daam_store.evaluation.model_card import write_model_card
     from daam_store.models import ModelNotFoundError, load_pipeline
 
@@ -84,8 +90,6 @@ def _finite(value):
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m daam_store.commands.evaluate ...`: this command without the rest of the CLI."""
-    from daam_store.cli import single_command_main
-
     return single_command_main(register, argv)
 
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from daam_store.commands.common import TAGS_HELP, add_db_option, open_store, plural
 from daam_store.errors import UserError
-
-URL_HELP = "database URL (default: $DAAM_STORE_URL or the local SQLite file)"
+from daam_store.tags import parse_tags
 
 
 def register(subparsers) -> None:
@@ -20,10 +20,10 @@ def register(subparsers) -> None:
         "their pickled generation.pt is never read.",
     )
     importer.add_argument("directories", nargs="+", type=Path, metavar="DIR")
-    importer.add_argument("--url", default=None, help=URL_HELP)
+    add_db_option(importer)
     importer.add_argument("--model", default=None, help="model name to record (default: from the metadata)")
     importer.add_argument("--author", default=None, help="author to record")
-    importer.add_argument("--tags", default="", help="comma-separated tags to record")
+    importer.add_argument("--tags", default="", help=TAGS_HELP)
     importer.set_defaults(func=run_import)
 
     exporter = subparsers.add_parser(
@@ -32,20 +32,26 @@ def register(subparsers) -> None:
     )
     exporter.add_argument("directory", type=Path, metavar="DIR")
     exporter.add_argument(
-        "--generation", type=int, action="append", default=None, metavar="ID", help="a generation id (repeatable)"
+        "--generation",
+        "--generations",
+        type=int,
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="ID",
+        help="generation ids, e.g. --generation 12 13 (default: all; `daam-store ls` lists them)",
     )
-    exporter.add_argument("--url", default=None, help=URL_HELP)
+    add_db_option(exporter)
     exporter.set_defaults(func=run_export)
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from daam_store.store import open_store
     from daam_store.store.transfer import experiment_directories, import_directory
 
-    directories = experiment_directories(args.directories)
-    tags = [tag.strip() for tag in args.tags.split(",") if tag.strip()]
     failures = 0
-    with open_store(args.url) as store:
+    with open_store(args.db, write=True) as store:  # a read-only database fails before any folder is read
+        directories = experiment_directories(args.directories)
+        tags = parse_tags(args.tags)
         for directory in directories:
             try:
                 result = import_directory(store, directory, args.model, args.author, tags)
@@ -55,16 +61,15 @@ def run_import(args: argparse.Namespace) -> int:
                 continue
             note = " (original daam layout: image, prompt, seed and overlays only)" if result.overlays_only else ""
             print(f"{directory} -> generation {result.generation_id}{note}")
-    print(f"imported {len(directories) - failures} of {len(directories)} directories")
+    print(f"imported {len(directories) - failures} of {plural(len(directories), 'directory', 'directories')}")
     return 2 if failures else 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from daam_store.store import open_store
     from daam_store.store.queries import all_generation_ids
     from daam_store.store.transfer import export_generation
 
-    with open_store(args.url) as store:
+    with open_store(args.db) as store:
         if args.generation:
             ids = args.generation
         else:
@@ -75,5 +80,5 @@ def run_export(args: argparse.Namespace) -> int:
             path, has_maps = export_generation(store, generation_id, args.directory)
             note = "" if has_maps else " (image, prompt, seed and overlays only: it has no numeric maps)"
             print(f"generation {generation_id} -> {path}{note}")
-    print(f"exported {len(ids)} generations to {args.directory}")
+    print(f"exported {plural(len(ids), 'generation')} to {args.directory}")
     return 0

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from daam_store.commands.common import add_db_option, finite_float, open_store, plural
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,20 +21,19 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", required=True, help="seeds as numbers and ranges, e.g. 0-31 or 0,5,10-12")
     parser.add_argument("--models", default="sd1-tiny", help="comma-separated built-in names, folders or hub ids")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: as `daam`)")
-    parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: as `daam`)")
+    parser.add_argument("--guidance", type=finite_float, default=None, help="guidance scale (default: as `daam`)")
     parser.add_argument("--negative-prompt", default=None, help="negative prompt for every generation")
     parser.add_argument("--save-steps", action="store_true", help="also store per-step maps (for per-step curves)")
     parser.add_argument("--name", default=None, help="the sweep's name, tagged on its rows (default: the file's name)")
     parser.add_argument("--author", default=None, help="author recorded with every generation")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--db", default=None, help="database URL (default: $DAAM_STORE_URL or the local SQLite file)")
+    add_db_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from daam_store.store import open_store
     from daam_store.sweep import (
         SweepSettings,
         check_sweep_name,
@@ -54,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
         save_steps=args.save_steps,
         author=args.author,
     )
-    store = open_store(args.db)
+    store = open_store(args.db, write=True)
     total = len(prompts) * len(seeds) * len(models)
-    print(f"sweep {name}: {len(prompts)} prompts x {len(seeds)} seeds x {len(models)} models = {total} generations")
+    grid = " x ".join(
+        plural(n, noun) for n, noun in ((len(prompts), "prompt"), (len(seeds), "seed"), (len(models), "model"))
+    )
+    print(f"sweep {name}: {grid} = {plural(total, 'generation')}")
     with tqdm(total=total, unit="gen", file=sys.stderr, dynamic_ncols=True) as bar:
 
         def on_progress(progress) -> None:
@@ -71,6 +75,6 @@ def run(args: argparse.Namespace) -> int:
             store.close()
     print(
         f"sweep {name}: {report.generated} generated, {report.skipped} already stored; "
-        f"tagged sweep:{name} on {len(report.generation_ids)} generations"
+        f"tagged sweep:{name} on {plural(len(report.generation_ids), 'generation')}"
     )
     return 0

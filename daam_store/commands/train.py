@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from daam_store.cli import check_device
+from daam_store.commands.common import check_device, single_command_main
 from daam_store.errors import UserError
-from daam_store.training import RECIPES, TrainOptions, get_recipe, train_builtin
+from daam_store.training.recipes import RECIPES
 
 
 def register(subparsers) -> None:
@@ -40,6 +40,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from daam_store.training import TrainOptions, get_recipe, train_builtin
+
     recipe = get_recipe(args.name).with_overrides(
         unet_steps=args.steps, vae_steps=args.vae_steps, batch_size=args.batch_size, text_layers=args.text_layers
     )
@@ -65,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m daam_store.commands.train ...`: this command without the rest of the CLI."""
-    from daam_store.cli import single_command_main
-
     return single_command_main(register, argv)
 
 
