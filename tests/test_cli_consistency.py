@@ -224,6 +224,13 @@ def test_db_check_of_a_missing_file_does_not_create_it(tmp_path, capsys):
     assert not missing.exists() and not missing.parent.exists()
 
 
+def test_db_check_counts_in_words(tmp_path, clip_tokenizer, capsys):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    stored(url, clip_tokenizer, [("a cat", 1, MODEL, None, ())])
+    assert store_main(["db", "check", "--db", url]) == 0
+    assert ": 1 generation, 2 heat maps checked: all complete" in capsys.readouterr().out
+
+
 def _as_nobody(argv: list[str], results) -> None:
     """Child: drop root (which ignores file modes), run the CLI, report its exit code and output."""
     import contextlib

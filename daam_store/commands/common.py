@@ -12,6 +12,7 @@ import os
 import sys
 
 from daam_store.errors import UserError
+from daam_store.wording import plural  # noqa: F401  (the commands' one import for what they share)
 
 URL_HELP = "database URL, sqlite:///file.db or postgresql://user@host/db (default: $DAAM_STORE_URL or the local file)"
 TAGS_HELP = "comma-separated tags to record"
@@ -32,11 +33,6 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """'1 generation', '2 generations' ('1 directory', '3 directories' with `nouns`)."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def check_device(name: str) -> None:

@@ -13,6 +13,7 @@ from daam_store.store.migrate import require_current, schema_state
 from daam_store.store.reader import decode_heat_map, decode_stack, image_from_png
 from daam_store.store.schema import STATUS_OVERLAYS_ONLY, Generation, Word
 from daam_store.store.session import database_errors, display_url
+from daam_store.wording import plural
 
 BATCH = 200
 
@@ -114,7 +115,7 @@ def describe(report: CheckReport, engine: Engine) -> str:
     if report.schema_problem:
         return report.schema_problem
     where = display_url(engine.url)
-    summary = f"{where}: {report.generations} generations, {report.heat_maps} heat maps checked"
+    summary = f"{where}: {plural(report.generations, 'generation')}, {plural(report.heat_maps, 'heat map')} checked"
     if report.ok:
         return f"{summary}: all complete and decodable"
-    return "\n".join([f"{summary}: {len(report.problems)} problems", *report.problems])
+    return "\n".join([f"{summary}: {plural(len(report.problems), 'problem')}", *report.problems])
