@@ -207,15 +207,56 @@ def enlarge(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
     return image.convert("RGB").resize(size, Image.Resampling.NEAREST)
 
 
-def word_overlays(experiment: GenerationExperiment, alpha: float = 0.5) -> list[Overlay]:
+def word_overlays(experiment: GenerationExperiment, alpha: float = 0.5, cmap: str | None = None) -> list[Overlay]:
     """The image with each (non-punctuation) word's map on top, in prompt order."""
-    from daam_store.heatmap import WordHeatMap
+    from daam_store.heatmap import DEFAULT_COLORMAP, WordHeatMap
 
     base = enlarge(experiment.image)
     return [
-        Overlay(span.text, span.index, WordHeatMap(value, span.text, span.index).overlay_image(base, alpha))
+        Overlay(
+            span.text,
+            span.index,
+            WordHeatMap(value, span.text, span.index).overlay_image(base, alpha, cmap=cmap or DEFAULT_COLORMAP),
+        )
         for span, value in experiment.heat_map().word_heat_maps()
     ]
+
+
+def colour_scale_image(cmap: str, width: int = DISPLAY_SIDE, height: int = 12) -> Image.Image:
+    """The colour map as a horizontal strip, left = 0, right = 1: the key drawn beside a page's maps."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    ramp = colormaps[cmap](np.linspace(0, 1, width))[:, :3]
+    return Image.fromarray((np.tile(ramp, (height, 1, 1)) * 255).round().astype(np.uint8))
+
+
+SCALE_CAPTION = "Colour scale: each map from its lowest value (left) to its peak (right)"
+
+
+def word_overlay_png(experiment: GenerationExperiment, word_idx: int, cmap: str) -> bytes:
+    """The chosen word's overlay with its colour scale beside it, as a PNG file (the page's download)."""
+    from daam_store.heatmap import WordHeatMap
+
+    span = _word_span(experiment, word_idx)
+    word_map = WordHeatMap(experiment.global_heat_map[list(span.token_indices)].mean(0), span.text, span.index)
+    buffer = io.BytesIO()
+    word_map.save_overlay(enlarge(experiment.image), buffer, cmap=cmap)
+    return buffer.getvalue()
+
+
+def unmapped_words_note(experiment: GenerationExperiment) -> str | None:
+    """What of the prompt has no map, in one line: symbols and emoji (DAAM maps words only) and the words
+    CLIP's 77-token limit cut. None when every word has its map."""
+    heat_map = experiment.heat_map()
+    symbols = [span.text for span in heat_map.words(include_punctuation=True) if span.is_punctuation]
+    parts = []
+    if symbols:
+        parts.append(f"symbols and emoji get no map: {' '.join(dict.fromkeys(symbols))}")
+    if heat_map.cut_words:
+        cut = heat_map.cut_words
+        parts.append(f"{len(cut)} word{'s' if len(cut) != 1 else ''} cut by CLIP's 77-token limit: {' '.join(cut)}")
+    return "; ".join(parts).capitalize() if parts else None
 
 
 def token_rows(experiment: GenerationExperiment) -> list[dict[str, object]]:
@@ -237,13 +278,16 @@ def token_rows(experiment: GenerationExperiment) -> list[dict[str, object]]:
     return rows
 
 
-def layer_overlays(experiment: GenerationExperiment, word_idx: int, alpha: float = 0.5) -> list[Overlay]:
+def layer_overlays(
+    experiment: GenerationExperiment, word_idx: int, alpha: float = 0.5, cmap: str | None = None
+) -> list[Overlay]:
     """The word's map in each hooked cross-attention layer (empty when the experiment has none)."""
     maps = getattr(experiment, "layer_heat_maps", None)
     if maps is None:
         return []
     names = list(getattr(experiment, "layer_names", None) or [f"layer {i}" for i in range(maps.shape[0])])
-    return _finer_overlays(experiment, maps, [readable_layer_name(name) for name in names], word_idx, alpha)
+    labels = [readable_layer_name(name) for name in names]
+    return _finer_overlays(experiment, maps, labels, word_idx, alpha, cmap)
 
 
 def file_stem(text: str, limit: int = 80) -> str:
@@ -260,16 +304,21 @@ def readable_layer_name(name: str) -> str:
     return unet_layer_label(name) if name.endswith("attn2") else name
 
 
-def step_overlays(experiment: GenerationExperiment, word_idx: int, alpha: float = 0.5) -> list[Overlay]:
+def step_overlays(
+    experiment: GenerationExperiment, word_idx: int, alpha: float = 0.5, cmap: str | None = None
+) -> list[Overlay]:
     """The word's map at each denoising step (empty unless traced with `save_steps=True`)."""
     maps = getattr(experiment, "step_heat_maps", None)
     if maps is None:
         return []
-    return _finer_overlays(experiment, maps, [f"step {i + 1}" for i in range(maps.shape[0])], word_idx, alpha)
+    labels = [f"step {i + 1}" for i in range(maps.shape[0])]
+    return _finer_overlays(experiment, maps, labels, word_idx, alpha, cmap)
 
 
-def _finer_overlays(experiment, maps, labels: Sequence[str], word_idx: int, alpha: float) -> list[Overlay]:
-    from daam_store.heatmap import WordHeatMap
+def _finer_overlays(
+    experiment, maps, labels: Sequence[str], word_idx: int, alpha: float, cmap: str | None
+) -> list[Overlay]:
+    from daam_store.heatmap import DEFAULT_COLORMAP, WordHeatMap
 
     span = _word_span(experiment, word_idx)
     base = enlarge(experiment.image, DISPLAY_SIDE // 2)
@@ -277,7 +326,7 @@ def _finer_overlays(experiment, maps, labels: Sequence[str], word_idx: int, alph
     overlays = []
     for i, label in enumerate(labels):
         word_map = WordHeatMap(maps[i, rows].mean(0), span.text, span.index)
-        overlays.append(Overlay(label, span.index, word_map.overlay_image(base, alpha)))
+        overlays.append(Overlay(label, span.index, word_map.overlay_image(base, alpha, cmap=cmap or DEFAULT_COLORMAP)))
     return overlays
 
 

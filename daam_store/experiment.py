@@ -22,7 +22,7 @@ import torch
 
 from daam_store import rules
 from daam_store.errors import UserError, first_line
-from daam_store.heatmap import GlobalHeatMap, PromptTokens
+from daam_store.heatmap import DEFAULT_COLORMAP, GlobalHeatMap, PromptTokens
 
 FORMAT = "daam-store/1"
 
@@ -64,13 +64,17 @@ class GenerationExperiment:
         self.path = target
         return target
 
-    def save_heat_maps(self, directory: Path, words: list[str] | None = None) -> list[Path]:
+    def save_heat_maps(
+        self, directory: Path, words: list[str] | None = None, cmap: str = DEFAULT_COLORMAP
+    ) -> list[Path]:
+        """One `<word>.heat_map.png` per word: the overlay with its colour scale beside it, as the original
+        DAAM's matplotlib figures have, so the file says what its colours mean."""
         global_map = self.heat_map()
         chosen = words if words is not None else _unique(span.text for span in global_map.words())
         paths = []
         for word in chosen:
             out = directory / f"{heat_map_file_stem(word)}.heat_map.png"
-            global_map.compute_word_heat_map(word).overlay_image(self.image).save(out)
+            global_map.compute_word_heat_map(word).save_overlay(self.image, out, cmap=cmap)
             paths.append(out)
         return paths
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import PIL.Image
@@ -20,6 +21,14 @@ import torch.nn.functional as F
 from daam_store.errors import UserError
 
 MAX_PROMPT_TOKENS = 75  # CLIP's 77 positions minus <|startoftext|> and <|endoftext|>
+
+# Perceptual colour maps (lightness rises evenly with the value) that people may pick for overlays. The
+# default is 'inferno': it runs black -> purple -> orange -> pale yellow, so heat reads as brightness, and
+# its two ends (black where the word is absent, pale yellow at its peak) are neither the saturated red and
+# blue nor the mid grey that the images (the built-in world's shapes on grey) are made of. 'jet', the
+# original's map, is itself blue-to-red: on such images heat could not be told from the picture.
+COLORMAPS = ("inferno", "magma", "viridis", "cividis", "plasma")
+DEFAULT_COLORMAP = COLORMAPS[0]
 
 
 class UnknownWordError(UserError):
@@ -145,29 +154,50 @@ class WordHeatMap:
             expanded = (expanded > threshold).float()
         return expanded.cpu()
 
-    def overlay_image(self, image: PIL.Image.Image, alpha: float = 0.5, absolute: bool = False) -> PIL.Image.Image:
-        """The image blended with the map in the 'jet' colour map (no matplotlib figure needed)."""
+    def overlay_image(
+        self, image: PIL.Image.Image, alpha: float = 0.5, absolute: bool = False, cmap: str = DEFAULT_COLORMAP
+    ) -> PIL.Image.Image:
+        """The image blended with the map in colour map `cmap` (no matplotlib figure needed)."""
         from matplotlib import colormaps
 
         heat = self.expand_as(image, absolute=absolute).clamp(0, 1).numpy()
-        colours = colormaps["jet"](heat)[..., :3]
+        colours = colormaps[cmap](heat)[..., :3]
         base = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
         blended = (1 - alpha) * base + alpha * colours
         return PIL.Image.fromarray((blended * 255).round().astype(np.uint8))
 
-    def plot_overlay(self, image, ax=None, out_file: str | Path | None = None, color_normalize: bool = True, **expand):
-        """Draw the map over the image with matplotlib, as the original DAAM does (title = the word)."""
+    def scale_labels(self, absolute: bool = False) -> tuple[str, str]:
+        """What the two ends of the colour scale stand for: min-max scaled maps run from the word's lowest
+        value to its peak (the numbers are the map's own); `absolute` maps from 0 to 1."""
+        if absolute:
+            return "0", "1"
+        return f"{float(self.heatmap.min()):.3g} (lowest)", f"{float(self.heatmap.max()):.3g} (peak)"
+
+    def plot_overlay(
+        self,
+        image,
+        ax=None,
+        out_file: str | Path | None = None,
+        color_normalize: bool = True,
+        cmap: str = DEFAULT_COLORMAP,
+        colorbar: bool = False,
+        **expand,
+    ):
+        """Draw the map over the image with matplotlib, as the original DAAM does (title = the word);
+        `colorbar` adds the colour scale beside it, its ends labelled with what they mean."""
         from matplotlib import pyplot as plt
 
         heat = self.expand_as(image, **expand)
         target = ax if ax is not None else plt.figure().gca()
         if color_normalize:
-            target.imshow(heat.numpy(), cmap="jet")
+            drawn = target.imshow(heat.numpy(), cmap=cmap)
         else:
-            target.imshow(heat.clamp(0, 1).numpy(), cmap="jet", vmin=0.0, vmax=1.0)
+            drawn = target.imshow(heat.clamp(0, 1).numpy(), cmap=cmap, vmin=0.0, vmax=1.0)
         rgb = torch.from_numpy(np.array(image.convert("RGB"))).float() / 255
         target.imshow(torch.cat((rgb, 1 - heat.clamp(0, 1).unsqueeze(-1)), dim=-1).numpy())
         target.set_axis_off()
+        if colorbar:
+            self._colorbar(target, drawn, absolute=expand.get("absolute", False))
         if self.word is not None:
             target.set_title(self.word)
         if out_file is not None:
@@ -175,6 +205,25 @@ class WordHeatMap:
             if ax is None:
                 plt.close(target.figure)
         return target
+
+    def _colorbar(self, ax, drawn, absolute: bool) -> None:
+        low, high = drawn.get_clim()
+        bar = ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04, ticks=[low, high])
+        bar.ax.set_yticklabels(self.scale_labels(absolute))
+        bar.set_label("absolute value" if absolute else "scaled to this word's range")
+
+    def save_overlay(
+        self, image: PIL.Image.Image, out_file: str | Path | IO[bytes], cmap: str = DEFAULT_COLORMAP
+    ) -> None:
+        """The overlay with its colour scale beside it, as a PNG (the CLI's `<word>.heat_map.png`)."""
+        from matplotlib.figure import Figure
+
+        # A Figure, not pyplot: no global state, so saving works from any thread (the dashboard's). The map
+        # keeps the image's resolution (at least 256 px, so a tiny image stays readable); the scale adds to it.
+        side = max(256, *image.size) / 100
+        figure = Figure(figsize=(side * 1.6, side * 1.15), dpi=100)
+        self.plot_overlay(image, ax=figure.gca(), cmap=cmap, colorbar=True)
+        figure.savefig(out_file, format="png", bbox_inches="tight")
 
 
 class GlobalHeatMap:

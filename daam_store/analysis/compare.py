@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import PIL.Image
 
 from daam_store.analysis.agreement import agreement, mean_agreement
 from daam_store.analysis.edits import align_words, compare_edit
@@ -20,6 +21,7 @@ from daam_store.analysis.overlap import DEFAULT_TAU, mean_overlap_by_word, overl
 from daam_store.analysis.stability import mean_defined, stability
 from daam_store.analysis.statistics import attribution_shares, total_attribution
 from daam_store.store import queries
+from daam_store.store.reader import image_from_png
 from daam_store.sweep import TAG_PREFIX
 
 MAX_MAPS = 64  # generations whose maps one view decodes at most (per group where it groups)
@@ -225,6 +227,7 @@ class SeedMap:
     seed: int | None
     generation_id: int
     heat_map: np.ndarray = field(repr=False)
+    image: PIL.Image.Image | None = field(default=None, repr=False)  # what the map is drawn over
 
 
 def seed_maps(
@@ -235,11 +238,18 @@ def seed_maps(
     shares = word_share_per_generation(store, narrowed, word)
     chosen = shares.sort_values(["seed", "generation_id"]).drop_duplicates(["seed"]).head(max_seeds)
     maps = _word_maps(store, chosen["generation_id"].tolist(), word)
+    images = _images(store, list(maps))
     return [
-        SeedMap(seed=None if pd.isna(seed) else int(seed), generation_id=int(g), heat_map=maps[g])
+        SeedMap(seed=None if pd.isna(seed) else int(seed), generation_id=int(g), heat_map=maps[g], image=images[g])
         for g, seed in zip(chosen["generation_id"], chosen["seed"], strict=True)
         if g in maps
     ]
+
+
+def _images(store, generation_ids: Sequence[int]) -> dict[int, PIL.Image.Image | None]:
+    with store.session() as session:
+        pngs = {g: queries.image_png(session, int(g)) for g in generation_ids}
+    return {g: image_from_png(png) if png else None for g, png in pngs.items()}
 
 
 def _word_maps(store, generation_ids: Sequence[int], word: str) -> dict[int, np.ndarray]:
@@ -341,6 +351,10 @@ class GenerationMaps:
     generation_id: int
     image_png: bytes | None
     words: list  # StoredWordMap rows in prompt order
+
+    @property
+    def image(self) -> PIL.Image.Image | None:
+        return image_from_png(self.image_png) if self.image_png else None
 
 
 def generation_maps(store, generation_id: int) -> GenerationMaps:
