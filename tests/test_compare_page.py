@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from daam_store.analysis import compare
 from daam_store.analysis.compare_charts import clicked_generation
+from daam_store.store import open_store
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
 TIMEOUT = 120
@@ -81,11 +83,14 @@ def test_every_view_draws_its_chart_on_a_swept_store(swept_page):
 def test_across_prompts_follows_the_chosen_word(swept_page):
     app = choose(open_compare(), word="cat", view="Across prompts")
     assert_clean(app)
-    points = [trace for trace in charts(app)[0]["data"] if trace["type"] == "scatter"][0]
-    assert set(values(points["x"])) == {"a dog and a cat"}  # the only prompt with "cat"
-    assert len(values(points["y"])) == 4  # 2 seeds x 2 models
-    assert all(0 < share < 1 for share in values(points["y"]))
-    assert len({row[0] for row in values(points["customdata"])}) == 4  # each point is one generation
+    per_model = [trace for trace in charts(app)[0]["data"] if trace["type"] == "scatter"]
+    assert len(per_model) == 2  # each model apart, in its own colour
+    assert len({trace["marker"]["color"] for trace in per_model}) == 2
+    points = {key: [v for trace in per_model for v in values(trace[key])] for key in ("x", "y", "customdata")}
+    assert set(points["x"]) == {"a dog and a cat"}  # the only prompt with "cat"
+    assert len(points["y"]) == 4  # 2 seeds x 2 models
+    assert all(0 < share < 1 for share in points["y"])
+    assert len({row[0] for row in points["customdata"]}) == 4  # each point is one generation
 
     edit = charts(app)[1]  # "a red dog" (prompt A) -> "a dog and a cat" (prompt B) on the first model
     assert "How attribution moves" in edit["layout"]["title"]["text"]
@@ -105,7 +110,7 @@ def test_across_models_pairs_the_two_tiny_models(swept_page):
     means, agreement, *side_by_side = charts(app)
     points = sum(len(values(trace["x"])) for trace in means["data"] if trace.get("mode") == "markers")
     assert points == 3 + 4  # distinct words of "a red dog" and "a dog and a cat" ("a" twice)
-    assert {trace["name"] for trace in agreement["data"]} == {"correlation", "iou"}
+    assert {trace["name"] for trace in agreement["data"]} == {"correlation of the maps", "IoU of the tau-masks"}
     assert len(side_by_side) == 2 and len(app.get("image")) == 2  # each model's image and word maps
 
     widget(app, "radio", "Points").set_value("One per seed")
@@ -155,3 +160,83 @@ def test_a_click_names_the_generation_of_the_point():
     assert clicked_generation(event) == 17
     assert clicked_generation({"selection": {"points": []}}) is None
     assert clicked_generation({"selection": {"points": [{"x": 1}]}}) is None  # e.g. a bar: no generation
+
+
+# -- the view in the URL: Back and a shared link open the same chart ------------------------------------------
+def open_compare_at(query: dict) -> AppTest:
+    """Compare opened from a link holding `query`."""
+    app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=TIMEOUT)
+    app.query_params.update(query)
+    app.run()
+    app.switch_page("pages/4_Compare.py")
+    return app.run()
+
+
+def test_a_link_opens_the_view_and_choices_it_names(swept_page):
+    query = {"tag": "sweep:small", "view": "Across models", "points": "One per seed", "word": "dog"}
+    app = open_compare_at(query)
+    assert_clean(app)
+    assert widget(app, "selectbox", "Sweep or tag").value == "sweep:small"
+    assert widget(app, "button_group", "View").value == "Across models"
+    assert widget(app, "radio", "Points").value == "One per seed"
+    assert widget(app, "selectbox", "Word").value == "dog"
+    assert "one point per seed" in charts(app)[0]["layout"]["title"]["text"]
+
+
+def test_changing_a_choice_writes_it_to_the_url(swept_page, swept_store_url):
+    app = choose(open_compare(), word="cat", view="Across seeds")
+    assert_clean(app)
+    assert app.query_params["tag"] == "sweep:small"
+    assert app.query_params["view"] == "Across seeds" and app.query_params["word"] == "cat"
+    with open_store(swept_store_url) as store:
+        second_model = list(compare.compare_options(store, "sweep:small").models)[1]
+    widget(app, "multiselect", "Models").set_value([second_model])
+    app.run()
+    assert_clean(app)
+    assert app.query_params["models"] == str(second_model)
+
+
+def test_the_url_wins_when_it_changes_under_the_page(swept_page):
+    """The browser's Back reruns the page with the older query: the widgets follow the URL, not their state."""
+    app = choose(open_compare(), view="Across models")
+    app.query_params["view"] = "Word overlap"
+    app.run()
+    assert_clean(app)
+    assert widget(app, "button_group", "View").value == "Word overlap"
+
+
+def test_bad_values_in_the_url_are_ignored(swept_page):
+    query = {"tag": "sweep:gone", "view": "Nope", "models": ["999", "x"], "prompts": "<b>", "word": "dog", "page": "-3"}
+    app = open_compare_at(query)
+    assert_clean(app)
+    assert widget(app, "selectbox", "Word").value == "dog"  # the one good value is kept
+    assert widget(app, "selectbox", "Sweep or tag").value == "(all generations)"
+    assert widget(app, "button_group", "View").value == "Across prompts"
+    assert widget(app, "multiselect", "Models").value == []
+
+
+# -- map grids: over the generation's image, with the opacity and colour map of Explore, and a colour scale ---
+def grids(app: AppTest) -> list[dict]:
+    return [figure for figure in charts(app) if any(trace["type"] == "image" for trace in figure["data"])]
+
+
+def test_map_grids_are_drawn_over_the_images_with_a_colour_scale(swept_page):
+    app = choose(open_compare(), word="dog", view="Across seeds")
+    assert_clean(app)
+    (seed_grid,) = grids(app)
+    picture, heat = seed_grid["data"]
+    assert picture["source"].startswith("data:image/png;base64,")
+    assert heat["opacity"] == 0.5 and heat["colorbar"]["ticktext"] == ["lowest", "peak"]
+    widget(app, "slider", "Heat-map opacity").set_value(0.8)
+    widget(app, "selectbox", "Colour map").set_value("viridis")
+    app.run()
+    assert_clean(app)
+    heat = grids(app)[0]["data"][1]
+    assert heat["opacity"] == 0.8 and heat["colorscale"][-1][1] == "#fde725"  # viridis's top
+
+    widget(app, "button_group", "View").set_value("Across models")
+    app.run()
+    assert_clean(app)
+    side_by_side = grids(app)
+    assert len(side_by_side) == 2  # each model's word maps over its image, in the chosen colour map
+    assert all(grid["data"][1]["opacity"] == 0.8 and "colorbar" in grid["data"][1] for grid in side_by_side)

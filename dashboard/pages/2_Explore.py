@@ -1,15 +1,18 @@
 """Explore: filter and page through stored generations; open one to inspect its word heat maps.
 
 `?generation=<id>` in the URL opens that generation directly (the Home, Generate and Compare pages link
-here that way).
+here that way); the filters and the gallery's page are in the URL too.
 """
 
+import maps_ui
 import streamlit as st
 import ui
+from url_state import UrlState
 
 from daam_store.dashboard_support import (
     GALLERY_PAGE_SIZE,
     enlarge,
+    escape_markdown,
     experiment_zip,
     filter_options,
     gallery_count,
@@ -20,12 +23,14 @@ from daam_store.dashboard_support import (
     parse_generation_id,
     step_overlays,
     token_rows,
+    unmapped_words_note,
+    word_overlay_png,
     word_overlays,
 )
 from daam_store.errors import UserError
-from daam_store.store.writer import png_bytes
 
 ANY = "(any)"
+URL = UrlState("explore")
 
 
 def open_generation(generation_id: int) -> None:
@@ -37,17 +42,18 @@ def close_generation() -> None:
 
 
 def sidebar_filters(store):
-    """The filters, drawn on every run (also beside one generation) so they keep their values."""
+    """The filters, drawn on every run (also beside one generation) so they keep their values; they live in
+    the URL, so Back and a copied link return to the same listing."""
     options = filter_options(store)
     with st.sidebar:
         st.header("Filters")
-        prompt_text = st.text_input("Prompt contains")
-        word = st.text_input("Word in the prompt")
-        models = st.multiselect("Models", list(options.models))
-        seeds = st.text_input("Seeds", help="Numbers and ranges, e.g. `0, 3, 10-12`.")
-        days = st.date_input("Created between (UTC days)", value=[])
-        author = st.selectbox("Author", [ANY, *options.authors])
-        tag = st.selectbox("Tag", [ANY, *options.tags])
+        prompt_text = URL.text_input("Prompt contains", "prompt")
+        word = URL.text_input("Word in the prompt", "word")
+        models = URL.multiselect("Models", list(options.models), "models", encode=lambda label: options.models[label])
+        seeds = URL.text_input("Seeds", "seeds", help="Numbers and ranges, e.g. `0, 3, 10-12`.")
+        days = URL.day_range("Created between (UTC days)", "days")
+        author = URL.choice(st.selectbox, "Author", [ANY, *options.authors], "author")
+        tag = URL.choice(st.selectbox, "Tag", [ANY, *options.tags], "tag")
     try:
         filters = gallery_filter(
             prompt_contains=prompt_text,
@@ -77,9 +83,10 @@ def show_gallery(store, filters, any_stored: bool) -> None:
         return
     pages = (total + GALLERY_PAGE_SIZE - 1) // GALLERY_PAGE_SIZE
     count_column, page_column = st.columns([3, 1])
-    page = page_column.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1)
+    with page_column:
+        page = URL.page_number(f"Page (of {pages})", "page", pages)
     count_column.text(f"{total} generation{'s' if total != 1 else ''}")
-    cards = gallery_page(store, filters, page=int(page), page_size=GALLERY_PAGE_SIZE)
+    cards = gallery_page(store, filters, page=page, page_size=GALLERY_PAGE_SIZE)
     for start in range(0, len(cards), 4):
         for column, card in zip(st.columns(4), cards[start : start + 4], strict=False):
             with column, st.container(border=True):
@@ -107,9 +114,13 @@ def show_detail(store, generation_id: int) -> None:
         st.info("Imported from rendered overlays only: no numeric maps, so no statistics or views.", icon="ℹ️")
         ui.show_overlays(details.stored_overlays, per_row=6)
         return
-    alpha = st.slider("Heat-map opacity", min_value=0.0, max_value=1.0, value=0.5, step=0.05)
-    overlays = word_overlays(experiment, alpha)
+    note = unmapped_words_note(experiment)
+    if note:
+        st.info(escape_markdown(note), icon="ℹ️")
+    alpha, cmap = maps_ui.map_controls()
+    overlays = word_overlays(experiment, alpha, cmap)
     ui.show_overlays(overlays, per_row=6)
+    maps_ui.colour_scale(cmap)
 
     words = {overlay.word_idx: overlay for overlay in overlays}
     word_idx = st.selectbox(
@@ -128,21 +139,23 @@ def show_detail(store, generation_id: int) -> None:
     with tokens:
         st.dataframe(token_rows(experiment), hide_index=True)
     with layers:
-        layer_maps = layer_overlays(experiment, word_idx, alpha)
+        layer_maps = layer_overlays(experiment, word_idx, alpha, cmap)
         if layer_maps:
             ui.show_overlays(layer_maps, per_row=4, width=128)
+            maps_ui.colour_scale(cmap)
         else:
             st.info("No per-layer maps were recorded for this generation.", icon="ℹ️")
     with steps:
-        step_maps = step_overlays(experiment, word_idx, alpha)
+        step_maps = step_overlays(experiment, word_idx, alpha, cmap)
         if step_maps:
             ui.show_overlays(step_maps, per_row=6, width=128)
+            maps_ui.colour_scale(cmap)
         else:
             st.info("Per-step maps were not kept: tick “Keep per-step maps” when generating.", icon="ℹ️")
     with downloads:
         st.download_button(
-            "Overlay of the chosen word (PNG)",
-            png_bytes(words[word_idx].image),
+            "Overlay of the chosen word, with its colour scale (PNG)",
+            lambda: word_overlay_png(experiment, word_idx, cmap),  # drawn on click only
             mime="image/png",
             file_name=f"generation-{generation_id}-word-{word_idx}.png",
         )
@@ -154,7 +167,6 @@ def show_detail(store, generation_id: int) -> None:
         )
 
 
-ui.setup_page("Explore")
 st.title("Explore")
 store = ui.get_store()
 with ui.errors_as_messages():

@@ -1,11 +1,14 @@
 """Compare: word attributions across prompts, seeds and models, word overlap, and per-step curves.
 
 Each view has its filters, a Plotly chart and a CSV of the numbers behind it; a click on a point that
-stands for one generation opens it in Explore. The numbers come from `daam_store.analysis.compare`.
+stands for one generation opens it in Explore. The numbers come from `daam_store.analysis.compare`. The view,
+its filters and its choices live in the URL (`url_state`): Back returns to the same view, a link shares it.
 """
 
+import maps_ui
 import streamlit as st
 import ui
+from url_state import UrlState
 
 from daam_store.analysis import compare
 from daam_store.analysis import compare_charts as charts
@@ -14,6 +17,7 @@ from daam_store.sweep import parse_seed_spec
 
 ALL = "(all generations)"
 VIEWS = ["Across prompts", "Across seeds", "Across models", "Word overlap", "Per step"]
+URL = UrlState("compare")
 
 
 @st.cache_data(show_spinner="Computing…", max_entries=256)
@@ -49,16 +53,20 @@ def csv_button(frame, name: str) -> None:
 
 def sidebar(tag: str | None, options: compare.CompareOptions) -> tuple[compare.Selection, str | None]:
     with st.sidebar:
-        models = st.multiselect("Models", list(options.models), format_func=options.models.get, help="None = all.")
-        prompts = st.multiselect("Prompts", list(options.prompts), format_func=options.prompts.get, help="None = all.")
-        seeds_text = st.text_input("Seeds", help="Numbers and ranges, e.g. `0-7, 10`. Empty = all.")
-        word = st.selectbox("Word", options.words, help="The word the charts follow.") if options.words else None
+        models = URL.multiselect(
+            "Models", list(options.models), "models", format_func=options.models.get, help="None = all."
+        )
+        prompts = URL.multiselect(
+            "Prompts", list(options.prompts), "prompts", format_func=options.prompts.get, help="None = all."
+        )
+        seeds_text = URL.text_input("Seeds", "seeds", help="Numbers and ranges, e.g. `0-7, 10`. Empty = all.")
+        word = URL.choice(st.selectbox, "Word", options.words, "word", help="The word the charts follow.")
     seeds = tuple(parse_seed_spec(seeds_text)) if seeds_text.strip() else ()
     return compare.Selection(tag, tuple(models), tuple(prompts), seeds), word
 
 
 def across_prompts(selection: compare.Selection, word: str) -> None:
-    which = st.radio("Words", ["The chosen word", "Every word"], horizontal=True, key="prompts_words")
+    which = URL.choice(st.radio, "Words", ["The chosen word", "Every word"], "words", horizontal=True)
     if which == "Every word":
         frame = get("all_words_by_prompt", selection)
         if frame.empty:
@@ -71,7 +79,7 @@ def across_prompts(selection: compare.Selection, word: str) -> None:
     if per_generation.empty:
         st.info(f"“{escape_markdown(word)}” has no map in this selection.")
         return
-    chart(draw("share_by_prompt_figure", per_generation, get("word_share_by_prompt", selection, word), word), "prompts")
+    chart(draw("share_by_prompt_figure", per_generation, word), "prompts")
     csv_button(per_generation, f"share_{word}_by_generation")
 
 
@@ -82,9 +90,15 @@ def prompt_edit(selection: compare.Selection, options: compare.CompareOptions) -
         return
     ids = list(options.prompts)
     column_a, column_b, column_model = st.columns(3)
-    prompt_a = column_a.selectbox("Prompt A", ids, index=0, format_func=options.prompts.get, key="edit_a")
-    prompt_b = column_b.selectbox("Prompt B", ids, index=1, format_func=options.prompts.get, key="edit_b")
-    model_id = column_model.selectbox("Model", list(options.models), format_func=options.models.get, key="edit_model")
+    with column_a:
+        prompt_a = URL.choice(st.selectbox, "Prompt A", ids, "prompt_a", format_func=options.prompts.get)
+    with column_b:
+        prompt_b = URL.choice(
+            st.selectbox, "Prompt B", ids, "prompt_b", default_index=1, format_func=options.prompts.get
+        )
+    with column_model:
+        models = list(options.models)
+        model_id = URL.choice(st.selectbox, "Model", models, "edit_model", format_func=options.models.get)
     edit = get("prompt_edit", selection, prompt_a, prompt_b, model_id)
     if edit.empty:
         st.info("These prompts share no seed on this model (or are the same prompt).")
@@ -99,7 +113,7 @@ def across_seeds(selection: compare.Selection, word: str) -> None:
     if per_generation.empty:
         st.info(f"“{escape_markdown(word)}” has no map in this selection.")
         return
-    kind = st.radio("Distribution", ["box", "violin"], horizontal=True, key="seeds_kind")
+    kind = URL.choice(st.radio, "Distribution", ["box", "violin"], "distribution", horizontal=True)
     chart(draw("seed_distribution_figure", per_generation, word, kind), "seeds")
     csv_button(per_generation, f"share_{word}_by_seed")
 
@@ -116,11 +130,14 @@ def across_seeds(selection: compare.Selection, word: str) -> None:
     labels = {
         (row.prompt_id, row.model_id): f"{charts.short(row.prompt, 60)} · {row.model}" for row in groups.itertuples()
     }
-    prompt_id, model_id = st.selectbox("Prompt and model", list(labels), format_func=labels.get, key="grid_group")
+    prompt_id, model_id = URL.choice(
+        st.selectbox, "Prompt and model", list(labels), "grid", encode=lambda pair: f"{pair[0]}-{pair[1]}",
+        format_func=labels.get,
+    )  # fmt: skip
     grid = get("seed_maps", selection, word, prompt_id, model_id)
-    st.plotly_chart(
-        draw("map_grid_figure", [m.heat_map for m in grid], [f"seed {m.seed}" for m in grid]), key="seed_grid"
-    )
+    alpha, cmap = maps_ui.map_controls()
+    maps, titles, images = [m.heat_map for m in grid], [f"seed {m.seed}" for m in grid], [m.image for m in grid]
+    st.plotly_chart(draw("map_grid_figure", maps, titles, images, alpha, cmap), key="seed_grid")
 
 
 def across_models(selection: compare.Selection, options: compare.CompareOptions) -> None:
@@ -129,10 +146,12 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
         return
     ids = list(options.models)
     column_a, column_b = st.columns(2)
-    model_a = column_a.selectbox("Model A", ids, index=0, format_func=options.models.get, key="model_a")
-    model_b = column_b.selectbox("Model B", ids, index=1, format_func=options.models.get, key="model_b")
+    with column_a:
+        model_a = URL.choice(st.selectbox, "Model A", ids, "model_a", format_func=options.models.get)
+    with column_b:
+        model_b = URL.choice(st.selectbox, "Model B", ids, "model_b", default_index=1, format_func=options.models.get)
     label_a, label_b = options.models[model_a], options.models[model_b]
-    points = st.radio("Points", ["Mean over seeds", "One per seed"], horizontal=True, key="models_points")
+    points = URL.choice(st.radio, "Points", ["Mean over seeds", "One per seed"], "points", horizontal=True)
     if points == "Mean over seeds":
         scatter = get("model_share_means", selection, model_a, model_b)
         figure = "model_means_figure"
@@ -148,7 +167,7 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
     st.subheader("One prompt: agreement of the maps, side by side")
     pairs = get("model_pairs", selection, model_a, model_b)
     prompts = dict(zip(pairs["prompt_id"], pairs["prompt"], strict=False))
-    prompt_id = st.selectbox("Prompt", list(prompts), format_func=prompts.get, key="models_prompt")
+    prompt_id = URL.choice(st.selectbox, "Prompt", list(prompts), "prompt", format_func=prompts.get)
     one_prompt = selection.narrowed(prompt_ids=(prompt_id,))
     st.caption(f"Maps aligned to the coarser resolution; mean over at most {compare.MAX_MAPS} seeds both models ran.")
     agreement = get("model_agreement", one_prompt, model_a, model_b)
@@ -156,26 +175,30 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
     csv_button(agreement, "agreement_model_a_vs_b")
 
     seeds = pairs[pairs["prompt_id"] == prompt_id]
-    labels = {(row.generation_id_a, row.generation_id_b): f"seed {row.seed}" for row in seeds.itertuples()}
-    pair = st.selectbox("Seed", list(labels), format_func=labels.get, key="side_by_side")
-    for column, generation_id, label in zip(st.columns(2), pair, (label_a, label_b), strict=True):
+    pairs_by_seed = {row.seed: (row.generation_id_a, row.generation_id_b) for row in seeds.itertuples()}
+    seed = URL.choice(st.selectbox, "Seed", list(pairs_by_seed), "seed", format_func=lambda seed: f"seed {seed}")
+    alpha, cmap = maps_ui.map_controls()
+    for column, generation_id, label in zip(st.columns(2), pairs_by_seed[seed], (label_a, label_b), strict=True):
         shown = get("generation_maps", generation_id)
         with column:
             st.markdown(f"**{escape_markdown(label)}** · generation {generation_id}")
             if shown.image_png:
                 st.image(shown.image_png, width=160)
-            figure = draw("map_grid_figure", [w.heat_map for w in shown.words], [w.word for w in shown.words], 4)
+            maps, titles = [w.heat_map for w in shown.words], [w.word for w in shown.words]
+            figure = draw("map_grid_figure", maps, titles, [shown.image] * len(maps), alpha, cmap, 4)
             st.plotly_chart(figure, key=f"side_{label}_{generation_id}")
 
 
 def word_overlap(selection: compare.Selection) -> None:
-    scope = st.radio("Overlap of", ["One generation", "The selection, averaged"], horizontal=True, key="overlap_of")
+    scope = URL.choice(
+        st.radio, "Overlap of", ["One generation", "The selection, averaged"], "overlap", horizontal=True
+    )
     if scope == "One generation":
         choices = get("generation_choices", selection)
         if not choices:
             st.info("No generation in this selection.")
             return
-        generation_id = st.selectbox("Generation", list(choices), format_func=choices.get, key="overlap_generation")
+        generation_id = URL.choice(st.selectbox, "Generation", list(choices), "generation", format_func=choices.get)
         matrix = get("overlap_of_generation", generation_id)
         title = f"Word x word IoU of the tau-masks, generation {generation_id}"
     else:
@@ -194,29 +217,27 @@ def per_step(selection: compare.Selection) -> None:
     if not choices:
         st.info("No generation in this selection has per-step maps: sweep with `--save-steps` to record them.")
         return
-    generation_id = st.selectbox("Generation", list(choices), format_func=choices.get, key="step_generation")
+    generation_id = URL.choice(st.selectbox, "Generation", list(choices), "generation", format_func=choices.get)
     steps = get("step_shares", generation_id)
     chart(draw("step_figure", steps, generation_id), "steps")
     csv_button(steps, f"step_shares_{generation_id}")
 
 
-ui.setup_page("Compare")
 st.title("Compare")
 store = ui.get_store()
 with ui.errors_as_messages():
     st.session_state["compare_version"] = compare.store_version(store)
     with st.sidebar:
         st.header("Filters")
-        tag = st.selectbox(
-            "Sweep or tag", [ALL, *get("compare_options", None).tags], help="`daam-store sweep --name N` tags sweep:N."
-        )
+        tags = [ALL, *get("compare_options", None).tags]
+        tag = URL.choice(st.selectbox, "Sweep or tag", tags, "tag", help="`daam-store sweep --name N` tags sweep:N.")
     tag = None if tag == ALL else tag
     options = get("compare_options", tag)
     if not options.prompts:
         st.info("Nothing to compare yet: generate some images, or run `daam-store sweep --prompts FILE --seeds 0-7`.")
         st.stop()
     selection, word = sidebar(tag, options)
-    view = st.segmented_control("View", VIEWS, default=VIEWS[0], key="compare_view") or VIEWS[0]
+    view = URL.choice(st.segmented_control, "View", VIEWS, "view") or VIEWS[0]
     if view in ("Across prompts", "Across seeds") and word is None:
         st.info("No word in this selection has a heat map.")
     elif view == "Across prompts":
