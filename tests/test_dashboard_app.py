@@ -244,7 +244,7 @@ def test_generate_saves_exactly_one_row_per_prompt_and_seed(empty_store_url, tin
         "Generation #1 · seed 4", "Generation #2 · seed 5", "Generation #3 · seed 4", "Generation #4 · seed 5"
     ]  # fmt: skip
     assert shown.count("circle") == 2 and shown.count("cat") == 2  # one overlay per word per generation
-    assert len(app.get("image")) == 2 * (1 + len(WORDS)) + 2 * (1 + 2)
+    assert len(app.get("image")) == 2 * (1 + len(WORDS)) + 2 * (1 + 2) + 1  # + the maps' colour scale
 
     with open_store_at(empty_store_url) as store, store.session() as session:
         summary = queries.store_summary(session)

@@ -154,8 +154,9 @@ def show_detail(store, generation_id: int) -> None:
             st.info("Per-step maps were not kept: tick “Keep per-step maps” when generating.", icon="ℹ️")
     with downloads:
         st.download_button(
-            "Overlay of the chosen word, with its colour scale (PNG)",
+            "Overlay of the chosen word (PNG)",
             lambda: word_overlay_png(experiment, word_idx, cmap),  # drawn on click only
+            help="The word's map over the image, with its colour scale beside it.",
             mime="image/png",
             file_name=f"generation-{generation_id}-word-{word_idx}.png",
         )
