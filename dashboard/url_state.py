@@ -21,10 +21,15 @@ _WRITTEN = "_url_written"  # widget key -> the query values the page last wrote 
 
 
 class UrlState:
-    """The URL-bound widgets of one page; `scope` keeps two pages' widgets of the same name apart."""
+    """The URL-bound widgets of one page; `scope` keeps two pages' widgets of the same name apart.
+
+    The widgets' values reach the URL together, in `publish()` at the end of the page: each write to
+    `st.query_params` is one browser history entry, and Back must undo one user action, not one widget.
+    """
 
     def __init__(self, scope: str):
         self.scope = scope
+        self._pending: dict[str, list[str]] = {}
 
     def _key(self, param: str) -> str:
         return f"{self.scope}:{param}"
@@ -39,12 +44,18 @@ class UrlState:
         return key
 
     def _sync_out(self, param: str, values: list[str]) -> None:
-        if st.query_params.get_all(param) != values:
-            if values:
-                st.query_params[param] = values if len(values) > 1 else values[0]
-            else:
-                del st.query_params[param]
-        st.session_state[_WRITTEN][self._key(param)] = values
+        self._pending[param] = values
+
+    def publish(self) -> None:
+        """Write this run's values to the URL in one change (other parameters, e.g. `generation`, stay)."""
+        query = {param: st.query_params.get_all(param) for param in st.query_params}
+        query.update(self._pending)
+        query = {param: values for param, values in query.items() if values}
+        if query != {param: st.query_params.get_all(param) for param in st.query_params}:
+            st.query_params.from_dict(query)
+        written = st.session_state.setdefault(_WRITTEN, {})
+        written.update({self._key(param): values for param, values in self._pending.items()})
+        self._pending.clear()
 
     def choice(
         self, widget, label: str, options: Sequence, param: str, encode: Callable = str, default_index=0, **kwargs

@@ -177,3 +177,4 @@ with ui.errors_as_messages():
         show_detail(store, parse_generation_id(requested))
     else:
         show_gallery(store, filters, any_stored)
+URL.publish()  # after an error too: the choices that led to it stay in the URL

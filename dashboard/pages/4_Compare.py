@@ -251,3 +251,4 @@ with ui.errors_as_messages():
         word_overlap(selection)
     else:
         per_step(selection)
+URL.publish()  # after an error too: the choices that led to it stay in the URL
