@@ -43,8 +43,10 @@ class UrlState:
             st.session_state[key] = default if value is None else value
         return key
 
-    def _sync_out(self, param: str, values: list[str]) -> None:
-        self._pending[param] = values
+    def _sync_out(self, param: str, values: list[str], default: list[str]) -> None:
+        # A default stays out of the URL: a first visit then changes nothing, so it adds no history entry
+        # that Back would have to step over.
+        self._pending[param] = [] if values == default else values
 
     def publish(self) -> None:
         """Write this run's values to the URL in one change (other parameters, e.g. `generation`, stay)."""
@@ -65,7 +67,7 @@ class UrlState:
         default = options[min(default_index, len(options) - 1)] if options else None
         key = self._sync_in(param, lambda raw: pick_one(raw, options, encode), default, lambda v: v in options)
         value = widget(label, options, key=key, **kwargs)
-        self._sync_out(param, [] if value is None else [encode(value)])
+        self._sync_out(param, [] if value is None else [encode(value)], [] if default is None else [encode(default)])
         return value
 
     def multiselect(self, label: str, options: Sequence, param: str, encode: Callable = str, **kwargs) -> list:
@@ -74,20 +76,20 @@ class UrlState:
             param, lambda raw: pick_many(raw, options, encode), [], lambda v: all(o in options for o in v)
         )
         value = st.multiselect(label, options, key=key, **kwargs)
-        self._sync_out(param, [encode(option) for option in value])
+        self._sync_out(param, [encode(option) for option in value], [])
         return value
 
     def text_input(self, label: str, param: str, **kwargs) -> str:
         key = self._sync_in(param, lambda raw: raw[0] if raw else None, "", lambda v: isinstance(v, str))
         value = st.text_input(label, key=key, **kwargs)
-        self._sync_out(param, [value] if value else [])
+        self._sync_out(param, [value] if value else [], [])
         return value
 
     def page_number(self, label: str, param: str, pages: int) -> int:
         """A page of a listing, 1..pages (a link to a page that no longer exists opens the first)."""
         key = self._sync_in(param, lambda raw: pick_int(raw, 1, pages), 1, lambda v: 1 <= v <= pages)
         value = int(st.number_input(label, min_value=1, max_value=pages, key=key))
-        self._sync_out(param, [str(value)] if value > 1 else [])
+        self._sync_out(param, [str(value)], ["1"])
         return value
 
     def day_range(self, label: str, param: str) -> tuple[date, ...]:
@@ -95,5 +97,5 @@ class UrlState:
         key = self._sync_in(param, pick_days, (), lambda v: isinstance(v, tuple | list))
         # `value=()` is what makes it a range picker (Streamlit logs once that the state also sets it).
         value = tuple(st.date_input(label, value=(), key=key))
-        self._sync_out(param, [day.isoformat() for day in value])
+        self._sync_out(param, [day.isoformat() for day in value], [])
         return value

@@ -194,8 +194,8 @@ def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, 
 
     generate_through_ui(page, dashboard_url, str(tiny_model_dir), "a red circle and a blue square", seed=7, steps=4)
     check_no_exception(page, "Generate")
-    # The generated image plus one overlay per word: a, red, circle, and, a, blue, square.
-    assert loaded_images(page) == 1 + 7
+    # The generated image, one overlay per word (a, red, circle, and, a, blue, square) and their colour scale.
+    assert loaded_images(page) == 1 + 7 + 1
     for word in ("red", "circle", "blue", "square"):
         assert page.get_by_text(word, exact=True).count() >= 1, f"no heat map labelled {word!r}"
     screenshot(page, "generate-result")
@@ -282,3 +282,40 @@ def test_compare_draws_charts_and_a_click_opens_explore(compare_dashboard_url, b
     wait_until_idle(page)
     check_no_exception(page, "Explore opened from Compare")
     screenshot(page, "compare-click-explore")
+
+
+def test_compare_back_returns_to_the_view_and_a_shared_link_opens_it(compare_dashboard_url, browser_page):
+    page = browser_page
+    # As Generate's "Compare the sweep" link opens it: with the sweep chosen.
+    open_page(page, f"{compare_dashboard_url}/Compare?tag=sweep%3Asmall", "Compare", heading=True)
+    page.get_by_text("Across seeds", exact=True).click()
+    page.get_by_text("Stability", exact=True).wait_for(timeout=60_000)  # a heading of that view only
+    wait_until_idle(page)
+    assert "view=Across+seeds" in page.url and "tag=sweep%3Asmall" in page.url
+    shared = page.url
+
+    page.get_by_text("Across models", exact=True).click()
+    page.get_by_text("One prompt: agreement of the maps, side by side", exact=True).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    page.go_back()  # one step: the view before, not a half-written URL
+    page.get_by_text("Stability", exact=True).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    check_no_exception(page, "Compare after Back")
+    assert "view=Across+seeds" in page.url
+
+    page.get_by_role("link", name="Explore").first.click()
+    page.wait_for_url("**/Explore*", timeout=60_000)
+    wait_until_idle(page)
+    page.go_back()
+    page.get_by_text("Stability", exact=True).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    check_no_exception(page, "Compare after Back from Explore")
+    screenshot(page, "compare-back")
+
+    colleague = page.context.new_page()  # a new tab: a new session that knows only the link
+    try:
+        open_page(colleague, shared, "Stability")
+        check_no_exception(colleague, "Compare from a shared link")
+        assert drawn_charts(colleague) == 3  # distribution, stability and the seed-by-seed maps
+    finally:
+        colleague.close()
