@@ -604,6 +604,7 @@ def generation_details(store, generation_id: int) -> GenerationDetails:
 RULE_DESCRIPTIONS = {
     rules.DAAM: "down and up blocks (the original DAAM's layers)",
     rules.DAAM_WITH_MID_BLOCK: "every layer, mid block included",
+    rules.CUSTOM: "layers, heads or steps chosen by hand",
     None: "unknown layers",
 }
 

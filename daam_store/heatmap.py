@@ -8,13 +8,14 @@ lower-cases its input.
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 import PIL.Image
+import regex
 import torch
 import torch.nn.functional as F
 
@@ -117,14 +118,14 @@ def split_words(tokenizer, prompt: str) -> tuple[list[WordSpan], list[str]]:
 
 
 # CLIP's pre-tokenizer: every piece it cuts a prompt into becomes one word (the BPE tokens of one piece end in
-# `</w>`). Used to split a query the way the prompt was split, without the tokenizer. Letters, one digit, or a
-# run of other symbols; English contractions on their own.
-_WORD_PIECES = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE)
+# `</w>`). Used to split a query the way the prompt was split, without the tokenizer: English contractions,
+# runs of letters, one number character, or a run of other symbols (Unicode classes, hence `regex`).
+_WORD_PIECES = regex.compile(r"'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+", regex.IGNORECASE)
 
 
 def query_words(text: str) -> list[str]:
-    """The words of a query as the prompt's tokenizer would have cut them, lower case."""
-    return _WORD_PIECES.findall(" ".join(text.lower().split()))
+    """The words of a query as the prompt's tokenizer would have cut them: NFC (as ftfy leaves text), lower case."""
+    return _WORD_PIECES.findall(" ".join(unicodedata.normalize("NFC", text).lower().split()))
 
 
 def cut_message(prompt_tokens: int, cut: list[str] | tuple[str, ...]) -> str:

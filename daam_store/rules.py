@@ -4,8 +4,9 @@
   block), none at 1/8 of the latent size.
 - `DAAM_WITH_MID_BLOCK`: every cross-attention layer, the mid block's too (`mid_block=True`). It is also what
   daam-store computed before the default followed the original, so rows and folders from then carry it.
+- `CUSTOM`: maps restricted by hand (`to_experiment(layer_idx=..., factors=..., head_idx=..., time_idx=...)`).
 """
 
 DAAM = "daam"
 DAAM_WITH_MID_BLOCK = "daam+mid"
-RULES = (DAAM, DAAM_WITH_MID_BLOCK)
+CUSTOM = "custom"

@@ -1,6 +1,7 @@
 """SDXL behind the same tracing seam: two text encoders, added conditioning left alone, same rule and API."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -140,3 +141,14 @@ def test_dashboard_generates_explores_and_compares_sdxl_beside_sd1(
     assert set(words) == {"a", "red", "circle", "and", "blue", "square"} and all(len(x) == 1 for x in words.values())
     axes = f"{means['layout']['xaxis']['title']['text']} / {means['layout']['yaxis']['title']['text']}"
     assert "tiny-sdxl" in axes and "tiny-sd1" in axes, axes
+
+
+def test_a_different_prompt_2_warns_and_is_recorded(sdxl_pipe):
+    with pytest.warns(UserWarning, match="prompt_2 differs"), trace(sdxl_pipe) as tc:
+        run(sdxl_pipe, "a red cube", prompt_2="a very different second prompt", negative_prompt_2="blue")
+    metadata = tc.to_experiment().metadata
+    assert metadata["prompt_2"] == "a very different second prompt" and metadata["negative_prompt_2"] == "blue"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the same second prompt (or none) says nothing
+        with trace(sdxl_pipe):
+            run(sdxl_pipe, "a red cube", prompt_2="a red cube", num_inference_steps=1)

@@ -84,13 +84,16 @@ def test_default_rule_skips_maps_at_an_eighth_of_the_latent_as_the_original():
     )
     torch.manual_seed(3)
     pipe.unet = UNet2DConditionModel(**config)
-    with trace(pipe) as tc, ReferenceMaps(pipe) as ref:
+    with trace(pipe) as tc, ReferenceMaps(pipe) as ref, ReferenceMaps(pipe, mid_block=True) as every_layer:
         run(pipe, "a red circle", num_inference_steps=2)
     eighth = [i for i in tc._layers() if tc._accumulator.factor(i) == 8 and "mid" not in tc.layer_names[i]]
     assert eighth and not set(eighth) & set(tc.default_layers())
     rows = list(tc.compute_global_heat_map().words()[2].token_indices)
     ours = tc.compute_global_heat_map().compute_word_heat_map("circle").value
     torch.testing.assert_close(ours, ref.word_map(rows, 1, True, 0, (16, 16)), rtol=1e-4, atol=1e-6)
+    every = tc.compute_global_heat_map(mid_block=True).compute_word_heat_map("circle").value
+    torch.testing.assert_close(every, every_layer.word_map(rows, 1, True, 0, (16, 16)), rtol=1e-4, atol=1e-6)
+    assert tc.default_layers(mid_block=True) == tc._layers()  # "daam+mid" is every layer, the 1/8 ones too
 
 
 @pytest.mark.parametrize("autocast", [False, True])
@@ -404,11 +407,14 @@ def test_a_fused_kernel_is_trusted_only_when_it_agrees_with_sdpa():
         output, lse = kernel(q, k, v)
         return output + 1e-6, lse
 
-    verdicts = []
+    verdicts, warned = [], []
     for candidate, tokens in ((kernel, 9), (shifted_lse, 10), (other_output, 11)):  # new shapes: no cached verdict
         key, value = (torch.randn(2, 4, tokens, 8, generator=set_seed(tokens + i)) for i in (0, 100))
-        verdicts.append(processor._kernel_agrees_with_sdpa(candidate, query, key, value))
-    assert verdicts == [True, False, False]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            verdicts.append(processor._kernel_agrees_with_sdpa(candidate, query, key, value))
+        warned.append(any("separate softmax" in str(w.message) for w in caught))
+    assert verdicts == [True, False, False] and warned == [False, True, True]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="runs where CUDA is present (the GPU path)")
@@ -426,3 +432,39 @@ def test_on_cuda_images_unchanged_and_maps_match_the_reference(dtype):
     rows = list(next(w for w in heat_map.words() if w.text == "square").token_indices)
     expected = ref.word_map(rows, 1, True, 0, (16, 16)).cpu()
     torch.testing.assert_close(heat_map.compute_word_heat_map("square").value, expected, rtol=2e-2, atol=1e-4)
+
+
+def test_latent_output_captures_no_image_and_hand_picked_layers_are_a_custom_rule(sd1_pipe):
+    with trace(sd1_pipe) as tc:
+        sd1_pipe("a red circle", num_inference_steps=2, generator=set_seed(0), output_type="latent")
+    assert tc.images == []
+    with pytest.raises(ValueError, match="no image was captured"):
+        tc.to_experiment()
+    image = run(sd1_pipe, "a red circle", num_inference_steps=1)[0]
+    assert tc.to_experiment(image=image, layer_idx=[0, 1]).metadata["heat_map_rule"] == "custom"
+    assert tc.to_experiment(image=image, factors=[1]).metadata["heat_map_rule"] == "custom"
+    assert tc.to_experiment(image=image, mid_block=True).metadata["heat_map_rule"] == "daam+mid"
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "x² and ½ of Ⅻ",
+        "cafe\u0301 crème",
+        "A Dog's  toy 1984!! 🐶🐶 日本語 ﬁne &amp; __x__",
+        "ＡＢＣ full-width",
+        "it'll be'd",
+    ],
+)
+def test_a_query_is_split_into_words_as_the_tokenizer_split_the_prompt(prompt, sd1_pipe):
+    """Stored maps are read without a tokenizer: a query must find the words the pipeline's tokenizer made."""
+    from daam_store.heatmap import PromptTokens, query_words
+
+    words = [span.text.lower() for span in PromptTokens.from_tokenizer(sd1_pipe.tokenizer, prompt).words]
+    assert query_words(prompt) == words
+    heat_map = GlobalHeatMap(
+        None, prompt, torch.rand(len(words) + 10, 4, 4), PromptTokens.from_tokenizer(sd1_pipe.tokenizer, prompt)
+    )
+    for word in {span.text for span in heat_map.words()}:
+        for query in (word, word.upper()) if word.isascii() else (word,):  # "ﬁ".upper() is "FI": another word
+            assert heat_map.compute_word_heat_map(query).value.shape == (4, 4)

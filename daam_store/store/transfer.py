@@ -94,7 +94,8 @@ def model_from_metadata(metadata: dict, name: str | None = None) -> ModelInfo:
 def prepare_original(path: Path, model: ModelInfo, author: str | None, tags: Iterable[str]) -> PreparedGeneration:
     """Rows for a directory in the original daam layout (no numeric maps: see the module docstring).
 
-    The original traced CLIP-tokenised SD 1/2 pipelines only, so the bundled CLIP tokenizer splits its prompts.
+    Every pipeline the original traces (SD 1.x, 2.x, XL) splits prompts with CLIP's BPE, so the bundled CLIP
+    tokenizer splits its prompts as its pipeline did.
     """
     from daam_store.heatmap import split_words
     from daam_store.models import load_clip_tokenizer

@@ -116,7 +116,7 @@ class DiffusionHeatMapHooker:
             result = original(image, output_type, *args, **kwargs)
             if output_type == "pil":
                 self.images = list(result)
-            elif isinstance(image, torch.Tensor):
+            elif output_type != "latent" and isinstance(image, torch.Tensor):  # latents are no image
                 self.images = original(image.detach(), "pil", *args, **kwargs)
             return result
 
@@ -131,10 +131,18 @@ class DiffusionHeatMapHooker:
         else:
             self._prompt_tokens = [self._tokens_of(p) for p in prompts]
         self._num_images = len(self._prompt_tokens) * per_prompt
-        negative = arguments.get("negative_prompt")
+        second = _as_prompts(arguments.get("prompt_2"))  # SDXL's second text encoder's prompt
+        if second is not None and prompts is not None and second != prompts[: len(second)]:
+            warnings.warn(
+                "prompt_2 differs from prompt: SDXL's second encoder reads it, so each map row mixes attention to "
+                "both prompts' tokens at that position; the maps are labelled with prompt's words",
+                stacklevel=4,
+            )
         self.call_info = {
             "prompts": prompts,
-            "negative_prompts": [negative] if isinstance(negative, str) else negative,
+            "negative_prompts": _as_prompts(arguments.get("negative_prompt")),
+            "prompts_2": second,
+            "negative_prompts_2": _as_prompts(arguments.get("negative_prompt_2")),
             "num_images_per_prompt": per_prompt,
             "do_cfg": bool(arguments.get("do_classifier_free_guidance")),
             "guidance_scale": float(getattr(self.pipe, "guidance_scale", 1.0) or 1.0),
@@ -210,14 +218,12 @@ class DiffusionHeatMapHooker:
         return GlobalHeatMap(self.family.tokenizer(self.pipe), prompt or self._prompt_of(image_idx), maps, tokens)
 
     def default_layers(self, mid_block: bool = False) -> list[int]:
-        """Indices (in `layer_names`) of the layers the default rule averages: the original DAAM's."""
-        accumulator = self._accumulator
-        return [
-            i
-            for i in self._layers()
-            if self.family.in_default_rule(self.layer_names[i], accumulator.factor(i))
-            or (mid_block and self.layer_names[i].startswith("mid_block"))
-        ]
+        """Indices (in `layer_names`) of the layers the rule averages: the original DAAM's, or with `mid_block`
+        every layer (rules.DAAM_WITH_MID_BLOCK)."""
+        if mid_block:
+            return self._layers()
+        factor = self._accumulator.factor
+        return [i for i in self._layers() if self.family.in_default_rule(self.layer_names[i], factor(i))]
 
     def layer_labels(self) -> list[str]:
         """A person's name for each recorded layer: block, resolution, module ("up 1, 16x16, attn 0.0")."""
@@ -251,19 +257,23 @@ class DiffusionHeatMapHooker:
         """The last generation (image `image_idx`) as a `GenerationExperiment` to save or store.
 
         `mid_block` and `kwargs` choose the token maps as for `compute_global_heat_map`; the rule is recorded
-        in the metadata (`heat_map_rule`).
+        in the metadata (`heat_map_rule`; `custom` when `kwargs` pick layers, heads, steps or resolutions).
         """
         from daam_store.experiment import GenerationExperiment
 
         image = image if image is not None else self._image(image_idx)
-        info = {k: v for k, v in self.call_info.items() if k not in ("prompts", "negative_prompts")}
-        negatives = self.call_info.get("negative_prompts")
-        if negatives:
-            info["negative_prompt"] = negatives[min(self._prompt_index(image_idx), len(negatives) - 1)]
+        per_prompt = ("prompts", "negative_prompts", "prompts_2", "negative_prompts_2")
+        info = {k: v for k, v in self.call_info.items() if k not in per_prompt}
+        for key in per_prompt[1:]:  # this image's negative prompt and SDXL's second prompts, where given
+            values = self.call_info.get(key)
+            if values:
+                info[key.replace("prompts", "prompt")] = values[min(self._prompt_index(image_idx), len(values) - 1)]
         info["scheduler"] = type(self.pipe.scheduler).__name__
         info["dtype"] = str(self.family.denoiser(self.pipe).dtype).removeprefix("torch.")
         info["family"] = self.family.name
-        info["heat_map_rule"] = rules.DAAM_WITH_MID_BLOCK if mid_block else rules.DAAM
+        selected = {k for k, v in kwargs.items() if v is not None and k not in ("prompt", "normalize")}
+        rule = rules.DAAM_WITH_MID_BLOCK if mid_block else rules.DAAM
+        info["heat_map_rule"] = rules.CUSTOM if selected else rule
         info.update(metadata or {})
         global_map = self.compute_global_heat_map(image_idx=image_idx, mid_block=mid_block, **kwargs)
         return GenerationExperiment(
@@ -317,6 +327,10 @@ class DiffusionHeatMapHooker:
         if image_idx >= len(self.images):
             raise ValueError("no image was captured (output_type='latent'?): pass image= explicitly")
         return self.images[image_idx]
+
+
+def _as_prompts(value) -> list[str] | None:
+    return [value] if isinstance(value, str) else list(value) if value is not None else None
 
 
 def _as_list(value, default):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -132,20 +133,29 @@ def _sdp_switches() -> tuple[bool, bool, bool]:
     return backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled(), backends.cudnn_sdp_enabled()
 
 
-# (device, dtype, shapes, backend switches) -> whether a CUDA kernel passed the check below
+# (device, dtype, shapes, the kernel SDPA picks) -> whether that kernel passed the check below
 _CHECKED_KERNELS: dict[tuple, bool] = {}
 
 
 def _kernel_agrees_with_sdpa(kernel: Callable, query, key, value) -> bool:
-    """Once per device, dtype, shapes and backends: the kernel called directly gives SDPA's output bit for bit,
-    and exp(QK^T / sqrt(d) - lse) sums to 1 over the tokens (the normaliser is the softmax's, natural log)."""
-    asked = (query.device, query.dtype, query.shape, key.shape, _sdp_switches())
+    """Once per device, dtype, shapes and kernel: the kernel called directly gives SDPA's output bit for bit, and
+    exp(QK^T / sqrt(d) - lse) sums to 1 over the tokens (the normaliser is the softmax's, natural log). A kernel
+    that fails is not used (maps by a separate softmax: slower, so say it once)."""
+    choice = torch._fused_sdp_choice(query, key, value, None, 0.0, False)
+    asked = (query.device, query.dtype, query.shape, key.shape, choice)
     if asked not in _CHECKED_KERNELS:
         with torch.no_grad():
             output, lse = kernel(query, key, value)
             same = torch.equal(output, F.scaled_dot_product_attention(query, key, value))
             maps = _normalised_maps(query, key, lse, range(query.shape[0]), key.shape[2])
-            _CHECKED_KERNELS[asked] = same and torch.allclose(maps.sum(-1), torch.ones_like(maps[..., 0]), atol=1e-3)
+            normalised = torch.allclose(maps.sum(-1), torch.ones_like(maps[..., 0]), atol=1e-3)
+        _CHECKED_KERNELS[asked] = same and normalised
+        if not _CHECKED_KERNELS[asked]:
+            warnings.warn(
+                f"SDPA kernel {SDPBackend(choice).name} called directly does not match SDPA for {tuple(query.shape)} "
+                f"{query.dtype} (same output: {same}, normaliser: {normalised}); its maps use a separate softmax",
+                stacklevel=2,
+            )
     return _CHECKED_KERNELS[asked]
 
 
