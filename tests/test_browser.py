@@ -225,8 +225,9 @@ def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, 
 
 
 def page_names() -> list[str]:
-    """The pages as Streamlit names them: pages/2_Explore.py -> "Explore" (also its URL path)."""
-    pages = sorted((REPO / "dashboard" / "pages").glob("*.py"))
+    """The pages as Streamlit names them: pages/2_Explore.py -> "Explore" (also its URL path). The default page
+    (0_Overview.py, Home) is the root URL, visited above."""
+    pages = sorted(path for path in (REPO / "dashboard" / "pages").glob("*.py") if not path.stem.startswith("0_"))
     names = [path.stem.split("_", 1)[-1].replace("_", " ") for path in pages]
     assert {"Generate", "Explore", "Models"} <= set(names), names
     return names
