@@ -10,7 +10,7 @@ seeds 0, 1, 2, ...; one generation per prompt and model also has per-step maps. 
 sweep:bench.
 
 At each size it times, as medians over --repeats runs:
-1. data: the `daam_store.analysis.compare` functions behind each view, called directly (no cache);
+1. data: the `daam_store.views.compare` functions behind each view, called directly (no cache);
 2. page: the whole Compare page script for each view under Streamlit's AppTest, with the page's
    cache cleared first (what a user waits for after a filter change) and again without clearing it
    (a rerun that hits the cache: clicks, switching views back);
@@ -87,7 +87,7 @@ def median_ms(function: Callable[[], object], repeats: int) -> float:
 
 
 def time_data(store, repeats: int) -> dict[str, float]:
-    from daam_store.analysis import compare
+    from daam_store.views import compare
 
     selection = compare.Selection(tag=TAG)
     options = compare.compare_options(store, TAG)

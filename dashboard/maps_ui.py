@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from daam_store.dashboard_support import SCALE_CAPTION, colour_scale_image
 from daam_store.heatmap import COLORMAPS, DEFAULT_COLORMAP
+from daam_store.views.common import SCALE_CAPTION, colour_scale_image
 
 OPACITY, COLORMAP = "map_opacity", "map_colormap"
 

@@ -1,7 +1,7 @@
 """Streamlit glue shared by the pages: the frame (page config, sidebar), cached store and models, and errors
 shown as one line.
 
-Everything that holds logic lives in `daam_store.dashboard_support`; this module only knows Streamlit.
+Everything that holds logic lives in `daam_store.views`; this module only knows Streamlit.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from daam_store.dashboard_support import escape_markdown
 from daam_store.errors import first_line, unexpected_cause
+from daam_store.views.common import escape_markdown
 
 log = logging.getLogger("daam_store.dashboard")
 

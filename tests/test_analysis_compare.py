@@ -18,10 +18,10 @@ import PIL.Image
 import pytest
 import torch
 
-from daam_store.analysis import compare
 from daam_store.experiment import GenerationExperiment
 from daam_store.models.info import ModelInfo
 from daam_store.store import open_store
+from daam_store.views import compare
 
 A_CORNER = [[1, 0], [0, 0]]
 DOG_L = [[0, 1], [1, 1]]
@@ -200,7 +200,7 @@ def test_prompt_edit_a_dog_to_a_red_dog(tmp_path):
 def test_chart_labels_show_user_text_literally():
     import pandas as pd
 
-    from daam_store.analysis import compare_charts as charts
+    from daam_store.views import compare_charts as charts
 
     assert charts.plain("<b>dog</b> & <a href='x'>") == "&lt;b&gt;dog&lt;/b&gt; &amp; &lt;a href='x'&gt;"
     matrix = pd.DataFrame([[1.0, 0.2], [0.2, 1.0]], index=["<b>", "dog"], columns=["<b>", "dog"])

@@ -163,3 +163,19 @@ def test_mean_overlap_by_word_keeps_repeated_words_off_the_diagonal():
     assert words == ["a", "dog"]
     assert matrix[0, 0] == pytest.approx(1.0)  # not pulled down by the two a's overlap of 0.5
     assert matrix[0, 1] == pytest.approx(0.3)  # both occurrences of "a" against "dog"
+
+
+def test_analysis_is_pure_numpy():
+    """analysis/ holds metrics over arrays: no store, sweeps, pandas, plotting or Streamlit (those are views/)."""
+    import ast
+    from pathlib import Path
+
+    allowed = {"__future__", "collections", "dataclasses", "difflib", "math", "typing", "numpy", "daam_store"}
+    folder = Path(__file__).resolve().parents[1] / "daam_store" / "analysis"
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+                assert not name.startswith("daam_store.") or name.startswith("daam_store.analysis"), path.name

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from daam_store.analysis import compare
-from daam_store.analysis.compare_charts import clicked_generation
 from daam_store.store import open_store
+from daam_store.views import compare
+from daam_store.views.compare_charts import clicked_generation
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
 TIMEOUT = 120

@@ -1,4 +1,4 @@
-"""The dashboard: its library half (`daam_store.dashboard_support`) and every page under Streamlit's AppTest.
+"""The dashboard: its library half (`daam_store.views`) and every page under Streamlit's AppTest.
 
 Pages run against a real temporary SQLite store (through $DAAM_STORE_URL) and a real tiny pipeline saved
 as a local diffusers folder, so a generation here is the same code path as in the browser.
@@ -17,21 +17,13 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from daam_store.dashboard_support import (
-    MAX_BATCH,
-    BatchRequest,
-    enlarge,
-    experiment_zip,
-    layer_overlays,
-    parse_prompts,
-    parse_tags,
-    step_overlays,
-    token_rows,
-    word_overlays,
-)
 from daam_store.errors import UserError
 from daam_store.experiment import GenerationExperiment
 from daam_store.generate import GenerationRequest, generate
+from daam_store.tags import parse_tags
+from daam_store.views.common import enlarge, word_overlays
+from daam_store.views.explore import experiment_zip, layer_overlays, step_overlays, token_rows
+from daam_store.views.generate import MAX_BATCH, BatchRequest, parse_prompts
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
 PROMPT = "a red circle and a blue square"
@@ -313,9 +305,9 @@ def test_generate_offers_the_builtin_models_and_registered_ones(empty_store_url,
 @pytest.fixture(scope="module")
 def filled_store(tmp_path_factory, tiny_model_dir, tiny_sd2_model_dir):
     """Seven generations over two models, three prompts, authors and tags; per-step maps on one."""
-    from daam_store.dashboard_support import run_generations
     from daam_store.models import load_pipeline
     from daam_store.store import open_store
+    from daam_store.views.generate import run_generations
 
     url = f"sqlite:///{tmp_path_factory.mktemp('filled') / 'store.db'}"
     sd1, sd2 = load_pipeline(str(tiny_model_dir)), load_pipeline(str(tiny_sd2_model_dir))
@@ -412,8 +404,8 @@ def test_explore_choice_filters_return_the_right_rows(filled_store_url):
 def test_explore_date_filter_counts_whole_utc_days(filled_store_url):
     from datetime import UTC, datetime, timedelta
 
-    from daam_store.dashboard_support import gallery_count, gallery_filter
     from daam_store.store import open_store
+    from daam_store.views.explore import gallery_count, gallery_filter
 
     today = datetime.now(UTC).date()
     with open_store() as store:
@@ -428,9 +420,9 @@ def test_explore_date_filter_counts_whole_utc_days(filled_store_url):
 
 
 def test_explore_pages_through_the_gallery(filled_store_url, monkeypatch):
-    import daam_store.dashboard_support as support
+    from daam_store.views import explore
 
-    monkeypatch.setattr(support, "GALLERY_PAGE_SIZE", 3)
+    monkeypatch.setattr(explore, "GALLERY_PAGE_SIZE", 3)
     app = run_page("pages/2_Explore.py")
     assert len(shown_ids(app)) == 3
     seen = set(shown_ids(app))
@@ -585,8 +577,8 @@ class FailingStore:
 
 
 def test_a_failed_generation_saves_nothing_and_says_which_one(empty_store_url, sd1_pipe):
-    from daam_store.dashboard_support import GenerationFailed, run_generations
     from daam_store.store import queries
+    from daam_store.views.generate import GenerationFailed, run_generations
 
     batch = BatchRequest(prompts=("a cat", "a dog"), seeds=(1,), steps=2)
     with open_store_at(empty_store_url) as store:
@@ -603,7 +595,7 @@ def test_a_failed_generation_saves_nothing_and_says_which_one(empty_store_url, s
 
 
 def test_progress_counts_every_denoising_step_of_the_batch(empty_store_url, sd1_pipe):
-    from daam_store.dashboard_support import run_generations
+    from daam_store.views.generate import run_generations
 
     batch = BatchRequest(prompts=("a cat", "a dog"), seeds=(1, 2), steps=3)
     calls: list[tuple[int, int]] = []
@@ -651,8 +643,8 @@ def test_two_sessions_generating_on_one_cached_pipeline_do_not_mix_their_maps(tm
     hooks that pipeline, so two batches at once must not record each other's attention."""
     import threading
 
-    from daam_store.dashboard_support import run_generations
     from daam_store.store import open_store
+    from daam_store.views.generate import run_generations
 
     batches = {
         "cats": BatchRequest(prompts=("a cat on a mat",), seeds=(1, 2), steps=3),
@@ -715,7 +707,7 @@ def test_generate_page_runs_a_sweep_over_both_builtin_models_and_resumes(empty_s
 
 
 def test_download_file_names_keep_only_safe_characters_of_user_text():
-    from daam_store.dashboard_support import file_stem
+    from daam_store.views.common import file_stem
 
     assert file_stem("share_dog_by_seed") == "share_dog_by_seed"
     assert file_stem("share_../../etc/passwd_by_seed") == "share_.._.._etc_passwd_by_seed"
@@ -725,7 +717,7 @@ def test_download_file_names_keep_only_safe_characters_of_user_text():
 
 
 def test_errors_and_compare_show_user_text_literally(empty_store_url):
-    from daam_store.dashboard_support import escape_markdown
+    from daam_store.views.common import escape_markdown
 
     assert escape_markdown("**bold** [link](x) <b>_i_</b> `c` $m$") == (
         r"\*\*bold\*\* \[link\](x) \<b\>\_i\_\</b\> \`c\` \$m\$"
@@ -738,7 +730,7 @@ def test_errors_and_compare_show_user_text_literally(empty_store_url):
 
 
 def test_sweep_grid_refuses_no_model_and_oversized_grids():
-    from daam_store.dashboard_support import MAX_SWEEP, SweepGrid
+    from daam_store.views.generate import MAX_SWEEP, SweepGrid
 
     with pytest.raises(UserError, match="at least one model"):
         SweepGrid.parse("a dog", "0", [])
@@ -765,7 +757,7 @@ def sweep_form(app: AppTest, models: list[str], **fields) -> AppTest:
 def test_sweep_form_has_what_the_cli_sweep_has(empty_store_url, tiny_model_dir, monkeypatch):
     from daam_store.store import queries
 
-    monkeypatch.setattr("daam_store.dashboard_support.model_choices", lambda _store: {"tiny": str(tiny_model_dir)})
+    monkeypatch.setattr("daam_store.views.generate.model_choices", lambda _store: {"tiny": str(tiny_model_dir)})
     app = sweep_form(
         run_page("pages/1_Generate.py"),
         ["tiny"],
@@ -797,7 +789,7 @@ def test_a_stopped_sweep_says_stopped_and_how_to_resume(empty_store_url, tiny_mo
 
     from daam_store import sweep
 
-    monkeypatch.setattr("daam_store.dashboard_support.model_choices", lambda _store: {"tiny": str(tiny_model_dir)})
+    monkeypatch.setattr("daam_store.views.generate.model_choices", lambda _store: {"tiny": str(tiny_model_dir)})
     generate = sweep.generate
     calls = []
 
@@ -823,7 +815,7 @@ def test_an_unexpected_error_is_one_line_on_the_page_and_a_traceback_in_the_log(
     def broken(*_args, **_kwargs):
         raise RuntimeError("CUDA went away")
 
-    monkeypatch.setattr("daam_store.dashboard_support.generate", broken)
+    monkeypatch.setattr("daam_store.views.generate.generate", broken)
     app = fill_generate_form(run_page("pages/1_Generate.py"), str(tiny_model_dir), "a dog", "0", steps=2)
     assert not app.exception and len(app.error) == 1 and "CUDA went away" in shown_error(app)
     logged = [record for record in caplog.records if record.name == "daam_store.dashboard"]

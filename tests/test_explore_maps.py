@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from daam_store.dashboard_support import SCALE_CAPTION
+from daam_store.views.common import SCALE_CAPTION
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
 TIMEOUT = 120
@@ -78,7 +78,7 @@ def test_explore_detail_draws_a_colour_scale_and_says_which_symbols_have_no_map(
 
 def test_explore_filters_and_page_come_from_the_url_and_go_back_to_it(swept_store_url, dashboard_on, monkeypatch):
     dashboard_on(swept_store_url)
-    monkeypatch.setattr("daam_store.dashboard_support.GALLERY_PAGE_SIZE", 3)  # 4 matches: 2 pages
+    monkeypatch.setattr("daam_store.views.explore.GALLERY_PAGE_SIZE", 3)  # 4 matches: 2 pages
     app = open_explore({"word": "cat", "page": "2", "tag": "sweep:small"})
     assert_clean(app)
     assert widget(app.text_input, "Word in the prompt").value == "cat"

@@ -13,11 +13,12 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from daam_store.analysis import compare_charts as charts
-from daam_store.dashboard_support import colour_scale_image, unmapped_words_note, word_overlay_png
 from daam_store.experiment import GenerationExperiment
 from daam_store.heatmap import COLORMAPS, DEFAULT_COLORMAP, PromptTokens, WordHeatMap
 from daam_store.url_params import pick_days, pick_int, pick_many, pick_one
+from daam_store.views import compare_charts as charts
+from daam_store.views.common import colour_scale_image, unmapped_words_note
+from daam_store.views.explore import word_overlay_png
 
 PROMPT = "a red dog 🔥"
 

@@ -1,6 +1,4 @@
-"""Metrics over stored heat maps: per-map statistics, word overlap, seed stability, model agreement,
-prompt edits, and the data shaping behind the dashboard's Compare page.
-
-Every metric works on plain numpy arrays so it can be tested by hand; `compare` is the only module
-that reads the store.
+"""Metrics over heat maps, on plain numpy arrays (no store, no Streamlit): per-map statistics, word overlap,
+seed stability, model agreement, prompt edits. The dashboard's Compare page shapes them into tables and charts
+in `daam_store.views.compare` and `daam_store.views.compare_charts`.
 """

@@ -53,6 +53,7 @@ class GenerationFilter:
     author: str | None = None
     tag: str | None = None
     status: str | None = None
+    heat_map_rule: str | None = None  # rules.py: charts compare maps made by one rule
 
 
 def _apply(statement: Select, filters: GenerationFilter | None) -> Select:
@@ -87,6 +88,8 @@ def _apply(statement: Select, filters: GenerationFilter | None) -> Select:
         statement = statement.where(tagged.exists())
     if filters.status:
         statement = statement.where(Generation.status == filters.status)
+    if filters.heat_map_rule:
+        statement = statement.where(Generation.heat_map_rule == filters.heat_map_rule)
     return statement
 
 

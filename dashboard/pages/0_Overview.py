@@ -3,7 +3,8 @@
 import streamlit as st
 import ui
 
-from daam_store.dashboard_support import enlarge, escape_markdown, store_overview
+from daam_store.views.common import enlarge, escape_markdown
+from daam_store.views.home import store_overview
 
 st.title("daam-store")
 st.write(

@@ -4,20 +4,11 @@ import maps_ui
 import streamlit as st
 import ui
 
-from daam_store.dashboard_support import (
-    BatchRequest,
-    SweepGrid,
-    enlarge,
-    escape_markdown,
-    model_choices,
-    parse_prompts,
-    parse_tags,
-    run_generations,
-    unmapped_words_note,
-    word_overlays,
-)
 from daam_store.generate import GenerationRequest
 from daam_store.sweep import SweepProgress, SweepSettings, parse_seed_spec, run_sweep, sweep_tag
+from daam_store.tags import parse_tags
+from daam_store.views.common import enlarge, escape_markdown, unmapped_words_note, word_overlays
+from daam_store.views.generate import BatchRequest, SweepGrid, model_choices, parse_prompts, run_generations
 
 st.title("Generate")
 st.write(

@@ -9,10 +9,10 @@ import streamlit as st
 import ui
 from url_state import UrlState
 
-from daam_store.dashboard_support import (
+from daam_store.errors import UserError
+from daam_store.views.common import enlarge, escape_markdown, unmapped_words_note, word_overlays
+from daam_store.views.explore import (
     GALLERY_PAGE_SIZE,
-    enlarge,
-    escape_markdown,
     experiment_zip,
     filter_options,
     gallery_count,
@@ -23,11 +23,8 @@ from daam_store.dashboard_support import (
     parse_generation_id,
     step_overlays,
     token_rows,
-    unmapped_words_note,
     word_overlay_png,
-    word_overlays,
 )
-from daam_store.errors import UserError
 
 ANY = "(any)"
 URL = UrlState("explore")

@@ -3,7 +3,7 @@
 import streamlit as st
 import ui
 
-from daam_store.dashboard_support import builtin_model_table, family_table, model_table, register_model
+from daam_store.views.models import builtin_model_table, family_table, model_table, register_model
 
 st.title("Models")
 

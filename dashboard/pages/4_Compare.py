@@ -1,7 +1,7 @@
 """Compare: word attributions across prompts, seeds and models, word overlap, and per-step curves.
 
 Each view has its filters, a Plotly chart and a CSV of the numbers behind it; a click on a point that
-stands for one generation opens it in Explore. The numbers come from `daam_store.analysis.compare`. The view,
+stands for one generation opens it in Explore. The numbers come from `daam_store.views.compare`. The view,
 its filters and its choices live in the URL (`url_state`): Back returns to the same view, a link shares it.
 """
 
@@ -10,10 +10,10 @@ import streamlit as st
 import ui
 from url_state import UrlState
 
-from daam_store.analysis import compare
-from daam_store.analysis import compare_charts as charts
-from daam_store.dashboard_support import escape_markdown, file_stem
 from daam_store.sweep import parse_seed_spec
+from daam_store.views import compare
+from daam_store.views import compare_charts as charts
+from daam_store.views.common import escape_markdown, file_stem
 
 ALL = "(all generations)"
 VIEWS = ["Across prompts", "Across seeds", "Across models", "Word overlap", "Per step"]

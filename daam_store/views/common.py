@@ -1,0 +1,113 @@
+"""What several pages share: Markdown escaping, image enlargement, word overlays and colour scales, cards."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+if TYPE_CHECKING:
+    from daam_store.experiment import GenerationExperiment
+# Built-in images are 32x32: shown this small, a heat map is unreadable, so pictures are enlarged first.
+DISPLAY_SIDE = 256
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>~$])")  # what makes inline Markdown, links or math
+
+
+def escape_markdown(text: str) -> str:
+    """User text (prompts, words, model names) made literal for Streamlit elements that render Markdown."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+
+
+# -- pictures and files of one experiment ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overlay:
+    label: str  # the word, or the layer / step it shows
+    word_idx: int
+    image: Image.Image
+
+
+def enlarge(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
+    """A small image scaled up by a whole factor with sharp pixels, so the map on top stays readable."""
+    factor = side // max(image.size)
+    if factor <= 1:
+        return image.convert("RGB")
+    size = (image.width * factor, image.height * factor)
+    return image.convert("RGB").resize(size, Image.Resampling.NEAREST)
+
+
+def word_overlays(experiment: GenerationExperiment, alpha: float = 0.5, cmap: str | None = None) -> list[Overlay]:
+    """The image with each (non-punctuation) word's map on top, in prompt order."""
+    from daam_store.heatmap import DEFAULT_COLORMAP, WordHeatMap
+
+    base = enlarge(experiment.image)
+    return [
+        Overlay(
+            span.text,
+            span.index,
+            WordHeatMap(value, span.text, span.index).overlay_image(base, alpha, cmap=cmap or DEFAULT_COLORMAP),
+        )
+        for span, value in experiment.heat_map().word_heat_maps()
+    ]
+
+
+def colour_scale_image(cmap: str, width: int = DISPLAY_SIDE, height: int = 12) -> Image.Image:
+    """The colour map as a horizontal strip, left = 0, right = 1: the key drawn beside a page's maps."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    ramp = colormaps[cmap](np.linspace(0, 1, width))[:, :3]
+    return Image.fromarray((np.tile(ramp, (height, 1, 1)) * 255).round().astype(np.uint8))
+
+
+SCALE_CAPTION = "Colour scale: each map from its lowest value (left) to its peak (right)"
+
+
+def unmapped_words_note(experiment: GenerationExperiment) -> str | None:
+    """What of the prompt has no map, in one line: symbols and emoji (DAAM maps words only) and the words
+    CLIP's 77-token limit cut. None when every word has its map."""
+    heat_map = experiment.heat_map()
+    symbols = [span.text for span in heat_map.words(include_punctuation=True) if span.is_punctuation]
+    parts = []
+    if symbols:
+        parts.append(f"symbols and emoji get no map: {' '.join(dict.fromkeys(symbols))}")
+    if heat_map.cut_words:
+        cut = heat_map.cut_words
+        parts.append(f"{len(cut)} word{'s' if len(cut) != 1 else ''} cut by CLIP's 77-token limit: {' '.join(cut)}")
+    return "; ".join(parts).capitalize() if parts else None
+
+
+def file_stem(text: str, limit: int = 80) -> str:
+    """A download file name from user text: letters, digits, '-', '_' and '.' kept, runs of others -> '_'."""
+    stem = re.sub(r"[^\w.-]+", "_", text, flags=re.ASCII).strip("._")[:limit]
+    return stem or "download"
+
+
+@dataclass(frozen=True)
+class GenerationCard:
+    """What a gallery tile shows."""
+
+    generation_id: int
+    prompt: str
+    seed: int | None
+    model: str
+    created_at: datetime
+    image: Image.Image
+
+
+def generation_cards(session, summaries) -> list[GenerationCard]:
+    from daam_store.store import queries
+    from daam_store.store.reader import image_from_png
+
+    cards = []
+    for row in summaries:
+        png = queries.image_png(session, row.id)
+        image = image_from_png(png) if png else Image.new("RGB", (row.width, row.height), (128, 128, 128))
+        cards.append(GenerationCard(row.id, row.prompt, row.seed, row.model, row.created_at, image))
+    return cards

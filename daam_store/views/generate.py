@@ -1,0 +1,180 @@
+"""The Generate page: batches of prompts x seeds on one model, the sweep grid, model choices."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from daam_store.errors import UserError, first_line
+from daam_store.generate import GenerationRequest, generate
+from daam_store.sweep import parse_seed_spec
+
+if TYPE_CHECKING:
+    from daam_store.experiment import GenerationExperiment
+
+# A click on Generate runs at most this many generations: a bigger grid belongs in `daam-store sweep`.
+MAX_BATCH = 64
+
+ProgressCallback = Callable[[int, int], None]  # (steps done, steps in the whole batch)
+
+
+def parse_prompts(text: str) -> list[str]:
+    """One prompt per non-empty line, surrounding blanks removed; a repeated line runs once."""
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise UserError("enter at least one prompt (one per line)")
+    return list(dict.fromkeys(prompts))
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """Everything the Generate form asks for: a prompt x seed grid on one model."""
+
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    steps: int = GenerationRequest.steps
+    guidance_scale: float = GenerationRequest.guidance_scale
+    negative_prompt: str = ""
+    author: str | None = None
+    tags: tuple[str, ...] = ()
+    save_steps: bool = False
+    mid_block: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.prompts or not self.seeds:
+            raise UserError("enter at least one prompt and one seed")
+        if len(self.jobs) > MAX_BATCH:
+            raise UserError(
+                f"{len(self.prompts)} prompts x {len(self.seeds)} seeds = {len(self.jobs)} generations; "
+                f"the dashboard runs at most {MAX_BATCH} at once (use `daam-store sweep` for more)"
+            )
+        if not 1 <= self.steps <= 1000:
+            raise UserError(f"steps must be between 1 and 1000, not {self.steps}")
+        if self.guidance_scale < 0:
+            raise UserError(f"guidance must be 0 or more, not {self.guidance_scale}")
+
+    @property
+    def jobs(self) -> list[GenerationRequest]:
+        """One request per (prompt, seed), all seeds of the first prompt first."""
+        return [
+            GenerationRequest(
+                prompt=prompt,
+                seed=seed,
+                steps=self.steps,
+                guidance_scale=self.guidance_scale,
+                negative_prompt=self.negative_prompt or None,
+                save_steps=self.save_steps,
+                mid_block=self.mid_block,
+            )
+            for prompt in self.prompts
+            for seed in self.seeds
+        ]
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.prompts) * len(self.seeds) * self.steps
+
+
+MAX_SWEEP = 512  # generations one click may start: a sweep runs inside the server process
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    models: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, prompts_text: str, seeds_text: str, models: Sequence[str]) -> SweepGrid:
+        if not models:
+            raise UserError("pick at least one model for the sweep")
+        grid = cls(tuple(parse_prompts(prompts_text)), tuple(parse_seed_spec(seeds_text)), tuple(models))
+        size = len(grid.prompts) * len(grid.seeds) * len(grid.models)
+        if size > MAX_SWEEP:
+            raise UserError(
+                f"{size} generations is more than one click may start ({MAX_SWEEP}): "
+                "use `daam-store sweep` for big grids"
+            )
+        return grid
+
+
+class GenerationFailed(UserError):
+    """One generation of a batch failed: it saved nothing; those before it stay saved."""
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    generation_id: int
+    experiment: GenerationExperiment
+
+    def for_display(self) -> GenerationResult:
+        """Image and word maps only: the per-layer and per-step stacks (tens of MB per image on a real
+        SD model) are in the store, and a page keeping a batch in its session need not hold them too."""
+        light = replace(self.experiment, layer_heat_maps=None, step_heat_maps=None, layer_names=[])
+        return GenerationResult(self.generation_id, light)
+
+
+def run_generations(
+    pipe, batch: BatchRequest, store, on_progress: ProgressCallback | None = None
+) -> Iterator[GenerationResult]:
+    """Generate, trace and save every (prompt, seed) of the batch, one at a time.
+
+    Each generation goes through `daam_store.generate.generate`, as the CLI's does, so `daam "prompt"
+    --seed N` on the same model gives the same image. Results are yielded as they are saved, so a page
+    can show them at once; `on_progress(done, total)` is called after every denoising step of the batch.
+    """
+    from daam_store.models import describe_pipeline
+
+    model = describe_pipeline(pipe)  # hashes the weights once per batch, not once per image
+    jobs = batch.jobs
+    for number, job in enumerate(jobs, start=1):
+        steps_before = (number - 1) * batch.steps
+
+        def on_step(step: int, _steps: int, before: int = steps_before) -> None:
+            if on_progress is not None:
+                on_progress(min(before + step, batch.total_steps), batch.total_steps)
+
+        try:
+            with pipeline_lock(pipe):
+                experiment = generate(pipe, job, on_step=on_step)
+            generation_id = store.save(experiment, model=model, author=batch.author, tags=batch.tags)
+        except Exception as error:  # any cause: the page shows one line, never a traceback
+            before = number - 1
+            saved = f"; the {before} before it {'was' if before == 1 else 'were'} saved" if before else ""
+            raise GenerationFailed(
+                f"generation {number} of {len(jobs)} ({job.prompt!r}, seed {job.seed}) failed and saved "
+                f"nothing: {first_line(error)}{saved}"
+            ) from error
+        yield GenerationResult(generation_id, experiment)
+
+
+_PIPELINE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PIPELINE_LOCKS_GUARD = threading.Lock()
+
+
+def pipeline_lock(pipe) -> threading.Lock:
+    """One generation at a time per pipeline object. Streamlit runs every browser session in its own
+    thread and they share the cached pipeline, whose scheduler state and `trace` hooks one call owns."""
+    with _PIPELINE_LOCKS_GUARD:
+        return _PIPELINE_LOCKS.setdefault(pipe, threading.Lock())
+
+
+# -- models ------------------------------------------------------------------------------------------
+
+
+def model_choices(store) -> dict[str, str]:
+    """Generate page's model list: label -> what `load_pipeline` takes. Built-ins first, then the models
+    registered in the store that can be loaded again (a hub id or a local folder)."""
+    from daam_store.models import BUILTIN_MODELS
+    from daam_store.store import queries
+
+    choices = {f"{name} (built-in)": name for name in BUILTIN_MODELS}
+    with store.session() as session:
+        models = queries.list_models(session)
+    for model in models:
+        if model.source in ("hub", "local") and model.location:
+            choices.setdefault(f"{model.name} ({model.source}, {model.family})", model.location)
+    return choices

@@ -1,0 +1,70 @@
+"""The Models page: built-in models, families, registered models, registering one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from daam_store.errors import UserError
+
+if TYPE_CHECKING:
+    pass
+
+
+def builtin_model_table() -> list[dict[str, str]]:
+    """The built-in models and whether their weights are present (they are trained by a command)."""
+    from daam_store.models import BUILTIN_FAMILIES, ModelNotFoundError, resolve_model
+
+    rows = []
+    for name, family in BUILTIN_FAMILIES.items():
+        try:
+            status = f"ready ({resolve_model(name).location})"
+        except ModelNotFoundError as error:
+            status = str(error)
+        rows.append({"name": name, "family": family, "status": status})
+    return rows
+
+
+def family_table() -> list[dict[str, str]]:
+    """The model families daam-store traces, with the pipeline class that loads each."""
+    from daam_store.families import families
+
+    return [
+        {"family": family.name, "pipeline": ", ".join(family.pipeline_class_names), "default maps": family.default_rule}
+        for family in sorted(families(), key=lambda family: family.name)
+    ]
+
+
+def model_table(store) -> list[dict[str, object]]:
+    """Every model in the store with how many generations it made."""
+    from daam_store.store import queries
+
+    with store.session() as session:
+        models = queries.list_models(session)
+    return [
+        {
+            "name": model.name,
+            "family": model.family,
+            "source": model.source,
+            "location": model.location,
+            "revision": model.revision,
+            "resolution": model.resolution,
+            "prediction": model.prediction_type,
+            "generations": model.generations,
+        }
+        for model in models
+    ]
+
+
+def register_model(store, load_pipeline: Callable[[str], object], name: str):
+    """Load the model the user named (proving it works) and record it in the store; its ModelInfo."""
+    from daam_store.models import describe_pipeline
+    from daam_store.store import queries
+
+    name = name.strip()
+    if not name:
+        raise UserError("enter a hub id (org/name) or the path of a local diffusers folder")
+    info = describe_pipeline(load_pipeline(name))
+    with store.write_session() as session:
+        queries.register_model(session, info)
+    return info
