@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def daam_parser() -> argparse.ArgumentParser:
 def run_daam(args: argparse.Namespace) -> int:
     from daam_store.families import family_of
     from daam_store.generate import GenerationRequest, generate
-    from daam_store.heatmap import cut_message, split_words
+    from daam_store.heatmap import split_words
     from daam_store.models import describe_pipeline, load_pipeline, resolve_model
     from daam_store.utils import parse_seed
 
@@ -89,14 +90,17 @@ def run_daam(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, device=args.device)
     request.check_size(pipe)
     tokenizer = family_of(pipe).tokenizer(pipe)
-    cut = request.validate(tokenizer)
-    if cut:
-        print(f"warning: {cut_message(len(tokenizer.tokenize(args.prompt)), cut)}", file=sys.stderr)
+    request.validate(tokenizer)
     words = _chosen_words(args.words, [w.text for w in split_words(tokenizer, args.prompt)[0]])
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails before the generation runs
     pipe.set_progress_bar_config(disable=False, desc="denoising")
-    experiment = generate(pipe, request)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="prompt has .* tokens")  # the tracer's: said once, below
+        experiment = generate(pipe, request)
+    note = experiment.heat_map().prompt_tokens.unmapped_note()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     model = describe_pipeline(pipe)
     # Recorded in metadata.json so that `daam-store import` of this folder knows the model, not "unknown".
     experiment.metadata["model"] = model.name

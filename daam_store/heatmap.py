@@ -77,6 +77,20 @@ class PromptTokens:
         kept = (tokenizer.bos_token, *tokens[:MAX_PROMPT_TOKENS], tokenizer.eos_token)
         return cls(tuple(kept), tuple(words), tuple(cut))
 
+    def unmapped_note(self) -> str | None:
+        """What of the prompt has no map, in one line: symbols and emoji (DAAM maps words only) and the words
+        the 77-token limit cut. None when every word has its map."""
+        symbols = [span.text for span in self.words if span.is_punctuation]
+        parts = []
+        if symbols:
+            parts.append(f"symbols and emoji get no map: {' '.join(dict.fromkeys(symbols))}")
+        if self.cut_words:
+            count = len(self.cut_words)
+            cut = " ".join(self.cut_words)
+            parts.append(f"{count} word{'s' if count != 1 else ''} cut by CLIP's 77-token limit: {cut}")
+        note = "; ".join(parts)
+        return note[:1].upper() + note[1:] if parts else None  # (str.capitalize would lower-case "CLIP")
+
     def to_json(self) -> dict:
         return {
             "tokens": list(self.tokens),

@@ -10,3 +10,11 @@
 DAAM = "daam"
 DAAM_WITH_MID_BLOCK = "daam+mid"
 CUSTOM = "custom"
+
+# In words, for the dashboard (None: a generation without numeric maps, or one saved without its rule).
+DESCRIPTIONS = {
+    DAAM: "down and up blocks (the original DAAM's layers)",
+    DAAM_WITH_MID_BLOCK: "every layer, mid block included",
+    CUSTOM: "layers, heads or steps chosen by hand",
+    None: "unknown layers",
+}

@@ -206,3 +206,21 @@ def test_chart_labels_show_user_text_literally():
     matrix = pd.DataFrame([[1.0, 0.2], [0.2, 1.0]], index=["<b>", "dog"], columns=["<b>", "dog"])
     figure = charts.overlap_figure(matrix, "overlap of <i>a</i>")
     assert list(figure.data[0].x) == ["&lt;b&gt;", "dog"] and "<i>" not in figure.layout.title.text
+
+
+def test_maps_of_two_rules_are_never_mixed(tmp_path):
+    """The same generation stored with the original's layers and with every layer: Compare offers the rules and
+    each chart reads one."""
+    from dataclasses import replace
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    base = experiment(0, A_CORNER, DOG_L)
+    store.save(replace(base, metadata={**base.metadata, "heat_map_rule": "daam"}), model("m1"), tags=["t"])
+    with_mid = experiment(0, A_CORNER, DOG_BOTTOM)
+    store.save(replace(with_mid, metadata={**with_mid.metadata, "heat_map_rule": "daam+mid"}), model("m1"), tags=["t"])
+    options = compare.compare_options(store, "t")
+    assert sorted(options.rules) == ["daam", "daam+mid"]
+    for rule, share in (("daam", 0.75), ("daam+mid", 2 / 3)):
+        shares = compare.word_share_per_generation(store, compare.Selection(tag="t", heat_map_rule=rule), "dog")
+        assert list(shares["share"]) == pytest.approx([share])
+    assert len(compare.word_share_per_generation(store, compare.Selection(tag="t"), "dog")) == 2

@@ -144,3 +144,15 @@ def test_cli_unwritable_output_is_one_line(tiny_model_dir, tmp_path, capsys):
     assert daam_main(["a dog", "--model", str(tiny_model_dir), "-n", "1", "--output-dir", str(blocker / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_cli_says_once_what_has_no_map(tiny_model_dir, tmp_path, capsys):
+    """Symbols and words cut by the 77-token limit: one line on stderr, each named once (the tracer's own
+    warning is not repeated)."""
+    prompt = "a 🐶 " + " ".join(["red"] * 73) + " big blue whale"
+    code = daam_main([prompt, "--model", str(tiny_model_dir), "--steps", "1", "--output-dir", str(tmp_path / "o")])
+    assert code == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "whale" in line or "🐶" in line]
+    assert len(notes) == 1 and err.count("whale") == 1 and err.count("🐶") == 1, err
+    assert "Symbols and emoji get no map: 🐶" in notes[0] and "3 words cut by CLIP's 77-token limit" in notes[0]

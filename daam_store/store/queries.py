@@ -352,6 +352,14 @@ def list_seeds(session: Session, filters: GenerationFilter | None = None) -> lis
     return sorted(session.scalars(statement))
 
 
+def list_heat_map_rules(session: Session, filters: GenerationFilter | None = None) -> list[str]:
+    """The aggregation rules (rules.py) of the filtered generations' maps, the most used first."""
+    count = func.count(Generation.id)
+    statement = _apply(select(Generation.heat_map_rule, count).where(Generation.heat_map_rule.is_not(None)), filters)
+    statement = statement.group_by(Generation.heat_map_rule).order_by(count.desc(), Generation.heat_map_rule)
+    return [rule for rule, _count in session.execute(statement)]
+
+
 def list_tags(session: Session) -> list[tuple[str, int]]:
     statement = select(Tag.name, func.count(Tag.generation_id)).group_by(Tag.name).order_by(Tag.name)
     return [(name, int(n)) for name, n in session.execute(statement)]

@@ -70,17 +70,8 @@ SCALE_CAPTION = "Colour scale: each map from its lowest value (left) to its peak
 
 
 def unmapped_words_note(experiment: GenerationExperiment) -> str | None:
-    """What of the prompt has no map, in one line: symbols and emoji (DAAM maps words only) and the words
-    CLIP's 77-token limit cut. None when every word has its map."""
-    heat_map = experiment.heat_map()
-    symbols = [span.text for span in heat_map.words(include_punctuation=True) if span.is_punctuation]
-    parts = []
-    if symbols:
-        parts.append(f"symbols and emoji get no map: {' '.join(dict.fromkeys(symbols))}")
-    if heat_map.cut_words:
-        cut = heat_map.cut_words
-        parts.append(f"{len(cut)} word{'s' if len(cut) != 1 else ''} cut by CLIP's 77-token limit: {' '.join(cut)}")
-    return "; ".join(parts).capitalize() if parts else None
+    """What of the prompt has no map, in one line (see `PromptTokens.unmapped_note`)."""
+    return experiment.heat_map().prompt_tokens.unmapped_note()
 
 
 def file_stem(text: str, limit: int = 80) -> str:

@@ -29,12 +29,14 @@ MAX_MAPS = 64  # generations whose maps one view decodes at most (per group wher
 
 @dataclass(frozen=True)
 class Selection:
-    """Which generations the page compares: a tag (a sweep), models, prompts and seeds; empty = all."""
+    """Which generations the page compares: a tag (a sweep), models, prompts and seeds; empty = all. Maps made
+    by different aggregation rules (rules.py) are never mixed: `heat_map_rule` picks one (None = any)."""
 
     tag: str | None = None
     model_ids: tuple[int, ...] = ()
     prompt_ids: tuple[int, ...] = ()
     seeds: tuple[int, ...] = ()
+    heat_map_rule: str | None = None
 
     def filters(self) -> queries.GenerationFilter:
         return queries.GenerationFilter(
@@ -42,6 +44,7 @@ class Selection:
             model_ids=list(self.model_ids) or None,
             prompt_ids=list(self.prompt_ids) or None,
             seeds=list(self.seeds) or None,
+            heat_map_rule=self.heat_map_rule,
         )
 
     def narrowed(self, **fields) -> Selection:
@@ -57,6 +60,7 @@ class CompareOptions:
     prompts: dict[int, str]  # prompt id -> text, most generations first
     words: list[str]  # lower-case, most frequent first
     seeds: list[int]
+    rules: list[str]  # aggregation rules of the maps, the most used first
 
 
 def compare_options(store, tag: str | None = None) -> CompareOptions:
@@ -67,6 +71,7 @@ def compare_options(store, tag: str | None = None) -> CompareOptions:
         prompts = {p.id: p.text for p in queries.list_prompts(session, filters)}
         words = [word for word, _count in queries.list_words(session, filters)]
         seeds = queries.list_seeds(session, filters)
+        heat_map_rules = queries.list_heat_map_rules(session, filters)
     names = [model.name for model in models]
     return CompareOptions(
         tags=sorted(tags, key=lambda name: (not name.startswith(TAG_PREFIX), name)),
@@ -75,6 +80,7 @@ def compare_options(store, tag: str | None = None) -> CompareOptions:
         prompts=prompts,
         words=words,
         seeds=seeds,
+        rules=heat_map_rules,
     )
 
 

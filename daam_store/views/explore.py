@@ -247,14 +247,6 @@ def generation_details(store, generation_id: int) -> GenerationDetails:
     )
 
 
-RULE_DESCRIPTIONS = {
-    rules.DAAM: "down and up blocks (the original DAAM's layers)",
-    rules.DAAM_WITH_MID_BLOCK: "every layer, mid block included",
-    rules.CUSTOM: "layers, heads or steps chosen by hand",
-    None: "unknown layers",
-}
-
-
 def _facts(summary, experiment: GenerationExperiment | None) -> list[dict[str, str]]:
     metadata = experiment.metadata if experiment is not None else {}
     model = metadata.get("model_info", {})
@@ -266,7 +258,7 @@ def _facts(summary, experiment: GenerationExperiment | None) -> list[dict[str, s
         "guidance": summary.guidance_scale,
         "negative prompt": metadata.get("negative_prompt", ""),
         "scheduler": metadata.get("scheduler", ""),
-        "maps average": RULE_DESCRIPTIONS.get(metadata.get("heat_map_rule")) if experiment else "no numeric maps",
+        "maps average": rules.DESCRIPTIONS.get(metadata.get("heat_map_rule")) if experiment else "no numeric maps",
         "size": f"{summary.width} x {summary.height}",
         "created": f"{summary.created_at:%Y-%m-%d %H:%M:%S}",
         "author": summary.author or "",

@@ -10,6 +10,7 @@ import streamlit as st
 import ui
 from url_state import UrlState
 
+from daam_store import rules
 from daam_store.sweep import parse_seed_spec
 from daam_store.views import compare
 from daam_store.views import compare_charts as charts
@@ -61,8 +62,11 @@ def sidebar(tag: str | None, options: compare.CompareOptions) -> tuple[compare.S
         )
         seeds_text = URL.text_input("Seeds", "seeds", help="Numbers and ranges, e.g. `0-7, 10`. Empty = all.")
         word = URL.choice(st.selectbox, "Word", options.words, "word", help="The word the charts follow.")
+        rule = options.rules[0] if options.rules else None  # maps of two rules are never compared
+        if len(options.rules) > 1:
+            rule = URL.choice(st.selectbox, "Maps made with", options.rules, "rule", format_func=rules.DESCRIPTIONS.get)
     seeds = tuple(parse_seed_spec(seeds_text)) if seeds_text.strip() else ()
-    return compare.Selection(tag, tuple(models), tuple(prompts), seeds), word
+    return compare.Selection(tag, tuple(models), tuple(prompts), seeds, rule), word
 
 
 def across_prompts(selection: compare.Selection, word: str) -> None:
