@@ -121,7 +121,7 @@ def time_page(url: str, repeats: int) -> dict[str, tuple[float, float]]:
 
     os.environ["DAAM_STORE_URL"] = url
     sys.path.insert(0, str(DASHBOARD))
-    app = AppTest.from_file(str(DASHBOARD / "pages" / "4_Compare.py"), default_timeout=600).run()
+    app = AppTest.from_file(str(DASHBOARD / "app_pages" / "4_Compare.py"), default_timeout=600).run()
     _widget(app, "selectbox", "Sweep or tag").set_value(TAG)
     _widget(app, "selectbox", "Word").set_value(WORD)
     app.run()

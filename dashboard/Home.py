@@ -1,18 +1,19 @@
 """daam-store dashboard: `streamlit run dashboard/Home.py`.
 
 The one entry point: it sets up what every page shares (page config, the store, the sidebar) once, then runs
-the page the user chose. Pages are the files in pages/, listed here in the order of the navigation.
+the page the user chose. Pages are the files in app_pages/, listed here in the order of the navigation (not in
+a folder named pages/: Streamlit would then also build its older directory navigation around this one).
 """
 
 import streamlit as st
 import ui
 
 PAGES = [
-    st.Page("pages/0_Overview.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/1_Generate.py", title="Generate", icon="✨"),
-    st.Page("pages/2_Explore.py", title="Explore", icon="🔍"),
-    st.Page("pages/3_Models.py", title="Models", icon="🧩"),
-    st.Page("pages/4_Compare.py", title="Compare", icon="📊"),
+    st.Page("app_pages/0_Overview.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/1_Generate.py", title="Generate", icon=":material/auto_awesome:"),
+    st.Page("app_pages/2_Explore.py", title="Explore", icon=":material/search:"),
+    st.Page("app_pages/3_Models.py", title="Models", icon=":material/extension:"),
+    st.Page("app_pages/4_Compare.py", title="Compare", icon=":material/compare_arrows:"),
 ]
 
 page = st.navigation(PAGES)

@@ -216,6 +216,10 @@ def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, 
     open_page(page, dashboard_url, "Latest generations")
     check_no_exception(page, "Home (filled)")
     screenshot(page, "home-filled")
+    # One navigation, from the frame (dashboard/Home.py): each page once, in its order.
+    links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    titles = [text.strip().splitlines()[-1] for text in links]  # after each page's icon
+    assert titles == ["Home", "Generate", "Explore", "Models", "Compare"], links
 
     # Every page file, including those added later (Compare), renders on the filled store.
     for name in page_names():
@@ -225,9 +229,9 @@ def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, 
 
 
 def page_names() -> list[str]:
-    """The pages as Streamlit names them: pages/2_Explore.py -> "Explore" (also its URL path). The default page
+    """The pages as Streamlit names them: app_pages/2_Explore.py -> "Explore" (also its URL path). The default page
     (0_Overview.py, Home) is the root URL, visited above."""
-    pages = sorted(path for path in (REPO / "dashboard" / "pages").glob("*.py") if not path.stem.startswith("0_"))
+    pages = sorted(path for path in (REPO / "dashboard" / "app_pages").glob("*.py") if not path.stem.startswith("0_"))
     names = [path.stem.split("_", 1)[-1].replace("_", " ") for path in pages]
     assert {"Generate", "Explore", "Models"} <= set(names), names
     return names

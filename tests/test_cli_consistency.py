@@ -117,7 +117,7 @@ def test_one_tag_parser_everywhere():
     from daam_store import tags
     from daam_store.commands import io
 
-    generate_page = Path(__file__).resolve().parents[1] / "dashboard" / "pages" / "1_Generate.py"
+    generate_page = Path(__file__).resolve().parents[1] / "dashboard" / "app_pages" / "1_Generate.py"
     assert "from daam_store.tags import parse_tags" in generate_page.read_text() and io.parse_tags is tags.parse_tags
     assert tags.parse_tags(" x, y ,, x ") == ("x", "y") and tags.parse_tags(None) == ()
 

@@ -28,7 +28,7 @@ def swept_page(swept_store_url, monkeypatch):
 
 def open_compare() -> AppTest:
     app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=TIMEOUT).run()
-    app.switch_page("pages/4_Compare.py")
+    app.switch_page("app_pages/4_Compare.py")
     return app.run()
 
 
@@ -168,7 +168,7 @@ def open_compare_at(query: dict) -> AppTest:
     app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=TIMEOUT)
     app.query_params.update(query)
     app.run()
-    app.switch_page("pages/4_Compare.py")
+    app.switch_page("app_pages/4_Compare.py")
     return app.run()
 
 

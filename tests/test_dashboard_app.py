@@ -115,7 +115,7 @@ def test_experiment_zip_holds_a_directory_that_loads_back(experiment, tmp_path):
 
 # -- the pages under AppTest -----------------------------------------------------------------------
 
-PAGES = ["Home.py", "pages/1_Generate.py", "pages/2_Explore.py", "pages/3_Models.py"]
+PAGES = ["Home.py", "app_pages/1_Generate.py", "app_pages/2_Explore.py", "app_pages/3_Models.py"]
 TIMEOUT = 120
 
 
@@ -170,10 +170,10 @@ def test_one_frame_navigates_every_page_and_shows_the_database(empty_store_url):
     assert_clean(app)
     assert [element.value for element in app.sidebar.get("text")] == [empty_store_url]
     assert "The store is empty" in " ".join(element.value for element in app.info)  # the default page: Home
-    pages = sorted(path.name for path in (DASHBOARD / "pages").glob("*.py"))
+    pages = sorted(path.name for path in (DASHBOARD / "app_pages").glob("*.py"))
     frame = (DASHBOARD / "Home.py").read_text()
-    assert all(f'"pages/{name}"' in frame for name in pages)  # every page file is in the navigation
-    assert all("setup_page" not in (DASHBOARD / "pages" / name).read_text() for name in pages)
+    assert all(f'"app_pages/{name}"' in frame for name in pages)  # every page file is in the navigation
+    assert all("setup_page" not in (DASHBOARD / "app_pages" / name).read_text() for name in pages)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -183,9 +183,9 @@ def test_every_page_renders_on_an_empty_store(empty_store_url, page):
     info = " ".join(element.value for element in app.info)
     expected = {
         "Home.py": "The store is empty",
-        "pages/1_Generate.py": "",
-        "pages/2_Explore.py": "No generations in the store yet",
-        "pages/3_Models.py": "No model is registered yet",
+        "app_pages/1_Generate.py": "",
+        "app_pages/2_Explore.py": "No generations in the store yet",
+        "app_pages/3_Models.py": "No model is registered yet",
     }[page]
     assert expected in info
 
@@ -224,7 +224,7 @@ def open_store_at(url: str):
 def test_generate_saves_exactly_one_row_per_prompt_and_seed(empty_store_url, tiny_model_dir):
     from daam_store.store import queries
 
-    app = run_page("pages/1_Generate.py")
+    app = run_page("app_pages/1_Generate.py")
     app = fill_generate_form(
         app, str(tiny_model_dir), f"{PROMPT}\na cat", "4-5", steps=3, author="ann", tags="first, demo"
     )
@@ -283,7 +283,7 @@ def test_generate_saves_exactly_one_row_per_prompt_and_seed(empty_store_url, tin
 def test_bad_generate_input_is_one_error_and_saves_nothing(empty_store_url, tiny_model_dir, model, seeds, message):
     from daam_store.store import queries
 
-    app = fill_generate_form(run_page("pages/1_Generate.py"), model.format(model=tiny_model_dir), "a dog", seeds)
+    app = fill_generate_form(run_page("app_pages/1_Generate.py"), model.format(model=tiny_model_dir), "a dog", seeds)
     assert not app.exception
     assert len(app.error) == 1 and message in shown_error(app)
     with open_store_at(empty_store_url) as store, store.session() as session:
@@ -291,11 +291,11 @@ def test_bad_generate_input_is_one_error_and_saves_nothing(empty_store_url, tiny
 
 
 def test_generate_offers_the_builtin_models_and_registered_ones(empty_store_url, tiny_model_dir):
-    app = run_page("pages/1_Generate.py")
+    app = run_page("app_pages/1_Generate.py")
     options = widget(app.selectbox, "Model").options
     assert options[:2] == ["sd1-tiny (built-in)", "sd2-tiny (built-in)"]
     fill_generate_form(app, str(tiny_model_dir), "a dog", "0", steps=2)
-    options = widget(run_page("pages/1_Generate.py").selectbox, "Model").options
+    options = widget(run_page("app_pages/1_Generate.py").selectbox, "Model").options
     assert options[2:] == [f"{tiny_model_dir} (local, SD1)"]
 
 
@@ -367,7 +367,7 @@ def test_home_counts_what_is_stored_and_shows_the_latest(filled_store_url):
     ],
 )  # fmt: skip
 def test_explore_text_filters_return_the_right_rows(filled_store_url, label, value, expected):
-    app = run_page("pages/2_Explore.py")
+    app = run_page("app_pages/2_Explore.py")
     widget(app.text_input, label).input(value)
     app.run()
     assert_clean(app)
@@ -378,7 +378,7 @@ def test_explore_text_filters_return_the_right_rows(filled_store_url, label, val
 
 def test_explore_choice_filters_return_the_right_rows(filled_store_url):
     ids = filled_store_url
-    app = run_page("pages/2_Explore.py")
+    app = run_page("app_pages/2_Explore.py")
     assert shown_ids(app) == set(ids.values())
     assert "7 generations" in texts(app)
 
@@ -413,7 +413,7 @@ def test_explore_date_filter_counts_whole_utc_days(filled_store_url):
         assert gallery_count(store, gallery_filter(days=(today, today))) == 7
         assert gallery_count(store, gallery_filter(days=(today - timedelta(days=3), today - timedelta(days=1)))) == 0
         assert gallery_count(store, gallery_filter(days=(today + timedelta(days=1),))) == 0
-    app = run_page("pages/2_Explore.py")
+    app = run_page("app_pages/2_Explore.py")
     app.date_input[0].set_value((today - timedelta(days=2), today - timedelta(days=1))).run()
     assert_clean(app)
     assert shown_ids(app) == set()
@@ -423,7 +423,7 @@ def test_explore_pages_through_the_gallery(filled_store_url, monkeypatch):
     from daam_store.views import explore
 
     monkeypatch.setattr(explore, "GALLERY_PAGE_SIZE", 3)
-    app = run_page("pages/2_Explore.py")
+    app = run_page("app_pages/2_Explore.py")
     assert len(shown_ids(app)) == 3
     seen = set(shown_ids(app))
     page = widget(app.number_input, "Page")
@@ -438,7 +438,7 @@ def test_explore_pages_through_the_gallery(filled_store_url, monkeypatch):
 
 def test_explore_detail_shows_the_generation_word_by_word(filled_store_url):
     generation_id = filled_store_url[("sd2", PROMPT, 1)]
-    app = run_page("pages/2_Explore.py", {"generation": str(generation_id)})
+    app = run_page("app_pages/2_Explore.py", {"generation": str(generation_id)})
     assert_clean(app)
     shown = texts(app)
     assert PROMPT in shown
@@ -462,29 +462,30 @@ def test_explore_detail_shows_the_generation_word_by_word(filled_store_url):
 
 
 def test_explore_detail_without_per_step_maps_says_so(filled_store_url):
-    app = run_page("pages/2_Explore.py", {"generation": str(filled_store_url[("sd1", "a cat", 0)])})
+    app = run_page("app_pages/2_Explore.py", {"generation": str(filled_store_url[("sd1", "a cat", 0)])})
     assert_clean(app)
     assert any("Per-step maps were not kept" in element.value for element in app.info)
 
 
 @pytest.mark.parametrize(("query", "message"), [("999", "no generation 999"), ("abc", "bad generation id")])
 def test_explore_unknown_generation_is_one_error(filled_store_url, query, message):
-    app = run_page("pages/2_Explore.py", {"generation": query})
+    app = run_page("app_pages/2_Explore.py", {"generation": query})
     assert not app.exception
     assert len(app.error) == 1 and message in shown_error(app)
 
 
 def test_user_text_is_never_rendered_as_markdown(filled_store_url):
     prompt = DOG
-    for page, query in [("Home.py", None), ("pages/2_Explore.py", None),
-                        ("pages/2_Explore.py", {"generation": str(filled_store_url[("sd1", prompt, 7)])})]:  # fmt: skip
+    explore = "app_pages/2_Explore.py"
+    for page, query in [("Home.py", None), (explore, None),
+                        (explore, {"generation": str(filled_store_url[("sd1", prompt, 7)])})]:  # fmt: skip
         app = run_page(page, query)
         assert prompt in texts(app)
         assert not any("bold" in element.value for element in app.markdown)
 
 
 def test_models_page_lists_counts_and_registers_a_folder(filled_store_url, tiny_model_dir, tmp_path):
-    app = run_page("pages/3_Models.py")
+    app = run_page("app_pages/3_Models.py")
     assert_clean(app)
     builtin, registered, families = (frame.value for frame in app.dataframe)
     assert list(builtin["name"]) == ["sd1-tiny", "sd2-tiny"] and list(builtin["family"]) == ["SD1", "SD2"]
@@ -500,7 +501,7 @@ def test_models_page_lists_counts_and_registers_a_folder(filled_store_url, tiny_
 
 
 def test_models_page_adds_a_new_local_model(empty_store_url, tiny_model_dir):
-    app = run_page("pages/3_Models.py")
+    app = run_page("app_pages/3_Models.py")
     widget(app.text_input, "Hub id or local").input(str(tiny_model_dir))
     widget(app.button, "Load and register").click()
     app.run()
@@ -511,7 +512,7 @@ def test_models_page_adds_a_new_local_model(empty_store_url, tiny_model_dir):
 
 
 def test_models_page_refuses_a_hub_id_it_cannot_download(empty_store_url):
-    app = run_page("pages/3_Models.py")
+    app = run_page("app_pages/3_Models.py")
     widget(app.text_input, "Hub id or local").input("someone/some-model")
     widget(app.button, "Load and register").click()
     app.run()
@@ -524,7 +525,7 @@ def test_generate_on_the_builtin_model(empty_store_url):
     from daam_store.models import ModelNotFoundError, resolve_model
     from daam_store.store import queries
 
-    app = run_page("pages/1_Generate.py")
+    app = run_page("app_pages/1_Generate.py")
     assert widget(app.selectbox, "Model").value == "sd1-tiny (built-in)"
     app = fill_generate_form(app, "", "a red circle", "0", steps=2)
     with open_store_at(empty_store_url) as store, store.session() as session:
@@ -553,7 +554,7 @@ def test_explore_shows_the_overlays_of_an_imported_original_daam_directory(empty
     with open_store_at(empty_store_url) as store:
         generation_id = import_directory(store, folder).generation_id
 
-    app = run_page("pages/2_Explore.py", {"generation": str(generation_id)})
+    app = run_page("app_pages/2_Explore.py", {"generation": str(generation_id)})
     assert_clean(app)
     assert any("rendered overlays only" in element.value for element in app.info)
     assert [t for t in texts(app) if t in ("red", "dog")] == ["dog", "red"]  # attachments, by file name
@@ -614,7 +615,7 @@ def test_progress_counts_every_denoising_step_of_the_batch(empty_store_url, sd1_
 def test_explore_filters_survive_opening_a_generation(filled_store_url):
     ids = filled_store_url
     cats = {ids[("sd1", "a cat", 0)], ids[("sd1", "a cat", 1)]}
-    app = run_page("pages/2_Explore.py")
+    app = run_page("app_pages/2_Explore.py")
     widget(app.text_input, "Word in the prompt").input("cat")
     app.run()
     assert shown_ids(app) == cats
@@ -628,7 +629,7 @@ def test_explore_filters_survive_opening_a_generation(filled_store_url):
 
 
 def test_explore_bad_seed_filter_is_one_error_beside_the_filters(filled_store_url):
-    app = run_page("pages/2_Explore.py")
+    app = run_page("app_pages/2_Explore.py")
     widget(app.text_input, "Seeds").input("1-x")
     app.run()
     assert not app.exception
@@ -684,7 +685,7 @@ def test_generate_page_runs_a_sweep_over_both_builtin_models_and_resumes(empty_s
     from daam_store.store import queries
 
     def run_sweep_form():
-        app = run_page("pages/1_Generate.py")
+        app = run_page("app_pages/1_Generate.py")
         assert widget(app.multiselect, "Sweep models").value == ["sd1-tiny (built-in)", "sd2-tiny (built-in)"]
         widget(app.text_area, "Sweep prompts").set_value("a red circle\na blue square")
         widget(app.text_input, "Sweep seeds").set_value("0-1")
@@ -722,7 +723,7 @@ def test_errors_and_compare_show_user_text_literally(empty_store_url):
     assert escape_markdown("**bold** [link](x) <b>_i_</b> `c` $m$") == (
         r"\*\*bold\*\* \[link\](x) \<b\>\_i\_\</b\> \`c\` \$m\$"
     )
-    app = run_page("pages/1_Generate.py")
+    app = run_page("app_pages/1_Generate.py")
     widget(app.text_input, "…or another model").set_value("**bold**/[x](y)")
     widget(app.button, "Generate").click()
     app = app.run()
@@ -759,7 +760,7 @@ def test_sweep_form_has_what_the_cli_sweep_has(empty_store_url, tiny_model_dir, 
 
     monkeypatch.setattr("daam_store.views.generate.model_choices", lambda _store: {"tiny": str(tiny_model_dir)})
     app = sweep_form(
-        run_page("pages/1_Generate.py"),
+        run_page("app_pages/1_Generate.py"),
         ["tiny"],
         guidance=3.0,
         negative_prompt="blurry",
@@ -776,9 +777,9 @@ def test_sweep_form_has_what_the_cli_sweep_has(empty_store_url, tiny_model_dir, 
 
 
 def test_out_of_range_steps_say_why(empty_store_url, tiny_model_dir):
-    app = fill_generate_form(run_page("pages/1_Generate.py"), str(tiny_model_dir), "a dog", "0", steps=0)
+    app = fill_generate_form(run_page("app_pages/1_Generate.py"), str(tiny_model_dir), "a dog", "0", steps=0)
     assert not app.exception and len(app.error) == 1 and "between 1 and 1000" in shown_error(app)
-    app = sweep_form(run_page("pages/1_Generate.py"), ["sd1-tiny (built-in)"], steps=5000)
+    app = sweep_form(run_page("app_pages/1_Generate.py"), ["sd1-tiny (built-in)"], steps=5000)
     assert not app.exception and len(app.error) == 1 and "steps" in shown_error(app)
 
 
@@ -800,7 +801,7 @@ def test_a_stopped_sweep_says_stopped_and_how_to_resume(empty_store_url, tiny_mo
         return generate(*args, **kwargs)
 
     monkeypatch.setattr(sweep, "generate", stop_at_the_second)
-    app = sweep_form(run_page("pages/1_Generate.py"), ["tiny"], seeds="0-3")
+    app = sweep_form(run_page("app_pages/1_Generate.py"), ["tiny"], seeds="0-3")
     assert not any("Sweep done" in bar.proto.text for bar in app.get("progress"))
     app.run()
     texts_of_bars = [bar.proto.text for bar in app.get("progress")]
@@ -816,7 +817,7 @@ def test_an_unexpected_error_is_one_line_on_the_page_and_a_traceback_in_the_log(
         raise RuntimeError("CUDA went away")
 
     monkeypatch.setattr("daam_store.views.generate.generate", broken)
-    app = fill_generate_form(run_page("pages/1_Generate.py"), str(tiny_model_dir), "a dog", "0", steps=2)
+    app = fill_generate_form(run_page("app_pages/1_Generate.py"), str(tiny_model_dir), "a dog", "0", steps=2)
     assert not app.exception and len(app.error) == 1 and "CUDA went away" in shown_error(app)
     logged = [record for record in caplog.records if record.name == "daam_store.dashboard"]
     assert len(logged) == 1 and logged[0].exc_info is not None

@@ -38,7 +38,7 @@ def open_explore(query: dict) -> AppTest:
     app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=TIMEOUT)
     app.query_params.update(query)
     app.run()
-    app.switch_page("pages/2_Explore.py")
+    app.switch_page("app_pages/2_Explore.py")
     return app.run()
 
 
@@ -71,8 +71,8 @@ def test_explore_detail_draws_a_colour_scale_and_says_which_symbols_have_no_map(
     widget(app.selectbox, "Colour map").set_value("cividis").run()
     assert_clean(app)
     assert app.session_state["map_colormap"] == "cividis"
-    app.switch_page("pages/4_Compare.py").run()
-    app.switch_page("pages/2_Explore.py").run()
+    app.switch_page("app_pages/4_Compare.py").run()
+    app.switch_page("app_pages/2_Explore.py").run()
     assert widget(app.selectbox, "Colour map").value == "cividis"  # kept from page to page
 
 

@@ -127,13 +127,14 @@ def test_dashboard_generates_explores_and_compares_sdxl_beside_sd1(
     monkeypatch.syspath_prepend(str(DASHBOARD))
     monkeypatch.setenv("DAAM_STORE_URL", f"sqlite:///{tmp_path / 'store.db'}")
     for model in (tiny_sdxl_model_dir, tiny_model_dir):
-        app = fill_generate_form(run_page("pages/1_Generate.py"), str(model), PROMPT, "0-1", steps=2, tags="families")
+        page = run_page("app_pages/1_Generate.py")
+        app = fill_generate_form(page, str(model), PROMPT, "0-1", steps=2, tags="families")
         assert_clean(app)
-    explore = run_page("pages/2_Explore.py", {"generation": "1"})
+    explore = run_page("app_pages/2_Explore.py", {"generation": "1"})
     assert_clean(explore)
     facts = {row["what"]: row["value"] for row in explore.dataframe[0].value.to_dict("records")}
     assert "(SDXL, local)" in facts["model"] and facts["maps average"].startswith("down and up blocks")
-    compare = run_page("pages/4_Compare.py")
+    compare = run_page("app_pages/4_Compare.py")
     compare = choose(compare, tag="families", view="Across models")
     assert_clean(compare)
     means = charts(compare)[0]

@@ -1,4 +1,4 @@
-"""The dashboard's page logic, one module per page, without Streamlit: the pages in dashboard/pages/ call these
+"""The dashboard's page logic, one module per page, without Streamlit: the pages in dashboard/app_pages/ call these
 functions and only draw what they return, so the logic is tested directly (tests/test_dashboard_app.py).
 
     common          Markdown escaping, overlays, colour scales, cards: what several pages share

@@ -59,7 +59,7 @@ def show_result(result, alpha: float, cmap: str) -> None:
         with image_column:
             st.image(enlarge(experiment.image), width=200)
             st.page_link(
-                "pages/2_Explore.py", label="Open in Explore", query_params={"generation": result.generation_id}
+                "app_pages/2_Explore.py", label="Open in Explore", query_params={"generation": result.generation_id}
             )
         with maps_column:
             note = unmapped_words_note(experiment)
@@ -150,6 +150,6 @@ if sweep_submitted:
         sweep_bar.finish(f"Sweep done: {report.generated} generated, {report.skipped} already stored")
         # Opens Compare with this sweep chosen (its filters live in the URL).
         compare_query = {"tag": sweep_tag(report.name)} if report.name else {}
-        st.page_link("pages/4_Compare.py", label="Compare the sweep", query_params=compare_query)
+        st.page_link("app_pages/4_Compare.py", label="Compare the sweep", query_params=compare_query)
 else:
     ui.show_if_stopped("sweep_progress", "Run the same sweep again to resume: what is stored is skipped.")

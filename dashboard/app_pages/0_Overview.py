@@ -33,7 +33,7 @@ with ui.errors_as_messages():
                     st.image(enlarge(card.image, 160), width=160)
                     st.text(card.prompt)
                     st.page_link(
-                        "pages/2_Explore.py",
+                        "app_pages/2_Explore.py",
                         label=f"#{card.generation_id} · seed {card.seed} · {escape_markdown(card.model)}",
                         query_params={"generation": card.generation_id},
                     )

@@ -42,7 +42,7 @@ def chart(figure, key: str) -> None:
     event = st.plotly_chart(figure, key=key, on_select="rerun", selection_mode="points")
     generation_id = charts.clicked_generation(event)
     if generation_id is not None:
-        st.switch_page("pages/2_Explore.py", query_params={"generation": generation_id})
+        st.switch_page("app_pages/2_Explore.py", query_params={"generation": generation_id})
 
 
 def csv_button(frame, name: str) -> None:
