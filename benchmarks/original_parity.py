@@ -68,10 +68,11 @@ MODELS = {
 
 def build_pipeline(model: str, seed: int = 0):
     """A random SD 1.x/2.x pipeline at the real geometry (image = 8 x sample_size) with tiny channels."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from daam_store.models import load_clip_tokenizer
+    from daam_store.models.configs import scheduler_config
+    from daam_store.models.pipelines import assemble_pipeline
 
     spec = MODELS[model]
     torch.manual_seed(seed)
@@ -112,26 +113,8 @@ def build_pipeline(model: str, seed: int = 0):
         attention_head_dim=spec["heads"],
         use_linear_projection=spec["linear_projection"],
     )
-    scheduler = DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type=spec["prediction"],
-    )
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=load_clip_tokenizer(),
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    scheduler = DDIMScheduler(**scheduler_config(model))  # sd1: epsilon, sd2: v-prediction
+    return assemble_pipeline(text_encoder, vae, unet, scheduler)
 
 
 def save_pipeline(pipe, folder: Path) -> None:

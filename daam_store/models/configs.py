@@ -115,12 +115,7 @@ def scheduler_config(family: Family) -> dict:
 
 
 def sdxl_scheduler_config() -> dict:
-    return dict(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        steps_offset=1,
-        timestep_spacing="leading",
-        prediction_type="epsilon",
-    )
+    """SDXL's Euler scheduler: SD's betas, without DDIM's clipping options."""
+    config = scheduler_config("sd1")
+    del config["clip_sample"], config["set_alpha_to_one"]
+    return config | dict(timestep_spacing="leading")
