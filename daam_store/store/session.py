@@ -42,12 +42,13 @@ def default_database_url() -> str:
 
 def parse_database_url(url: str | None = None) -> URL:
     """The URL as SQLAlchemy wants it: plain `postgresql://` (or `postgres://`) means psycopg 3."""
-    text = url or default_database_url()
     try:
-        parsed = make_url(text)
-    except ArgumentError:
+        parsed = make_url(url or default_database_url())
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        # The text is never echoed: a mistyped URL such as postgresql:/alice:pw@host still holds the password.
         raise DatabaseUnavailableError(
-            f"bad database URL {text!r}: use sqlite:///path/to/file.db or postgresql://user@host/dbname"
+            "bad database URL, malformed (not shown, as it may hold a password): "
+            "use sqlite:///path/to/file.db or postgresql://user[:password]@host[:port]/dbname"
         ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -57,7 +58,13 @@ def parse_database_url(url: str | None = None) -> URL:
 def display_url(url: URL) -> str:
     if url.get_backend_name() == "sqlite" and (url.database or "").startswith("file:"):
         return f"sqlite:///{url.database.removeprefix('file:')}"  # a read-only file (see _read_only_if_unwritable)
-    return url.render_as_string(hide_password=True)
+    return _without_secret_query(url).render_as_string(hide_password=True)
+
+
+def _without_secret_query(url: URL) -> URL:
+    """libpq also takes the password (and sslpassword) as query parameters, which hide_password leaves shown."""
+    secrets = [key for key in url.query if "password" in key.lower()]
+    return url.difference_update_query(secrets)
 
 
 def make_engine(url: str | URL | None = None) -> Engine:
