@@ -28,7 +28,7 @@ from daam_store.store import (
     queries,
 )
 from daam_store.store.check import check_database
-from daam_store.store.schema import Generation, HeatMap, Image, MapStack, Word
+from daam_store.store.schema import Generation, HeatMap, Image, MapStack, Tag, Word
 from daam_store.store.testing import free_port, synthetic_experiment
 
 FORK = multiprocessing.get_context("fork")
@@ -202,3 +202,64 @@ def test_kill_9_during_a_save_leaves_nothing_partial(store_url, clip_tokenizer):
         # The killed save left no lock or half row behind: the same generation saves normally now.
         store.save(synthetic_experiment(clip_tokenizer, "a dog in the snow", seed=9, layers=2), model=MODEL)
         assert row_counts(store)["generation"] == before["generation"] + 1
+
+
+# -- the same generation saved by several processes at once ---------------------------------------------------
+RACERS = 6
+ROUNDS = 3
+
+
+def _save_racing(url: str, seed: int, tag: str, barrier, results) -> None:
+    """Child: prepare first (slow), then save the same generation as the others at the same moment."""
+    from daam_store.models import load_clip_tokenizer
+    from daam_store.store.writer import prepare_experiment
+
+    try:
+        prepared = prepare_experiment(
+            synthetic_experiment(load_clip_tokenizer(), "a cat racing a dog", seed=seed), MODEL, tags=(tag,)
+        )
+        store = open_store(url)
+        barrier.wait(timeout=60)
+        results.put((tag, store.save_prepared(prepared), ""))
+        store.close()
+    except Exception as error:
+        results.put((tag, None, f"{type(error).__name__}: {error}"))
+
+
+def _race(url: str, seed: int, tags: list[str]) -> list[tuple]:
+    barrier = FORK.Barrier(len(tags))
+    results = FORK.Queue()
+    children = [FORK.Process(target=_save_racing, args=(url, seed, tag, barrier, results)) for tag in tags]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(30)
+    return outcomes
+
+
+def _tags_of(store, generation_id: int) -> set[str]:
+    with store.session() as session:
+        return set(session.scalars(select(Tag.name).where(Tag.generation_id == generation_id)))
+
+
+def test_processes_saving_one_generation_at_once_get_one_id_and_keep_every_tag(store_url, clip_tokenizer):
+    with open_store(store_url) as store:
+        for round_ in range(ROUNDS):
+            # An existing generation re-saved with one new tag by every process: no unique violation.
+            seed = 100 + round_
+            known = store.save(synthetic_experiment(clip_tokenizer, "a cat racing a dog", seed=seed), model=MODEL)
+            outcomes = _race(store_url, seed, [f"again-{round_}"] * RACERS)
+            assert [message for _, _, message in outcomes if message] == []
+            assert {gen_id for _, gen_id, _ in outcomes} == {known}
+            assert _tags_of(store, known) == {f"again-{round_}"}
+
+            # A new generation inserted by every process, each with its own tag: the losers' tags are kept.
+            tags = [f"writer-{round_}-{w}" for w in range(RACERS)]
+            outcomes = _race(store_url, 200 + round_, tags)
+            assert [message for _, _, message in outcomes if message] == []
+            ids = {gen_id for _, gen_id, _ in outcomes}
+            assert len(ids) == 1
+            assert _tags_of(store, ids.pop()) == set(tags)
+        assert row_counts(store)["generation"] == 2 * ROUNDS
+        assert check_database(store.engine).ok

@@ -23,7 +23,6 @@ import numpy as np
 import PIL.Image
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from daam_store import rules
@@ -169,28 +168,23 @@ class Store:
         if existing is not None:
             self._complete(existing, prepared)
             return existing
-        try:
-            with self.write_session() as session:
-                return _insert(session, prepared)
-        except StoreError as error:
-            # Another process stored the same generation between our look-up and our insert.
-            if isinstance(error.__cause__, IntegrityError):
-                found = self._find(prepared.fingerprint)
-                if found is not None:
-                    return found
-            raise
+        with self.write_session() as session:
+            generation_id = _insert(session, prepared)
+            if generation_id is None:  # another process stored it since our look-up: add what we bring
+                generation_id = session.scalar(
+                    select(Generation.id).where(Generation.fingerprint == prepared.fingerprint)
+                )
+                _insert_missing(session, generation_id, prepared)
+            return generation_id
 
     def _complete(self, generation_id: int, prepared: PreparedGeneration) -> None:
         """The same generation saved again: keep the row, add the tags and finer records it lacks."""
         with self.session() as session:
             tags = set(session.scalars(select(Tag.name).where(Tag.generation_id == generation_id)))
             kinds = set(session.scalars(select(MapStack.kind).where(MapStack.generation_id == generation_id)))
-        new_tags = [{"generation_id": generation_id, "name": name} for name in prepared.tags if name not in tags]
-        new_stacks = [_stack_values(generation_id, st) for st in prepared.stacks if st.kind not in kinds]
-        if new_tags or new_stacks:
+        if set(prepared.tags) - tags or {stack.kind for stack in prepared.stacks} - kinds:
             with self.write_session() as session:
-                _insert_rows(session, Tag, new_tags)
-                _insert_rows(session, MapStack, new_stacks)
+                _insert_missing(session, generation_id, prepared, kinds)
 
     def _find(self, fingerprint: str) -> int | None:
         with self.session() as session:
@@ -345,12 +339,16 @@ def _finite(value: float) -> float | None:
 
 
 # -- inserting rows ---------------------------------------------------------------------------------
-def _insert(session: Session, prepared: PreparedGeneration) -> int:
-    """All rows of one generation, as a few multi-row INSERTs (the ORM's unit of work costs ~5x more)."""
+def _insert(session: Session, prepared: PreparedGeneration) -> int | None:
+    """All rows of one generation, as a few multi-row INSERTs (the ORM's unit of work costs ~5x more).
+
+    None when a generation with the same fingerprint is already there (a concurrent writer committed it).
+    """
     metadata = prepared.metadata
     width, height = prepared.image_size
     generation_id = session.scalar(
-        insert(Generation)
+        _dialect(session)
+        .insert(Generation)
         .values(
             model_id=_model_id(session, prepared.model),
             prompt_id=_prompt_id(session, prepared.prompt),
@@ -370,8 +368,11 @@ def _insert(session: Session, prepared: PreparedGeneration) -> int:
             created_at=utc_now(),
             fingerprint=prepared.fingerprint,
         )
+        .on_conflict_do_nothing(index_elements=["fingerprint"])
         .returning(Generation.id)
     )
+    if generation_id is None:
+        return None
     session.execute(
         insert(Image), [{"generation_id": generation_id, "width": width, "height": height, "png": prepared.image_png}]
     )
@@ -398,6 +399,19 @@ def _insert(session: Session, prepared: PreparedGeneration) -> int:
 def _insert_rows(session: Session, table, rows: list[dict]) -> None:
     if rows:
         session.execute(insert(table), rows)
+
+
+def _insert_missing(
+    session: Session, generation_id: int, prepared: PreparedGeneration, kinds: frozenset[str] | set[str] = frozenset()
+) -> None:
+    """The tags and map stacks the stored generation lacks; rows another writer adds meanwhile are skipped.
+
+    `kinds`: stacks known to be stored already, not sent again (they can be megabytes).
+    """
+    tags = [{"generation_id": generation_id, "name": name} for name in prepared.tags]
+    insert_if_absent(session, Tag, tags, ["generation_id", "name"])
+    stacks = [_stack_values(generation_id, stack) for stack in prepared.stacks if stack.kind not in kinds]
+    insert_if_absent(session, MapStack, stacks, ["generation_id", "kind"])
 
 
 def _word_values(generation_id: int, word: PreparedWord) -> dict:
@@ -464,12 +478,18 @@ def _prompt_id(session: Session, text: str) -> int:
     return session.scalar(select(Prompt.id).where(Prompt.text_hash == text_hash))
 
 
-def insert_if_absent(session: Session, table, values: dict, unique: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: concurrent writers may create the same model or prompt."""
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+def insert_if_absent(session: Session, table, values: dict | list[dict], unique: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING of one row or several: concurrent writers may insert the same ones."""
+    rows = [values] if isinstance(values, dict) else values
     if "created_at" in table.__table__.c:
-        values = {**values, "created_at": utc_now()}
-    session.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=unique))
+        rows = [{**row, "created_at": utc_now()} for row in rows]
+    if rows:
+        session.execute(_dialect(session).insert(table).on_conflict_do_nothing(index_elements=unique), rows)
+
+
+def _dialect(session: Session):
+    """The dialect module whose insert() has on_conflict_do_nothing (SQLite and PostgreSQL spell it alike)."""
+    return sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
 
 
 def _int_or_none(value) -> int | None:
