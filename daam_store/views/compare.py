@@ -439,6 +439,19 @@ def step_shares(store, generation_id: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """The table as the CSV download of the chart drawn from it (a matrix keeps its row labels)."""
-    return frame.to_csv(index=not isinstance(frame.index, pd.RangeIndex)).encode()
+    """The table as the CSV download of the chart drawn from it (a matrix keeps its row labels).
+
+    Prompts and words are user text: one starting like a formula would run when the file is opened in a
+    spreadsheet, so such text cells, labels and headers get OWASP's leading quote. Numbers stay numbers.
+    """
+    safe = frame.map(_defused).rename(index=_defused, columns=_defused)
+    # RFC 4180's CRLF rows: with "\n" alone a text cell holding a CR went out unquoted and split its row.
+    return safe.to_csv(index=not isinstance(frame.index, pd.RangeIndex), lineterminator="\r\n").encode()
+
+
+def _defused(cell):
+    return f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
