@@ -20,3 +20,16 @@ def test_trace_overhead_benchmark_prints_its_measurements():
     assert len(control) == 1 and 0.2 < float(control[0]) < 5, output
     state = {int(s): float(kib) for s, kib in re.findall(r"(\d+) steps: trace state ([\d.]+) KiB", output)}
     assert set(state) == {10, 50} and state[10] == state[50] > 0, output  # the trace does not grow with steps
+
+
+def test_original_parity_benchmark_says_how_to_build_the_original_venv():
+    """The parity run needs daam 0.2.0 in its own venv (not in CI): without it, one line saying how to build it."""
+    script = SCRIPT.with_name("original_parity.py")
+    result = subprocess.run(
+        [sys.executable, str(script), "--original-python", "/nonexistent/python"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "no original-daam venv at /nonexistent/python: build it" in result.stderr
