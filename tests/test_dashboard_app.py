@@ -7,6 +7,7 @@ as a local diffusers folder, so a generation here is the same code path as in th
 from __future__ import annotations
 
 import io
+import os
 import re
 import zipfile
 from dataclasses import replace
@@ -822,3 +823,58 @@ def test_an_unexpected_error_is_one_line_on_the_page_and_a_traceback_in_the_log(
     logged = [record for record in caplog.records if record.name == "daam_store.dashboard"]
     assert len(logged) == 1 and logged[0].exc_info is not None
     assert isinstance(logged[0].exc_info[1].__cause__, RuntimeError)  # the cause, with its traceback
+
+
+def _pages_as_nobody(url: str, results) -> None:
+    """In a forked child: drop to `nobody`, then render Home and Explore over `url`; what they showed."""
+    import pwd
+
+    try:
+        nobody = pwd.getpwnam("nobody")
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+        os.environ["DAAM_STORE_URL"] = url
+        shown = {}
+        for page in ("Home.py", "app_pages/2_Explore.py"):
+            app = run_page(page)
+            shown[page] = ([e.value for e in app.exception], [e.value for e in app.error], texts(app))
+        results.put(shown)
+    except BaseException as error:  # the parent reports it
+        results.put({"error": repr(error)})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+def test_a_store_the_user_cannot_write_is_browsed(tmp_path, dashboard_path, clip_tokenizer):
+    """A SQLite file (and folder) the dashboard's user may only read: every page browses it, no error."""
+    import multiprocessing
+    import tempfile
+
+    from daam_store.models.info import ModelInfo
+    from daam_store.store.testing import synthetic_experiment
+
+    folder = Path(tempfile.mkdtemp(prefix="daam-ro-dashboard-"))
+    url = f"sqlite:///{folder / 'store.db'}"
+    with open_store_at(url) as store:
+        store.save(
+            synthetic_experiment(clip_tokenizer, "a read only cat", seed=3),
+            model=ModelInfo("m", "builtin", "", "SD1", "r", 32, "epsilon"),
+        )
+    (folder / "store.db").chmod(0o444)
+    folder.chmod(0o755)
+    # The child cannot read the interpreter's folders (under /root) as nobody: import what the pages need here.
+    os.environ["DAAM_STORE_URL"] = f"sqlite:///{tmp_path / 'warm.db'}"
+    try:
+        for page in ("Home.py", "app_pages/2_Explore.py"):
+            run_page(page)
+    finally:
+        del os.environ["DAAM_STORE_URL"]
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_pages_as_nobody, args=(url, results))
+    child.start()
+    child.join(120)
+    shown = results.get(timeout=5)
+    assert "error" not in shown, shown
+    for page, (exceptions, errors, page_texts) in shown.items():
+        assert not exceptions and not errors, (page, exceptions, errors)
+        assert "a read only cat" in page_texts, page
