@@ -2,9 +2,17 @@
 
 import csv
 import io
+import struct
+import zlib
 
 import pandas as pd
+import PIL.Image
 
+from daam_store.cli import store_main
+from daam_store.store import open_store, queries
+from daam_store.store.testing import synthetic_experiment
+from daam_store.store.transfer import import_directory
+from daam_store.views.common import CARD_PIXELS, generation_cards
 from daam_store.views.compare import to_csv
 
 FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
@@ -27,3 +35,83 @@ def test_csv_download_neutralises_row_labels_and_headers_of_a_matrix():
     header, first, second = read_back(to_csv(matrix))
     assert header == ["", "'=cmd", "dog"]
     assert first == ["'=cmd", "-1.0", "0.5"] and second == ["dog", "0.5", "-1.0"]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that only claims its size: PIL reads the header, and nothing may decode further."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+def original_layout(path, prompt="a cat and a dog", seed="1234", size=(32, 32)):
+    path.mkdir(parents=True)
+    PIL.Image.new("RGB", size, (200, 30, 30)).save(path / "output.png")
+    (path / "prompt.txt").write_text(prompt)
+    (path / "seed.txt").write_text(seed)
+    return path
+
+
+def own_layout(path, clip_tokenizer, metadata: str):
+    synthetic_experiment(clip_tokenizer, "a red cat", seed=1).save(path)
+    (path / "metadata.json").write_text(metadata)
+    return path
+
+
+def test_each_bad_folder_is_refused_in_one_line_and_the_rest_are_imported(tmp_path, clip_tokenizer, capsys):
+    batch = tmp_path / "batch"
+    good = original_layout(batch / "0-good")
+    own_layout(batch / "1-malformed-json", clip_tokenizer, "{not json")
+    own_layout(batch / "2-list-json", clip_tokenizer, "[1, 2]")
+    original_layout(batch / "3-big-seed", seed="1" * 40)
+    (original_layout(batch / "4-bomb") / "output.png").write_bytes(png_header(20000, 20000))
+    (original_layout(batch / "5-too-large") / "output.png").write_bytes(png_header(5000, 5000))
+    linked = original_layout(batch / "6-linked")
+    (linked / "prompt.txt").unlink()
+    (linked / "prompt.txt").symlink_to(tmp_path / "secret.txt")
+    (tmp_path / "secret.txt").write_text("root:x:0:0:root:/root:/bin/bash")
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    assert store_main(["import", str(batch), "--db", url]) == 2
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert len(errors) == 6 and all(line.startswith("error: ") for line in errors)
+    assert "Traceback" not in captured.err and "root:x" not in captured.err
+    for reason in (
+        "not readable JSON",
+        "JSON object",
+        "64-bit",
+        "decompression bomb",
+        "5000 x 5000",
+        "outside its folder",
+    ):
+        assert reason in captured.err
+    assert f"{good} -> generation" in captured.out and "imported 1 of 7 directories" in captured.out
+    with open_store(url) as store, store.session() as session:
+        assert [row.prompt for row in queries.list_generations(session)] == ["a cat and a dog"]
+
+
+def test_the_image_size_limit_is_configurable(tmp_path, monkeypatch, capsys):
+    folder = original_layout(tmp_path / "exp", size=(100, 100))
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    monkeypatch.setenv("DAAM_STORE_MAX_IMAGE_PIXELS", str(64 * 64))
+    assert store_main(["import", str(folder), "--db", url]) == 2
+    assert "100 x 100 pixels, more than the 4096 allowed" in capsys.readouterr().err
+    monkeypatch.setenv("DAAM_STORE_MAX_IMAGE_PIXELS", str(100 * 100))
+    assert store_main(["import", str(folder), "--db", url]) == 0
+
+
+def test_home_cards_hold_thumbnails_not_full_images(tmp_path):
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    folder = original_layout(tmp_path / "large", size=(3000, 2000))
+    with open_store(url) as store:
+        import_directory(store, folder)
+        with store.session() as session:
+            (card,) = generation_cards(session, queries.list_generations(session))
+    assert max(card.image.size) <= CARD_PIXELS and card.image.size[0] > card.image.size[1]

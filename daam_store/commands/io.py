@@ -55,7 +55,7 @@ def run_import(args: argparse.Namespace) -> int:
         for directory in directories:
             try:
                 result = import_directory(store, directory, args.model, args.author, tags)
-            except UserError as error:
+            except (UserError, OSError) as error:  # OSError: an unreadable file; either way the rest go on
                 failures += 1
                 print(f"error: {directory}: {error}", file=sys.stderr)
                 continue

@@ -43,6 +43,16 @@ def image_from_png(data: bytes) -> PIL.Image.Image:
         raise CorruptBlobError(f"stored image does not decode ({error}); re-import the generation") from None
 
 
+def thumbnail_from_png(data: bytes, size: int) -> PIL.Image.Image:
+    """The image shrunk to fit size x size: the full-size decode is dropped at once, never kept or converted."""
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as image:
+            image.thumbnail((size, size))
+            return image.convert("RGB")
+    except (OSError, ValueError) as error:
+        raise CorruptBlobError(f"stored image does not decode ({error}); re-import the generation") from None
+
+
 def metadata_of(generation: Generation) -> dict:
     """The experiment metadata: settings from their columns, the rest as it was saved, plus the model."""
     metadata = dict(generation.extra or {})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +34,9 @@ from daam_store.store.writer import (
 )
 
 OVERLAY_SUFFIX = ".heat_map.png"
+MAX_PIXELS_VARIABLE = "DAAM_STORE_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 4096 * 4096
+SEED_RANGE = range(-(2**63), 2**63)  # the seed column is a BIGINT; SQLite refuses larger ints with a traceback
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ def experiment_directories(paths: Iterable[str | Path]) -> list[Path]:
 def import_directory(
     store: Store, path: Path, model_name: str | None = None, author: str | None = None, tags: Iterable[str] = ()
 ) -> ImportResult:
+    _refuse_links_out(path)
+    _require_image_size(path / "output.png")
     if _is_own_layout(path):
         from daam_store.experiment import GenerationExperiment
 
@@ -68,6 +74,36 @@ def import_directory(
         return ImportResult(path, generation_id, overlays_only=False)
     prepared = prepare_original(path, model_from_metadata({}, model_name), author, tags)
     return ImportResult(path, store.save_prepared(prepared), overlays_only=True)
+
+
+def _refuse_links_out(path: Path) -> None:
+    """A link to a file outside its folder would store that file (e.g. /etc/passwd as prompt.txt)."""
+    for file in [*path.iterdir(), path.parent / "prompt.txt", path.parent / "seed.txt"]:
+        if file.is_symlink() and not file.resolve().is_relative_to(file.parent.resolve()):
+            raise UserError(f"{file} is a link to a file outside its folder: refused; copy the file in instead")
+
+
+def max_image_pixels() -> int:
+    text = os.environ.get(MAX_PIXELS_VARIABLE) or str(DEFAULT_MAX_PIXELS)
+    if not text.isdigit() or int(text) == 0:
+        raise UserError(f"{MAX_PIXELS_VARIABLE}={text!r}: give the largest width x height to import, e.g. 16777216")
+    return int(text)
+
+
+def _require_image_size(file: Path) -> None:
+    """Read the size from the header, before anything decodes the pixels."""
+    try:
+        with PIL.Image.open(file) as image:
+            width, height = image.size
+    except PIL.Image.DecompressionBombError:
+        raise UserError(f"{file} claims so many pixels that it looks like a decompression bomb: refused") from None
+    except (OSError, ValueError):
+        raise UserError(f"{file} is not a readable image; remove or replace it and import again") from None
+    if width * height > max_image_pixels():
+        raise UserError(
+            f"{file} is {width} x {height} pixels, more than the {max_image_pixels()} allowed "
+            f"(${MAX_PIXELS_VARIABLE}): refused"
+        )
 
 
 def _is_own_layout(path: Path) -> bool:
@@ -107,6 +143,7 @@ def prepare_original(path: Path, model: ModelInfo, author: str | None, tags: Ite
     image = image_from_png((path / "output.png").read_bytes())
     overlays = {p.name: p.read_bytes() for p in sorted(path.glob(f"*{OVERLAY_SUFFIX}"))}
     for name, data in overlays.items():
+        _require_image_size(path / name)
         _require_png(data, path / name)
     words, _cut = split_words(load_clip_tokenizer(), prompt)
     digest = hashlib.sha256(f"original-daam\0{prompt}\0{seed}".encode())
@@ -145,9 +182,12 @@ def _parse_seed(text: str, path: Path) -> int | None:
     if text in ("", "None"):
         return None
     try:
-        return int(text)
+        seed = int(text)
     except ValueError:
         raise UserError(f"{path}: seed.txt holds {text[:40]!r}, not a whole number") from None
+    if seed not in SEED_RANGE:
+        raise UserError(f"{path}: seed.txt holds {text[:40]!r}, outside the 64-bit range of seeds")
+    return seed
 
 
 def _require_png(data: bytes, path: Path) -> None:

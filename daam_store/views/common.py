@@ -92,13 +92,24 @@ class GenerationCard:
     image: Image.Image
 
 
+CARD_PIXELS = 320  # a tile is drawn 160 wide: twice that stays sharp on high-density screens
+
+
 def generation_cards(session, summaries) -> list[GenerationCard]:
+    """Tiles hold thumbnails: a full decode of every latest image cost ~1 GB per render for 9000 x 9000 ones."""
     from daam_store.store import queries
-    from daam_store.store.reader import image_from_png
+    from daam_store.store.reader import thumbnail_from_png
 
     cards = []
     for row in summaries:
         png = queries.image_png(session, row.id)
-        image = image_from_png(png) if png else Image.new("RGB", (row.width, row.height), (128, 128, 128))
+        image = thumbnail_from_png(png, CARD_PIXELS) if png else _placeholder(row.width, row.height)
         cards.append(GenerationCard(row.id, row.prompt, row.seed, row.model, row.created_at, image))
     return cards
+
+
+def _placeholder(width: int, height: int) -> Image.Image:
+    """A grey tile with the image's proportions, at thumbnail size."""
+    scale = min(1.0, CARD_PIXELS / max(width, height, 1))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return Image.new("RGB", size, (128, 128, 128))
