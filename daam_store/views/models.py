@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from daam_store.errors import UserError
 
-if TYPE_CHECKING:
-    pass
+MODEL_ROOTS_VARIABLE = "DAAM_STORE_MODEL_ROOTS"
 
 
 def builtin_model_table() -> list[dict[str, str]]:
@@ -64,7 +64,38 @@ def register_model(store, load_pipeline: Callable[[str], object], name: str):
     name = name.strip()
     if not name:
         raise UserError("enter a hub id (org/name) or the path of a local diffusers folder")
+    require_allowed_model(name)
     info = describe_pipeline(load_pipeline(name))
     with store.write_session() as session:
         queries.register_model(session, info)
     return info
+
+
+def model_roots() -> list[Path] | None:
+    """The folders local models may come from ($DAAM_STORE_MODEL_ROOTS, os.pathsep-separated); None: any."""
+    text = os.environ.get(MODEL_ROOTS_VARIABLE, "")
+    roots = [Path(part).expanduser().resolve() for part in text.split(os.pathsep) if part]
+    return roots or None
+
+
+def require_allowed_model(name: str) -> None:
+    """With model roots set, refuse any other folder, and with one message whatever the path is (missing, a
+    system folder, unreadable): the page must not tell an outsider which server paths exist."""
+    from daam_store.models import BUILTIN_MODELS
+
+    roots = model_roots()
+    if roots is None or name in BUILTIN_MODELS:
+        return
+    try:
+        path = Path(name).expanduser()
+        local = path.exists()  # a relative org/name that exists is loaded as a folder, not from the hub
+        inside = any(path.resolve().is_relative_to(root) for root in roots)  # resolved: no ../ or link escapes
+    except (OSError, RuntimeError):  # RuntimeError: ~user for an unknown user
+        local, inside = True, False
+    if inside or (not local and _is_hub_id(name)):
+        return
+    raise UserError(f"{name!r} is neither a hub id (org/name) nor a folder under ${MODEL_ROOTS_VARIABLE}")
+
+
+def _is_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith((".", "/", "~"))
