@@ -9,8 +9,10 @@ import os
 import pwd
 import signal
 import stat
+import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,47 @@ def test_unreachable_postgresql_fails_fast_with_one_line(capsys):
     error = capsys.readouterr().err
     assert error.startswith("error: cannot open database") and error.count("\n") == 1
     assert "Traceback" not in error
+
+
+@contextmanager
+def frozen(server):
+    """Every process of the PostgreSQL server stopped (SIGSTOP), as a paused VM or a swapped-out host is;
+    always resumed, so the other tests sharing the server go on."""
+    postmaster = int((server.root / "data" / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+    pids = [postmaster, *map(int, children)]
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.postgres
+def test_frozen_postgresql_fails_within_the_bound_then_works_again(postgres_server, monkeypatch, capsys):
+    monkeypatch.setenv("DAAM_STORE_CONNECT_TIMEOUT_S", "1")
+    monkeypatch.setenv("DAAM_STORE_STATEMENT_TIMEOUT_S", "1")
+    url = postgres_server.create_database(f"frozen_{os.getpid()}")
+    with open_store(url) as store:
+        # A pooled connection, open when the server freezes: its ping gets no answer in 1 + 1 s, and the
+        # fresh connection the pool then tries, none within the 1 s connect timeout.
+        with store.session() as session:
+            assert queries.count_generations(session) == 0
+        with frozen(postgres_server):
+            started = time.monotonic()
+            with pytest.raises(DatabaseUnavailableError, match="cannot open database") as raised:
+                with store.session() as session:
+                    queries.count_generations(session)
+            assert time.monotonic() - started < 5 and "\n" not in str(raised.value)
+            started = time.monotonic()
+            assert store_main(["db", "check", "--url", url]) == 2  # a new connection: the connect timeout
+            assert time.monotonic() - started < 5
+            error = capsys.readouterr().err
+            assert error.startswith("error: cannot open database") and error.count("\n") == 1
+        with store.session() as session:
+            assert queries.count_generations(session) == 0
 
 
 def test_unusable_sqlite_path_and_bad_urls():

@@ -27,6 +27,9 @@ from daam_store.store.errors import DatabaseUnavailableError, ReadOnlyDatabaseEr
 URL_VARIABLE = "DAAM_STORE_URL"
 SQLITE_BUSY_TIMEOUT_S = 30
 POSTGRES_CONNECT_TIMEOUT_S = 5
+POSTGRES_STATEMENT_TIMEOUT_S = 300
+CONNECT_TIMEOUT_VARIABLE = "DAAM_STORE_CONNECT_TIMEOUT_S"
+STATEMENT_TIMEOUT_VARIABLE = "DAAM_STORE_STATEMENT_TIMEOUT_S"  # 0: no limit
 WRITE_OPTION = "daam_write"
 
 
@@ -72,10 +75,47 @@ def make_engine(url: str | URL | None = None) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
+        return _postgres_engine(parsed)
     raise DatabaseUnavailableError(
         f"unsupported database {display_url(parsed)}: daam-store works with SQLite and PostgreSQL"
     )
+
+
+def _postgres_engine(url: URL) -> Engine:
+    """Bounded waits: connecting, each statement (on the server), and each answer (on the client, for a
+    frozen server); keepalives notice a server host that vanished while a pooled connection sat idle."""
+    connect_s = _seconds(CONNECT_TIMEOUT_VARIABLE, POSTGRES_CONNECT_TIMEOUT_S)
+    statement_s = _seconds(STATEMENT_TIMEOUT_VARIABLE, POSTGRES_STATEMENT_TIMEOUT_S)
+    connect_args = {
+        "connect_timeout": max(1, round(connect_s)),  # libpq takes whole seconds, and 0 would mean forever
+        "options": f"-c statement_timeout={round(statement_s * 1000)}",
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if statement_s:
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect, _record, cargs, cparams):
+            from daam_store.store import postgres
+
+            # The server's own statement timeout fires first; this one only when the server is not answering.
+            return postgres.connect(cargs, cparams, answer_timeout_s=statement_s + connect_s)
+
+    return engine
+
+
+def _seconds(variable: str, default: float) -> float:
+    text = os.environ.get(variable)
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise DatabaseUnavailableError(f"{variable}={text!r} is not a number of seconds") from None
+    if value < 0:
+        raise DatabaseUnavailableError(f"{variable}={text!r} is negative; give a number of seconds (0: no limit)")
+    return value
 
 
 def _sqlite_engine(url: URL) -> Engine:
