@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import pwd
 import signal
+import sqlite3
 import stat
 import subprocess
 import tempfile
@@ -306,3 +307,51 @@ def test_processes_saving_one_generation_at_once_get_one_id_and_keep_every_tag(s
             assert _tags_of(store, ids.pop()) == set(tags)
         assert row_counts(store)["generation"] == 2 * ROUNDS
         assert check_database(store.engine).ok
+
+
+# -- a damaged SQLite file ----------------------------------------------------------------------------------
+def _damaged_copy(tmp_path, clip_tokenizer, damage) -> str:
+    """A real store file (two generations), copied, then damaged in place by `damage(data, page_size, conn)`."""
+    path = tmp_path / "store.db"
+    with open_store(f"sqlite:///{path}") as store:
+        for seed in (1, 2):
+            store.save(synthetic_experiment(clip_tokenizer, "a red cat on a mat", seed=seed), model=MODEL)
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the main file
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        data = bytearray(path.read_bytes())
+        damage(data, page_size, connection)
+    connection.close()
+    copy = tmp_path / "damaged.db"
+    copy.write_bytes(data)
+    return f"sqlite:///{copy}"
+
+
+def _overwrite_index_page(data: bytearray, page_size: int, connection) -> None:
+    (root,) = connection.execute(
+        "SELECT rootpage FROM sqlite_master WHERE type = 'index' AND name = 'ix_word_key_generation_id'"
+    ).fetchone()
+    start = (root - 1) * page_size
+    data[start + 8 : start + page_size] = b"\x5a" * (page_size - 8)  # keep the page header, garble the cells
+
+
+def _garble_schema(data: bytearray, _page_size: int, _connection) -> None:
+    start = data.find(b"CREATE TABLE tag")
+    data[start + 7 : start + 12] = b"\xff\xfe\xff\xfe\xff"
+
+
+def test_db_check_runs_sqlite_integrity_check_on_a_damaged_index_page(tmp_path, clip_tokenizer, capsys):
+    url = _damaged_copy(tmp_path, clip_tokenizer, _overwrite_index_page)
+    assert store_main(["db", "check", "--url", url]) == 1
+    output = capsys.readouterr().out
+    assert "all complete and decodable" not in output
+    assert "integrity_check" in output and "ix_word_key_generation_id" in output, output
+
+
+def test_schema_with_invalid_bytes_is_one_line_in_check_upgrade_and_export(tmp_path, clip_tokenizer, capsys):
+    url = _damaged_copy(tmp_path, clip_tokenizer, _garble_schema)
+    for command in (["db", "check", "--url", url], ["db", "upgrade", "--url", url], ["export", "--db", url]):
+        assert store_main([*command, str(tmp_path / "out")] if command[0] == "export" else command) != 0
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err and captured.err.count("\n") == 1, (command, captured.err)
+        assert "malformed" in captured.err or "damaged" in captured.err, captured.err

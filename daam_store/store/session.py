@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,11 +137,12 @@ def _sqlite_engine(url: URL) -> Engine:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see `_begin`).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        with contextlib.suppress(Exception):  # a read-only file keeps its journal mode and stays readable
-            cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        with _schema_bytes_as_database_error():
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            with contextlib.suppress(Exception):  # a read-only file keeps its journal mode, stays readable
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -149,6 +151,17 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+@contextlib.contextmanager
+def _schema_bytes_as_database_error() -> Iterator[None]:
+    """SQLite reads the schema on a connection's first statement. When the schema holds bytes that are not
+    UTF-8, its "malformed database schema" message quotes them and the sqlite3 module fails to decode that
+    message: a UnicodeDecodeError no caller expects. Raised as the DatabaseError it is, it gets one line."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise sqlite3.DatabaseError("malformed database schema (it holds bytes that are not UTF-8)") from None
 
 
 def sqlite_file(url: URL) -> Path | None:
