@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import delete, event, select, update
 
 from daam_store.cli import store_main
 from daam_store.models import load_clip_tokenizer
@@ -26,6 +26,7 @@ from daam_store.store import (
     CorruptBlobError,
     DatabaseUnavailableError,
     ReadOnlyDatabaseError,
+    StoreError,
     UnknownCodecError,
     open_store,
     queries,
@@ -355,3 +356,16 @@ def test_schema_with_invalid_bytes_is_one_line_in_check_upgrade_and_export(tmp_p
         captured = capsys.readouterr()
         assert "Traceback" not in captured.err and captured.err.count("\n") == 1, (command, captured.err)
         assert "malformed" in captured.err or "damaged" in captured.err, captured.err
+
+
+# -- generations stored at schema 0001, before token-map stacks were kept --------------------------------------
+def test_generation_without_token_maps_says_what_is_missing_not_overlays(store_url, clip_tokenizer):
+    with open_store(store_url) as store:
+        generation_id = store.save(synthetic_experiment(clip_tokenizer, "a red cat on a mat", seed=4), model=MODEL)
+        with store.write_session() as session:  # as a generation written at 0001 and upgraded has it
+            session.execute(delete(MapStack).where(MapStack.generation_id == generation_id))
+        with pytest.raises(StoreError, match=f"generation {generation_id} was stored before token maps") as raised:
+            store.load_experiment(generation_id)
+        assert "overlay" not in str(raised.value) and "word maps are in the store" in str(raised.value)
+        with store.session() as session:  # the word maps still open
+            assert queries.word_heat_map(session, generation_id, 1).shape[0] > 0

@@ -9,7 +9,7 @@ import PIL.Image
 
 from daam_store.store import codec
 from daam_store.store.errors import CorruptBlobError, StoreError, UnknownCodecError
-from daam_store.store.schema import Generation, HeatMap, MapStack
+from daam_store.store.schema import STATUS_OVERLAYS_ONLY, Generation, HeatMap, MapStack
 
 
 def decode_heat_map(row: HeatMap) -> np.ndarray:
@@ -51,6 +51,19 @@ def thumbnail_from_png(data: bytes, size: int) -> PIL.Image.Image:
             return image.convert("RGB")
     except (OSError, ValueError) as error:
         raise CorruptBlobError(f"stored image does not decode ({error}); re-import the generation") from None
+
+
+def missing_token_maps(generation: Generation) -> str:
+    """Why a generation has no token-map stack: imported from overlays, or stored before stacks were kept."""
+    if generation.status == STATUS_OVERLAYS_ONLY:
+        return (
+            f"generation {generation.id} has no numeric heat maps (status {generation.status!r}: it was "
+            "imported from rendered overlay images only); its image and overlays are in the store"
+        )
+    return (
+        f"generation {generation.id} was stored before token maps were kept (schema 0001); "
+        "its word maps are in the store, its token maps are not"
+    )
 
 
 def metadata_of(generation: Generation) -> dict:
@@ -96,10 +109,7 @@ def experiment_from_row(generation: Generation):
 
     stacks = {stack.kind: stack for stack in generation.map_stacks}
     if "tokens" not in stacks:
-        raise StoreError(
-            f"generation {generation.id} has no numeric heat maps (status {generation.status!r}: it was "
-            "imported from rendered overlay images only); its image and overlays are in the store"
-        )
+        raise StoreError(missing_token_maps(generation))
     layers = stacks.get("layers")
     steps = stacks.get("steps")
     return GenerationExperiment(
