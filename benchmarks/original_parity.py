@@ -71,25 +71,12 @@ def build_pipeline(model: str, seed: int = 0):
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from daam_store.models.configs import scheduler_config
+    from daam_store.models.configs import scheduler_config, text_encoder_config
     from daam_store.models.pipelines import assemble_pipeline
 
     spec = MODELS[model]
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=TEXT_HIDDEN,
-            intermediate_size=4 * TEXT_HIDDEN,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            bos_token_id=49406,
-            eos_token_id=49407,
-            pad_token_id=49407,
-            projection_dim=TEXT_HIDDEN,
-        )
-    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config(2, TEXT_HIDDEN)))
     vae = AutoencoderKL(  # 4 levels: factor 8, as in SD
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,

@@ -21,18 +21,18 @@ TEXT_HIDDEN = 64
 IMAGE_SIZE = 32
 
 
-def text_encoder_config(num_layers: int = 0) -> dict:
+def text_encoder_config(num_layers: int = 0, hidden: int = TEXT_HIDDEN) -> dict:
     return dict(
         vocab_size=49408,
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=4 * TEXT_HIDDEN,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
         num_hidden_layers=num_layers,
         num_attention_heads=4,
         max_position_embeddings=77,
         bos_token_id=49406,
         eos_token_id=49407,
         pad_token_id=49407,
-        projection_dim=TEXT_HIDDEN,
+        projection_dim=hidden,
     )
 
 
@@ -75,9 +75,7 @@ SDXL_TIME_EMBED = 8
 
 def sdxl_text_encoder_config(num_layers: int = 1) -> dict:
     """Either SDXL encoder (the second adds a projection): SDXL reads the penultimate hidden state, so >= 1 layer."""
-    return text_encoder_config(num_layers) | dict(
-        hidden_size=SDXL_TEXT_HIDDEN, intermediate_size=4 * SDXL_TEXT_HIDDEN, projection_dim=SDXL_TEXT_HIDDEN
-    )
+    return text_encoder_config(num_layers, SDXL_TEXT_HIDDEN)
 
 
 def sdxl_unet_config(sample_size: int = IMAGE_SIZE // 2) -> dict:
