@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from daam_store.errors import UserError
+from daam_store.wording import plural
 
 MAX_PROMPT_TOKENS = 75  # CLIP's 77 positions minus <|startoftext|> and <|endoftext|>
 
@@ -85,9 +86,8 @@ class PromptTokens:
         if symbols:
             parts.append(f"symbols and emoji get no map: {' '.join(dict.fromkeys(symbols))}")
         if self.cut_words:
-            count = len(self.cut_words)
             cut = " ".join(self.cut_words)
-            parts.append(f"{count} word{'s' if count != 1 else ''} cut by CLIP's 77-token limit: {cut}")
+            parts.append(f"{plural(len(self.cut_words), 'word')} cut by CLIP's 77-token limit: {cut}")
         note = "; ".join(parts)
         return note[:1].upper() + note[1:] if parts else None  # (str.capitalize would lower-case "CLIP")
 
@@ -181,12 +181,6 @@ class WordHeatMap:
         blended = (1 - alpha) * base + alpha * colours
         return PIL.Image.fromarray((blended * 255).round().astype(np.uint8))
 
-    def scale_labels(self, absolute: bool = False) -> tuple[str, str]:
-        """What the two ends of the colour scale stand for: min-max scaled maps run from the word's lowest
-        value to its peak (the numbers are the map's own); `absolute` maps from 0 to 1."""
-        if absolute:
-            return "0", "1"
-        return f"{float(self.heatmap.min()):.3g} (lowest)", f"{float(self.heatmap.max()):.3g} (peak)"
 
     def plot_overlay(
         self,
@@ -222,9 +216,15 @@ class WordHeatMap:
         return target
 
     def _colorbar(self, ax, drawn, absolute: bool) -> None:
+        """The colour scale, its ends labelled with what they stand for: the drawn limits themselves for an
+        absolute map, the word's own lowest value and peak for a min-max scaled one."""
         low, high = drawn.get_clim()
         bar = ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04, ticks=[low, high])
-        bar.ax.set_yticklabels(self.scale_labels(absolute))
+        if absolute:
+            bar.ax.set_yticklabels([f"{low:.3g}", f"{high:.3g}"])
+        else:
+            lowest, peak = float(self.heatmap.min()), float(self.heatmap.max())
+            bar.ax.set_yticklabels([f"{lowest:.3g} (lowest)", f"{peak:.3g} (peak)"])
         bar.set_label("absolute value" if absolute else "scaled to this word's range")
 
     def save_overlay(

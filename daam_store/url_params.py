@@ -28,9 +28,10 @@ def pick_many(raw: Sequence[str], options: Sequence[T], encode: Callable[[T], st
 
 def pick_int(raw: Sequence[str], low: int, high: int) -> int | None:
     """A whole number within [low, high] (a page number), or None."""
-    if not raw or not raw[0].strip().isdigit():
+    text = raw[0].strip() if raw else ""
+    if not (text.isascii() and text.isdecimal()):  # "²".isdigit() holds, but int("²") fails
         return None
-    number = int(raw[0])
+    number = int(text)
     return number if low <= number <= high else None
 
 

@@ -63,7 +63,7 @@ class UrlState:
         self, widget, label: str, options: Sequence, param: str, encode: Callable = str, default_index=0, **kwargs
     ):
         """A one-of-options widget (st.selectbox, st.radio, st.segmented_control) bound to `param`."""
-        options = list(options)
+        options, encode = list(options), _as_text(encode)
         default = options[min(default_index, len(options) - 1)] if options else None
         key = self._sync_in(param, lambda raw: pick_one(raw, options, encode), default, lambda v: v in options)
         value = widget(label, options, key=key, **kwargs)
@@ -71,7 +71,7 @@ class UrlState:
         return value
 
     def multiselect(self, label: str, options: Sequence, param: str, encode: Callable = str, **kwargs) -> list:
-        options = list(options)
+        options, encode = list(options), _as_text(encode)
         key = self._sync_in(
             param, lambda raw: pick_many(raw, options, encode), [], lambda v: all(o in options for o in v)
         )
@@ -99,3 +99,8 @@ class UrlState:
         value = tuple(st.date_input(label, value=(), key=key))
         self._sync_out(param, [day.isoformat() for day in value], [])
         return value
+
+
+def _as_text(encode: Callable) -> Callable[[Any], str]:
+    """URL values come back as text: an option encoded as a number (a model id) must be compared as text too."""
+    return lambda value: str(encode(value))

@@ -111,7 +111,6 @@ def test_labels_are_plain_words_and_error_bars_say_what_they_are():
     figure = charts.stability_figure(table, "dog")
     facets = {note.text for note in figure.layout.annotations}
     assert not any("=" in text for text in facets) and any("correlation" in text for text in facets)
-    assert "standard deviation" in charts.SPREAD and charts.SHARE_AXIS == "share of the prompt's attention"
     shares = pd.DataFrame(
         {"generation_id": [1, 2, 3, 4], "prompt_id": 1, "prompt": "a red dog", "model": ["m1", "m1", "m2", "m2"],
          "seed": [0, 1, 0, 1], "share": [0.1, 0.2, 0.3, 0.4]}
@@ -119,7 +118,7 @@ def test_labels_are_plain_words_and_error_bars_say_what_they_are():
     by_prompt = charts.share_by_prompt_figure(shares, "red")
     assert "standard deviation" in by_prompt.layout.title.text
     assert all("standard deviation" in bar.hovertemplate for bar in by_prompt.data if bar.type == "bar")
-    assert by_prompt.layout.yaxis.title.text == charts.SHARE_AXIS
+    assert by_prompt.layout.yaxis.title.text == "share of the prompt's attention"
 
 
 def test_a_map_grid_is_drawn_over_the_images_with_a_colour_scale_and_no_axes():
@@ -145,3 +144,20 @@ def test_url_values_outside_the_options_are_ignored():
     assert pick_int(["two"], 1, 5) is None
     assert pick_days(["2024-01-02", "2024-02-01"]) == (date(2024, 1, 2), date(2024, 2, 1))
     assert pick_days(["2024-13-01"]) is None and pick_days(["2024-02-01", "2024-01-01"]) is None
+
+
+def test_the_colour_bar_of_an_absolute_map_names_the_limits_it_draws():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from daam_store.heatmap import WordHeatMap
+
+    word = WordHeatMap(torch.linspace(0.03, 0.27, 16).reshape(4, 4), "dog")
+    axes = word.plot_overlay(PIL.Image.new("RGB", (8, 8)), colorbar=True, absolute=True)
+    bar_axes = [a for a in axes.figure.axes if a is not axes][0]
+    labels = [t.get_text() for t in bar_axes.get_yticklabels()]
+    low, high = axes.images[0].get_clim()
+    assert labels == [f"{low:.3g}", f"{high:.3g}"] and labels != ["0", "1"]
+    plt.close(axes.figure)

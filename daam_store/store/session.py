@@ -16,6 +16,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
@@ -48,10 +49,12 @@ def parse_database_url(url: str | None = None) -> URL:
     """The URL as SQLAlchemy wants it: plain `postgresql://` (or `postgres://`) means psycopg 3."""
     try:
         parsed = make_url(url or default_database_url())
+        if "@" in (parsed.host or ""):  # a password with an unescaped "@": its tail would read as the host
+            raise ValueError("host holds an @")
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         # The text is never echoed: a mistyped URL such as postgresql:/alice:pw@host still holds the password.
         raise DatabaseUnavailableError(
-            "bad database URL, malformed (not shown, as it may hold a password): "
+            "bad database URL, malformed (not shown, as it may hold a password; write an @ in it as %40): "
             "use sqlite:///path/to/file.db or postgresql://user[:password]@host[:port]/dbname"
         ) from None
     if parsed.drivername in ("postgresql", "postgres"):
@@ -61,7 +64,7 @@ def parse_database_url(url: str | None = None) -> URL:
 
 def display_url(url: URL) -> str:
     if url.get_backend_name() == "sqlite" and (url.database or "").startswith("file:"):
-        return f"sqlite:///{url.database.removeprefix('file:')}"  # a read-only file (see _read_only_if_unwritable)
+        return f"sqlite:///{unquote(url.database.removeprefix('file:'))}"  # read-only (see _read_only_if_unwritable)
     return _without_secret_query(url).render_as_string(hide_password=True)
 
 
@@ -187,7 +190,7 @@ def _read_only_if_unwritable(url: URL) -> URL:
     query = {**url.query, "mode": "ro", "uri": "true"}
     if not os.access(path.parent, os.W_OK):
         query["immutable"] = "1"
-    return url.set(database=f"file:{path}", query=query)
+    return url.set(database=f"file:{quote(str(path))}", query=query)  # a "#" or "?" in the path is not the URI's
 
 
 def is_read_only(engine: Engine) -> bool:

@@ -154,6 +154,9 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
         model_a = URL.choice(st.selectbox, "Model A", ids, "model_a", format_func=options.models.get)
     with column_b:
         model_b = URL.choice(st.selectbox, "Model B", ids, "model_b", default_index=1, format_func=options.models.get)
+    if model_a == model_b:
+        st.info("Model A and model B are the same: pick two different models.")
+        return
     label_a, label_b = options.models[model_a], options.models[model_b]
     points = URL.choice(st.radio, "Points", ["Mean over seeds", "One per seed"], "points", horizontal=True)
     if points == "Mean over seeds":
@@ -182,7 +185,9 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
     pairs_by_seed = {row.seed: (row.generation_id_a, row.generation_id_b) for row in seeds.itertuples()}
     seed = URL.choice(st.selectbox, "Seed", list(pairs_by_seed), "seed", format_func=lambda seed: f"seed {seed}")
     alpha, cmap = maps_ui.map_controls()
-    for column, generation_id, label in zip(st.columns(2), pairs_by_seed[seed], (label_a, label_b), strict=True):
+    for side, (column, generation_id, label) in enumerate(
+        zip(st.columns(2), pairs_by_seed[seed], (label_a, label_b), strict=True)
+    ):
         shown = get("generation_maps", generation_id)
         with column:
             st.markdown(f"**{escape_markdown(label)}** · generation {generation_id}")
@@ -190,7 +195,7 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
                 st.image(shown.image_png, width=160)
             maps, titles = [w.heat_map for w in shown.words], [w.word for w in shown.words]
             figure = draw("map_grid_figure", maps, titles, [shown.image] * len(maps), alpha, cmap, 4)
-            st.plotly_chart(figure, key=f"side_{label}_{generation_id}")
+            st.plotly_chart(figure, key=f"side_{side}_{generation_id}")
 
 
 def word_overlap(selection: compare.Selection) -> None:
