@@ -138,6 +138,7 @@ def run_sweep(
     """
     from daam_store.models import ModelNotFoundError, describe_pipeline, load_clip_tokenizer, resolve_model
 
+    store.require_writable()  # before any model loads or generation runs
     settings = settings or SweepSettings()
     tags = (sweep_tag(check_sweep_name(name)),) if name else ()
     requests = {prompt: _request(prompt, 0, settings) for prompt in prompts}

@@ -15,6 +15,7 @@ import streamlit as st
 
 from daam_store.errors import first_line, unexpected_cause
 from daam_store.views.common import escape_markdown
+from daam_store.views.models import require_allowed_model
 
 log = logging.getLogger("daam_store.dashboard")
 
@@ -58,6 +59,7 @@ def get_pipeline(name: str):
 
     Two models stay in memory, enough to alternate between an SD1-like and an SD2-like one.
     """
+    require_allowed_model(name)  # $DAAM_STORE_MODEL_ROOTS holds for every page that loads a model
     with st.spinner(f"Loading model {name}…"):
         return _load_pipeline(name)
 

@@ -173,7 +173,7 @@ def generate_through_ui(page, url: str, model: str, prompt: str, seed: int, step
     page.get_by_label("Seeds", exact=True).fill(str(seed))
     page.get_by_label("Seeds", exact=True).press("Tab")  # Streamlit commits a text input on blur
     page.get_by_role("button", name="Generate").click()
-    page.get_by_text("Done: 1 generation(s) saved", exact=False).wait_for(timeout=GENERATION_TIMEOUT_MS)
+    page.get_by_text("Done: 1 generation saved", exact=False).wait_for(timeout=GENERATION_TIMEOUT_MS)
     wait_until_idle(page)
 
 

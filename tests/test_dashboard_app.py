@@ -231,7 +231,7 @@ def test_generate_saves_exactly_one_row_per_prompt_and_seed(empty_store_url, tin
     )
     assert_clean(app)
     assert app.get("progress")[0].value == 100  # AppTest reports the bar in percent
-    assert "Done: 4 generation(s) saved" in app.get("progress")[0].proto.text
+    assert "Done: 4 generations saved" in app.get("progress")[0].proto.text
     shown = texts(app)
     assert [t for t in shown if t.startswith("Generation #")] == [
         "Generation #1 · seed 4", "Generation #2 · seed 5", "Generation #3 · seed 4", "Generation #4 · seed 5"

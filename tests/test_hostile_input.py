@@ -115,3 +115,18 @@ def test_home_cards_hold_thumbnails_not_full_images(tmp_path):
         with store.session() as session:
             (card,) = generation_cards(session, queries.list_generations(session))
     assert max(card.image.size) <= CARD_PIXELS and card.image.size[0] > card.image.size[1]
+
+
+def test_a_link_loop_is_that_folder_s_one_line_and_the_rest_go_on(tmp_path, capsys):
+    folders = {name: tmp_path / "in" / name for name in ("loop", "good")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        PIL.Image.new("RGB", (8, 8)).save(folder / "output.png")
+        (folder / "prompt.txt").write_text("a dog")
+    (folders["loop"] / "seed.txt").symlink_to(folders["loop"] / "other.txt")
+    (folders["loop"] / "other.txt").symlink_to(folders["loop"] / "seed.txt")
+    code = store_main(["import", *map(str, folders.values()), "--db", f"sqlite:///{tmp_path / 'store.db'}"])
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {folders['loop']}: cannot be imported"), err
+    assert "imported 1 of 2 directories" in captured.out

@@ -6,6 +6,16 @@ from daam_store.errors import UserError
 from daam_store.views.models import register_model
 
 
+class WritableStore:
+    """The one store method register_model calls before the loader (which the tests stop with Loaded)."""
+
+    def require_writable(self) -> None:
+        pass
+
+
+WRITABLE = WritableStore()
+
+
 class Loaded(Exception):
     """Raised by the fake loader: the name got past the roots check."""
 
@@ -24,7 +34,7 @@ def roots(tmp_path, monkeypatch):
 
 def refusal(name: str) -> str:
     with pytest.raises(UserError) as raised:
-        register_model(None, fake_loader, name)
+        register_model(WRITABLE, fake_loader, name)
     return str(raised.value).replace(repr(name), "NAME")
 
 
@@ -48,10 +58,23 @@ def test_folders_outside_the_roots_get_one_message_whatever_exists(roots, tmp_pa
 def test_folders_under_the_roots_hub_ids_and_builtins_are_loaded(roots):
     for name in [str(roots / "sd"), str(roots / "not-yet"), "org/model", "sd1-tiny"]:
         with pytest.raises(Loaded):
-            register_model(None, fake_loader, name)
+            register_model(WRITABLE, fake_loader, name)
 
 
 def test_without_roots_any_folder_is_loaded(tmp_path, monkeypatch):
     monkeypatch.delenv("DAAM_STORE_MODEL_ROOTS", raising=False)
     with pytest.raises(Loaded):
-        register_model(None, fake_loader, str(tmp_path))
+        register_model(WRITABLE, fake_loader, str(tmp_path))
+
+
+@pytest.mark.parametrize("folder", ["/etc", "/nonexistent/x"])
+def test_the_generate_page_keeps_to_the_model_roots(folder, tmp_path, monkeypatch):
+    """Generate's "another model" box loads through the same check: one message, whatever the path."""
+    from test_dashboard_app import DASHBOARD, fill_generate_form, run_page, shown_error
+
+    monkeypatch.syspath_prepend(str(DASHBOARD))
+    monkeypatch.setenv("DAAM_STORE_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.setenv("DAAM_STORE_MODEL_ROOTS", str(tmp_path / "models"))
+    app = fill_generate_form(run_page("app_pages/1_Generate.py"), folder, "a dog", "0", steps=1)
+    assert not app.exception and len(app.error) == 1
+    assert shown_error(app) == f"'{folder}' is neither a hub id (org/name) nor a folder under $DAAM_STORE_MODEL_ROOTS"

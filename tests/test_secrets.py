@@ -14,6 +14,7 @@ URLS = [
     f"postgresql://alice@127.0.0.1:1/db?sslmode=disable&sslpassword={SECRET}",
     f"postgresql:/alice:{SECRET}@127.0.0.1:1/db",  # one slash short: does not parse
     f"postgresql://alice:{SECRET}@127.0.0.1:port/db",  # a port that is not a number
+    f"postgresql://alice:S3@{SECRET}@127.0.0.1:1/db",  # an unescaped @ in the password: its tail reads as host
 ]
 
 

@@ -59,6 +59,12 @@ def run_import(args: argparse.Namespace) -> int:
                 failures += 1
                 print(f"error: {directory}: {error}", file=sys.stderr)
                 continue
+            except (ValueError, OverflowError, KeyError, TypeError, RuntimeError) as error:
+                # Hostile or broken content past the checks (a 70-bit number, a missing tensor, a link loop):
+                # still this folder's one line, and the rest go on.
+                failures += 1
+                print(f"error: {directory}: cannot be imported ({type(error).__name__}: {error})", file=sys.stderr)
+                continue
             note = " (original daam layout: image, prompt, seed and overlays only)" if result.overlays_only else ""
             print(f"{directory} -> generation {result.generation_id}{note}")
     print(f"imported {len(directories) - failures} of {plural(len(directories), 'directory', 'directories')}")

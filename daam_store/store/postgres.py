@@ -17,8 +17,10 @@ class DeadlineConnection(psycopg.Connection):
     answer_timeout_s: float | None = None
 
     def wait(self, gen, interval: float = PSYCOPG_WAIT_INTERVAL_S, timeout: float | None = None):
+        if timeout is not None:  # the caller's own wait (notifies, ...): its timeout means what it says
+            return super().wait(gen, interval, timeout)
         try:
-            return super().wait(gen, interval, timeout or self.answer_timeout_s)
+            return super().wait(gen, interval, self.answer_timeout_s)
         except errors._WaitTimeout:
             # Mid-exchange, the connection cannot be used again; closed, SQLAlchemy drops it from its pool.
             self.close()

@@ -65,6 +65,7 @@ def register_model(store, load_pipeline: Callable[[str], object], name: str):
     if not name:
         raise UserError("enter a hub id (org/name) or the path of a local diffusers folder")
     require_allowed_model(name)
+    store.require_writable()  # before loading a model for nothing
     info = describe_pipeline(load_pipeline(name))
     with store.write_session() as session:
         queries.register_model(session, info)

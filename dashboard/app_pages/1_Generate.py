@@ -9,6 +9,7 @@ from daam_store.sweep import SweepProgress, SweepSettings, parse_seed_spec, run_
 from daam_store.tags import parse_tags
 from daam_store.views.common import enlarge, escape_markdown, unmapped_words_note, word_overlays
 from daam_store.views.generate import BatchRequest, SweepGrid, model_choices, parse_prompts, run_generations
+from daam_store.wording import plural
 
 st.title("Generate")
 st.write(
@@ -83,6 +84,7 @@ if submitted:
             save_steps=save_steps,
             mid_block=mid_block,
         )
+        store.require_writable()  # a read-only store is for browsing: say so before loading a model
         pipe = ui.get_pipeline(other_model.strip() or choices[model_label])
         bar = ui.TrackedProgress("generate_progress", f"Step 0 of {batch.total_steps}")
 
@@ -93,7 +95,7 @@ if submitted:
         for result in run_generations(pipe, batch, store, on_progress=show_progress):
             results.append(result.for_display())
             show_result(result, alpha, cmap)  # each one as soon as it is saved, not at the end of the batch
-        bar.finish(f"Done: {len(results)} generation(s) saved to the store")
+        bar.finish(f"Done: {plural(len(results), 'generation')} saved to the store")
 else:
     ui.show_if_stopped("generate_progress", "The generations shown below were saved; generate the rest again.")
     if st.session_state.get("generate_results"):  # a rerun (e.g. the opacity slider): show the last batch again

@@ -25,6 +25,7 @@ from daam_store.views.explore import (
     token_rows,
     word_overlay_png,
 )
+from daam_store.wording import plural
 
 ANY = "(any)"
 URL = UrlState("explore")
@@ -82,7 +83,7 @@ def show_gallery(store, filters, any_stored: bool) -> None:
     count_column, page_column = st.columns([3, 1])
     with page_column:
         page = URL.page_number(f"Page (of {pages})", "page", pages)
-    count_column.text(f"{total} generation{'s' if total != 1 else ''}")
+    count_column.text(plural(total, "generation"))
     cards = gallery_page(store, filters, page=page, page_size=GALLERY_PAGE_SIZE)
     for start in range(0, len(cards), 4):
         for column, card in zip(st.columns(4), cards[start : start + 4], strict=False):
