@@ -240,3 +240,12 @@ def test_map_grids_are_drawn_over_the_images_with_a_colour_scale(swept_page):
     side_by_side = grids(app)
     assert len(side_by_side) == 2  # each model's word maps over its image, in the chosen colour map
     assert all(grid["data"][1]["opacity"] == 0.8 and "colorbar" in grid["data"][1] for grid in side_by_side)
+
+
+def test_the_same_model_twice_is_a_note_not_an_error(swept_page):
+    app = choose(open_compare(), view="Across models")
+    model_a = widget(app, "selectbox", "Model A").value
+    widget(app, "selectbox", "Model B").set_value(model_a)
+    app.run()
+    assert_clean(app)
+    assert any("pick two different models" in note.value for note in app.info)

@@ -96,3 +96,23 @@ def test_explore_ignores_what_it_cannot_read_in_the_url(swept_store_url, dashboa
     assert widget(app.number_input, "Page").value == 1
     assert widget(app.selectbox, "Author").value == "(any)" and widget(app.text_input, "Seeds").value == "0"
     assert len(shown_ids(app)) == 4  # seed 0 of 2 prompts x 2 models
+
+
+def test_a_chosen_model_survives_the_next_change_of_another_filter(swept_store_url, dashboard_on):
+    """Model filters are ids: written to the URL as text, read back as text (they were dropped before)."""
+    dashboard_on(swept_store_url)
+    app = open_explore({})
+    models = widget(app.multiselect, "Models")
+    chosen = models.options[0]
+    models.set_value([chosen]).run()
+    assert_clean(app)
+    shown = len(shown_ids(app))
+    widget(app.text_input, "Prompt contains").input("dog").run()
+    assert widget(app.multiselect, "Models").value == [chosen] and len(shown_ids(app)) <= shown
+
+
+def test_a_page_number_that_is_not_ascii_digits_is_ignored(swept_store_url, dashboard_on):
+    dashboard_on(swept_store_url)
+    app = open_explore({"page": "²"})
+    assert_clean(app)
+    assert widget(app.number_input, "Page").value == 1
