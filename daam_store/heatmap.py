@@ -181,7 +181,6 @@ class WordHeatMap:
         blended = (1 - alpha) * base + alpha * colours
         return PIL.Image.fromarray((blended * 255).round().astype(np.uint8))
 
-
     def plot_overlay(
         self,
         image,

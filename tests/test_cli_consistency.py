@@ -275,24 +275,3 @@ def test_a_read_only_store_is_browsed_and_refuses_writes_in_one_line(folder_writ
     assert code == 2 and len(lines) == 1 and "read-only" in lines[0] and "browsed" in lines[0]
     if not folder_writable:
         assert sorted(p.name for p in folder.iterdir()) == before
-
-
-def test_an_unexpected_cause_behind_a_one_line_error_keeps_its_traceback(capsys):
-    """A sweep wraps any failure into one line that says how to resume; a bug behind it still shows where."""
-    from daam_store.commands.common import run_reporting_errors
-    from daam_store.errors import UserError
-
-    def fails(_args):
-        try:
-            raise RuntimeError("boom inside the UNet")
-        except RuntimeError as error:
-            raise UserError("sweep stopped at model / 'a dog' / seed 0: boom inside the UNet") from error
-
-    def refuses(_args):
-        raise UserError("bad seed 'x': use a whole number")
-
-    assert run_reporting_errors(fails, None) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: sweep stopped") and "Traceback" in err and "RuntimeError: boom" in err
-    assert run_reporting_errors(refuses, None) == 2
-    assert capsys.readouterr().err == "error: bad seed 'x': use a whole number\n"  # a user's error stays one line

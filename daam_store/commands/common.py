@@ -10,9 +10,8 @@ import argparse
 import math
 import os
 import sys
-import traceback
 
-from daam_store.errors import UserError, unexpected_cause
+from daam_store.errors import UserError
 from daam_store.wording import plural  # noqa: F401  (the commands' one import for what they share)
 
 URL_HELP = "database URL, sqlite:///file.db or postgresql://user@host/db (default: $DAAM_STORE_URL or the local file)"
@@ -78,9 +77,6 @@ def run_reporting_errors(func, args: argparse.Namespace) -> int:
         return int(func(args) or 0)
     except (UserError, OSError) as error:  # OSError: unwritable output folder, full disk; it names the path
         print(f"error: {error}", file=sys.stderr)
-        cause = unexpected_cause(error)
-        if isinstance(error, UserError) and cause is not None:  # a bug or fault behind the one line: its traceback
-            traceback.print_exception(cause, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
