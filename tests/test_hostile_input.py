@@ -130,3 +130,16 @@ def test_a_link_loop_is_that_folder_s_one_line_and_the_rest_go_on(tmp_path, caps
     err = captured.err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {folders['loop']}: cannot be imported"), err
     assert "imported 1 of 2 directories" in captured.out
+
+
+def test_a_stored_decompression_bomb_is_one_line_not_a_crash():
+    """An image stored before the import limit (or written by another tool) that PIL refuses as a bomb."""
+    import pytest
+
+    from daam_store.store.errors import CorruptBlobError
+    from daam_store.store.reader import image_from_png, thumbnail_from_png
+
+    bomb = png_header(40_000, 40_000)  # 1.6 G pixels: PIL refuses it when opening, before any decoding
+    for decode in (image_from_png, lambda data: thumbnail_from_png(data, 320)):
+        with pytest.raises(CorruptBlobError, match="does not decode"):
+            decode(bomb)

@@ -349,6 +349,20 @@ def test_db_check_runs_sqlite_integrity_check_on_a_damaged_index_page(tmp_path, 
     assert "integrity_check" in output and "ix_word_key_generation_id" in output, output
 
 
+def _overwrite_word_table_page(data: bytearray, page_size: int, connection) -> None:
+    (root,) = connection.execute("SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = 'word'").fetchone()
+    start = (root - 1) * page_size
+    data[start + 8 : start + page_size] = b"\x5a" * (page_size - 8)
+
+
+def test_db_check_keeps_the_integrity_report_when_a_table_page_is_damaged(tmp_path, clip_tokenizer, capsys):
+    """Reading the rows then fails too: what the engine's check found is still reported, with where it stopped."""
+    url = _damaged_copy(tmp_path, clip_tokenizer, _overwrite_word_table_page)
+    assert store_main(["db", "check", "--url", url]) == 1
+    output = capsys.readouterr().out
+    assert "integrity_check" in output and "reading the rows stopped" in output, output
+
+
 def test_schema_with_invalid_bytes_is_one_line_in_check_upgrade_and_export(tmp_path, clip_tokenizer, capsys):
     url = _damaged_copy(tmp_path, clip_tokenizer, _garble_schema)
     for command in (["db", "check", "--url", url], ["db", "upgrade", "--url", url], ["export", "--db", url]):

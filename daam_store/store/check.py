@@ -51,13 +51,20 @@ def check_database(engine: Engine) -> CheckReport:
         with engine.connect() as connection:
             integrity, problems = engine_integrity(connection)
         generations = heat_maps = 0
-        with Session(engine) as session:
-            for generation in _all_generations(session):
-                generations += 1
-                checked, found = check_generation(generation)
-                heat_maps += checked
-                problems.extend(found)
-                session.expunge(generation)
+        try:
+            with Session(engine) as session:
+                for generation in _all_generations(session):
+                    generations += 1
+                    checked, found = check_generation(generation)
+                    heat_maps += checked
+                    problems.extend(found)
+                    session.expunge(generation)
+        except DBAPIError as error:  # a damaged table page: keep what the engine's check already found
+            if not problems:
+                raise
+            problems.append(
+                f"reading the rows stopped after {generations} generations: {first_line(error.orig or error)}"
+            )
         return CheckReport(None, generations, heat_maps, problems, integrity)
 
 

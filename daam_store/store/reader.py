@@ -39,7 +39,7 @@ def image_from_png(data: bytes) -> PIL.Image.Image:
         with PIL.Image.open(io.BytesIO(data)) as image:
             image.load()
             return image.convert("RGB")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as error:  # the bomb check is no OSError
         raise CorruptBlobError(f"stored image does not decode ({error}); re-import the generation") from None
 
 
@@ -49,7 +49,7 @@ def thumbnail_from_png(data: bytes, size: int) -> PIL.Image.Image:
         with PIL.Image.open(io.BytesIO(data)) as image:
             image.thumbnail((size, size))
             return image.convert("RGB")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as error:  # the bomb check is no OSError
         raise CorruptBlobError(f"stored image does not decode ({error}); re-import the generation") from None
 
 
