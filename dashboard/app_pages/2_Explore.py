@@ -31,6 +31,15 @@ ANY = "(any)"
 URL = UrlState("explore")
 
 
+def finer_maps(overlays, per_row: int, cmap: str, missing: str) -> None:
+    """A word's per-layer or per-step maps with their colour scale, or a line saying why there are none."""
+    if overlays:
+        ui.show_overlays(overlays, per_row=per_row, width=128)
+        maps_ui.colour_scale(cmap)
+    else:
+        st.info(missing, icon="ℹ️")
+
+
 def open_generation(generation_id: int) -> None:
     st.query_params["generation"] = str(generation_id)
 
@@ -137,19 +146,15 @@ def show_detail(store, generation_id: int) -> None:
     with tokens:
         st.dataframe(token_rows(experiment), hide_index=True)
     with layers:
-        layer_maps = layer_overlays(experiment, word_idx, alpha, cmap)
-        if layer_maps:
-            ui.show_overlays(layer_maps, per_row=4, width=128)
-            maps_ui.colour_scale(cmap)
-        else:
-            st.info("No per-layer maps were recorded for this generation.", icon="ℹ️")
+        finer_maps(
+            layer_overlays(experiment, word_idx, alpha, cmap),
+            4,
+            cmap,
+            "No per-layer maps were recorded for this generation.",
+        )
     with steps:
-        step_maps = step_overlays(experiment, word_idx, alpha, cmap)
-        if step_maps:
-            ui.show_overlays(step_maps, per_row=6, width=128)
-            maps_ui.colour_scale(cmap)
-        else:
-            st.info("Per-step maps were not kept: tick “Keep per-step maps” when generating.", icon="ℹ️")
+        missing = "Per-step maps were not kept: tick “Keep per-step maps” when generating."
+        finer_maps(step_overlays(experiment, word_idx, alpha, cmap), 6, cmap, missing)
     with downloads:
         st.download_button(
             "Overlay of the chosen word (PNG)",
