@@ -383,3 +383,23 @@ def test_generation_without_token_maps_says_what_is_missing_not_overlays(store_u
         assert "overlay" not in str(raised.value) and "word maps are in the store" in str(raised.value)
         with store.session() as session:  # the word maps still open
             assert queries.word_heat_map(session, generation_id, 1).shape[0] > 0
+
+
+@pytest.mark.postgres
+def test_a_urls_own_connection_options_are_kept_beside_the_timeouts(postgres_server):
+    """A team's `?options=-c search_path=...` and its own connect_timeout reach the server; the statement timeout
+    is added to its options, not put in their place."""
+    from sqlalchemy import text
+
+    from daam_store.store.session import make_engine
+
+    url = postgres_server.create_database(f"options_{os.getpid()}")
+    engine = make_engine(f"{url}?options=-c%20search_path%3Dteam,public&connect_timeout=17")
+    try:
+        with engine.connect() as connection:
+            search_path = connection.execute(text("SHOW search_path")).scalar()
+            statement_timeout = connection.execute(text("SHOW statement_timeout")).scalar()
+            connect_timeout = connection.connection.dbapi_connection.info.get_parameters().get("connect_timeout")
+    finally:
+        engine.dispose()
+    assert search_path == "team,public" and statement_timeout == "5min" and connect_timeout == "17"

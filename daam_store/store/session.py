@@ -98,6 +98,7 @@ def _postgres_engine(url: URL) -> Engine:
         "keepalives_interval": 10,
         "keepalives_count": 3,
     }
+    _keep_the_urls_own(connect_args, url.query)
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if statement_s:
 
@@ -109,6 +110,16 @@ def _postgres_engine(url: URL) -> Engine:
             return postgres.connect(cargs, cparams, answer_timeout_s=statement_s + connect_s)
 
     return engine
+
+
+def _keep_the_urls_own(connect_args: dict, query) -> None:
+    """What the URL itself sets wins (SQLAlchemy lets connect_args override it): its own timeouts and keepalives,
+    and its `options` (a team's search_path) keep ours beside them, unless they set the statement timeout."""
+    for key in [key for key in connect_args if key != "options" and key in query]:
+        del connect_args[key]
+    own = query.get("options")
+    if isinstance(own, str) and own.strip():
+        connect_args["options"] = own if "statement_timeout" in own else f"{own} {connect_args['options']}"
 
 
 def _seconds(variable: str, default: float) -> float:
