@@ -47,22 +47,19 @@ class UnsupportedPipelineError(UserError):
     """The pipeline belongs to no family daam-store can trace."""
 
 
-def _registered() -> list[Family]:
+def families() -> list[Family]:
+    """Every registered family, the most specific first (SDXL's UNet also passes SD2's test)."""
     from daam_store.families.unet import SD1, SD2, SDXL
 
-    return [SDXL, SD2, SD1]  # most specific first: SDXL's UNet also passes SD2's test
-
-
-def families() -> list[Family]:
-    return _registered()
+    return [SDXL, SD2, SD1]
 
 
 def family_names() -> list[str]:
-    return sorted(family.name for family in _registered())
+    return sorted(family.name for family in families())
 
 
 def family_of(pipe) -> Family:
-    for family in _registered():
+    for family in families():
         if family.matches(pipe):
             return family
     raise UnsupportedPipelineError(
@@ -72,8 +69,8 @@ def family_of(pipe) -> Family:
 
 def family_for_class_name(class_name: str) -> Family:
     """The family that loads a folder whose model_index.json names `class_name`."""
-    for family in _registered():
+    for family in families():
         if class_name in family.pipeline_class_names:
             return family
-    supported = sorted({name for family in _registered() for name in family.pipeline_class_names})
+    supported = sorted({name for family in families() for name in family.pipeline_class_names})
     raise UnsupportedPipelineError(f"{class_name} pipelines cannot be traced; use one of: {', '.join(supported)}")

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def cross_attention_modules(pipe) -> list[tuple[str, torch.nn.Module]]:
-    """Every text cross-attention module of the pipeline's denoiser, in forward order."""
+    """Every text cross-attention module of the pipeline's denoiser, in its family's order (`layer_idx`)."""
     return family_of(pipe).cross_attention_layers(pipe)
 
 
