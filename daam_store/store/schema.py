@@ -6,6 +6,7 @@
                           ├─ map_stack             token maps (the GlobalHeatMap), per-layer, per-step
                           ├─ tag
                           └─ attachment            files kept verbatim (overlays of imported directories)
+    user_account                                   who may do what in team mode (daam_store/access.py)
 
 A generation and everything below it is written in one transaction (see `writer.py`).
 """
@@ -206,3 +207,18 @@ class Attachment(Base):
     name: Mapped[str] = mapped_column(String(300))  # file name, e.g. "dog.heat_map.png"
     media_type: Mapped[str] = mapped_column(String(100))
     data: Mapped[bytes]
+
+
+class UserAccount(Base):
+    """A person known to the dashboard's team mode and their role (daam_store/access.py). The identity is the
+    e-mail address the OpenID Connect provider vouches for (its subject id where it gives none)."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identity: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-case
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))  # none | viewer | member | admin
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
