@@ -7,6 +7,7 @@
                           ├─ tag
                           └─ attachment            files kept verbatim (overlays of imported directories)
     user_account                                   who may do what in team mode (daam_store/access.py)
+    job ── generation?, job_worker                 requested generations and the workers that run them (jobs/)
 
 A generation and everything below it is written in one transaction (see `writer.py`).
 """
@@ -222,3 +223,67 @@ class UserAccount(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_CANCELLED = "queued", "running", "done", "failed", "cancelled"
+JOB_STATUSES = (JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_CANCELLED)
+
+
+class Job(Base):
+    """A requested generation (daam_store/jobs): queued -> running -> done | failed | cancelled.
+
+    What it asks for is copied in full, so a worker on another machine needs nothing but this row. The
+    generation it produced (or found stored) is `generation_id`; a sweep is the set of jobs with one `sweep`.
+    """
+
+    __tablename__ = "job"
+    __table_args__ = (
+        # The job list: everyone's (newest first), one status, one author's, one sweep's.
+        Index("ix_job_status_id", "status", "id"),
+        Index("ix_job_author_id", "author", "id"),
+        Index("ix_job_sweep_id", "sweep", "id"),
+        # Claiming: the oldest queued job, preferably of a model the worker holds.
+        Index("ix_job_status_model_id", "status", "model", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Hash of the sweep's name and the request: the same sweep submitted twice finds its jobs (None: no sweep).
+    request_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sweep: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(1000))  # what load_pipeline takes: built-in name, folder, hub id
+    prompt: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    steps: Mapped[int]
+    guidance_scale: Mapped[float]
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    height: Mapped[int | None]  # None: the model's own size
+    width: Mapped[int | None]
+    dtype: Mapped[str] = mapped_column(String(16), default="float32")
+    save_steps: Mapped[bool] = mapped_column(default=False)
+    mid_block: Mapped[bool] = mapped_column(default=False)  # heat-map rule daam+mid instead of daam
+    author: Mapped[str | None] = mapped_column(String(320))
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default=JOB_QUEUED)
+    step: Mapped[int] = mapped_column(default=0)  # denoising steps done (of `steps`)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(default=0)  # times a worker started it
+    error: Mapped[str | None] = mapped_column(Text)  # one line
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id", ondelete="SET NULL"))
+
+
+class JobWorker(Base):
+    """A worker that drains the job queue; its heartbeat says it is alive (the dashboard counts those)."""
+
+    __tablename__ = "job_worker"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid:random
+    kind: Mapped[str] = mapped_column(String(16))  # local | ray
+    host: Mapped[str] = mapped_column(String(200))
+    models: Mapped[list[str]] = mapped_column(default=list)  # pipelines it holds loaded
+    job_id: Mapped[int | None]  # the job it runs now (no foreign key: a deleted job must not block a beat)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

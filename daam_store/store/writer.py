@@ -169,13 +169,7 @@ class Store:
             self._complete(existing, prepared)
             return existing
         with self.write_session() as session:
-            generation_id = _insert(session, prepared)
-            if generation_id is None:  # another process stored it since our look-up: add what we bring
-                generation_id = session.scalar(
-                    select(Generation.id).where(Generation.fingerprint == prepared.fingerprint)
-                )
-                _insert_missing(session, generation_id, prepared)
-            return generation_id
+            return insert_generation(session, prepared)
 
     def _complete(self, generation_id: int, prepared: PreparedGeneration) -> None:
         """The same generation saved again: keep the row, add the tags and finer records it lacks."""
@@ -393,6 +387,17 @@ def _insert(session: Session, prepared: PreparedGeneration) -> int | None:
         for name, data in prepared.attachments.items()
     ]
     _insert_rows(session, Attachment, attachments)
+    return generation_id
+
+
+def insert_generation(session: Session, prepared: PreparedGeneration) -> int:
+    """The generation's rows in the caller's write transaction (a job commits its "done" with them); when
+    another process stored the same generation since the caller's look-up, its id, with the tags and stacks
+    it lacked added."""
+    generation_id = _insert(session, prepared)
+    if generation_id is None:
+        generation_id = session.scalar(select(Generation.id).where(Generation.fingerprint == prepared.fingerprint))
+        _insert_missing(session, generation_id, prepared)
     return generation_id
 
 
