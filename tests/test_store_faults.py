@@ -403,3 +403,59 @@ def test_a_urls_own_connection_options_are_kept_beside_the_timeouts(postgres_ser
     finally:
         engine.dispose()
     assert search_path == "team,public" and statement_timeout == "5min" and connect_timeout == "17"
+
+
+@contextmanager
+def held_elsewhere(url: str, statement: str, seconds: float):
+    """Another session holds a lock (taken by `statement`) for `seconds`, then lets go."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    taken = threading.Event()
+
+    def hold():
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+            taken.set()
+            time.sleep(seconds)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert taken.wait(10)
+        yield
+    finally:
+        holder.join()
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_db_upgrade_and_check_run_past_the_statement_timeout(postgres_server, monkeypatch, capsys):
+    """A migration or a full check of a big store outlasts the bound pages and sweeps keep to (here 1 s, waiting
+    2.5 s on a lock another session holds): `db upgrade` and `db check` are not cut off, while pages still are."""
+    from sqlalchemy import text
+
+    from daam_store.store.migrate import POSTGRES_LOCK_KEY
+    from daam_store.store.session import make_engine
+
+    monkeypatch.setenv("DAAM_STORE_STATEMENT_TIMEOUT_S", "1")
+    url = postgres_server.create_database(f"maintenance_{os.getpid()}")
+    with open_store(url):
+        pass
+    with held_elsewhere(url, f"SELECT pg_advisory_xact_lock({POSTGRES_LOCK_KEY})", 2.5):
+        assert store_main(["db", "upgrade", "--url", url]) == 0, capsys.readouterr().err
+    with held_elsewhere(url, "LOCK TABLE generation IN ACCESS EXCLUSIVE MODE", 2.5):
+        assert store_main(["db", "check", "--url", url]) == 0, capsys.readouterr().err
+    with held_elsewhere(url, "LOCK TABLE generation IN ACCESS EXCLUSIVE MODE", 2.5):
+        with pytest.raises(StoreError), open_store(url) as store, store.session() as session:
+            queries.count_generations(session)  # everything else keeps the bound
+    engine = make_engine(f"{url}?options=-c%20statement_timeout%3D1000", maintenance=True)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "0"
+            parameters = connection.connection.dbapi_connection.info.get_parameters()
+    finally:
+        engine.dispose()
+    assert parameters["connect_timeout"] == "5" and parameters["keepalives"] == "1"

@@ -28,7 +28,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
     from daam_store.store.session import database_errors, display_url, make_engine, parse_database_url
 
     url = parse_database_url(args.db)
-    engine = make_engine(url)
+    engine = make_engine(url, maintenance=True)
     try:
         with database_errors(url):
             with engine.connect() as connection:
@@ -51,7 +51,7 @@ def run_check(args: argparse.Namespace) -> int:
     path = sqlite_file(url)
     if path is not None and not path.exists():  # opening it would create an empty database
         raise UserError(f"database {display_url(url)} does not exist: nothing to check")
-    engine = make_engine(url)
+    engine = make_engine(url, maintenance=True)
     try:
         report = check_database(engine)
         print(describe(report, engine))

@@ -31,7 +31,7 @@ SQLITE_BUSY_TIMEOUT_S = 30
 POSTGRES_CONNECT_TIMEOUT_S = 5
 POSTGRES_STATEMENT_TIMEOUT_S = 300
 CONNECT_TIMEOUT_VARIABLE = "DAAM_STORE_CONNECT_TIMEOUT_S"
-STATEMENT_TIMEOUT_VARIABLE = "DAAM_STORE_STATEMENT_TIMEOUT_S"  # 0: no limit
+STATEMENT_TIMEOUT_VARIABLE = "DAAM_STORE_STATEMENT_TIMEOUT_S"  # 0: no limit; maintenance engines have none
 WRITE_OPTION = "daam_write"
 
 
@@ -74,22 +74,26 @@ def _without_secret_query(url: URL) -> URL:
     return url.difference_update_query(secrets)
 
 
-def make_engine(url: str | URL | None = None) -> Engine:
+def make_engine(url: str | URL | None = None, maintenance: bool = False) -> Engine:
+    """maintenance=True for `db upgrade` and `db check`: on PostgreSQL their statements may run as long as they
+    need (a migration or a full read of a big store outlasts any bound fit for a page), while connecting stays
+    bounded and keepalives still notice a vanished host. Ctrl-C stops them."""
     parsed = url if isinstance(url, URL) else parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     if parsed.get_backend_name() == "postgresql":
-        return _postgres_engine(parsed)
+        return _postgres_engine(parsed, maintenance)
     raise DatabaseUnavailableError(
         f"unsupported database {display_url(parsed)}: daam-store works with SQLite and PostgreSQL"
     )
 
 
-def _postgres_engine(url: URL) -> Engine:
+def _postgres_engine(url: URL, maintenance: bool = False) -> Engine:
     """Bounded waits: connecting, each statement (on the server), and each answer (on the client, for a
-    frozen server); keepalives notice a server host that vanished while a pooled connection sat idle."""
+    frozen server); keepalives notice a server host that vanished while a pooled connection sat idle.
+    A maintenance engine bounds connecting only (see `make_engine`)."""
     connect_s = _seconds(CONNECT_TIMEOUT_VARIABLE, POSTGRES_CONNECT_TIMEOUT_S)
-    statement_s = _seconds(STATEMENT_TIMEOUT_VARIABLE, POSTGRES_STATEMENT_TIMEOUT_S)
+    statement_s = 0 if maintenance else _seconds(STATEMENT_TIMEOUT_VARIABLE, POSTGRES_STATEMENT_TIMEOUT_S)
     connect_args = {
         "connect_timeout": max(1, round(connect_s)),  # libpq takes whole seconds, and 0 would mean forever
         "options": f"-c statement_timeout={round(statement_s * 1000)}",
@@ -99,6 +103,8 @@ def _postgres_engine(url: URL) -> Engine:
         "keepalives_count": 3,
     }
     _keep_the_urls_own(connect_args, url.query)
+    if maintenance and connect_args["options"] != "-c statement_timeout=0":
+        connect_args["options"] += " -c statement_timeout=0"  # the last -c wins: over a URL's own statement_timeout
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if statement_s:
 
