@@ -459,3 +459,40 @@ def test_db_upgrade_and_check_run_past_the_statement_timeout(postgres_server, mo
     finally:
         engine.dispose()
     assert parameters["connect_timeout"] == "5" and parameters["keepalives"] == "1"
+
+
+@pytest.mark.postgres
+def test_db_check_says_the_index_check_was_skipped_when_amcheck_may_not_run(postgres_server, clip_tokenizer, capsys):
+    """amcheck revokes its functions from PUBLIC: a store owned by an ordinary user is sound, and `db check` says
+    in one line that it could not check the indexes, and why, instead of reporting a problem in the store."""
+    import psycopg
+
+    name = f"amcheck_{os.getpid()}"
+    role = f"owner_{os.getpid()}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {role} LOGIN")
+        connection.execute(f'CREATE DATABASE "{name}" OWNER {role}')
+    url = postgres_server.url(name).replace("postgres@", f"{role}@", 1)
+    with open_store(url) as store:
+        store.save(synthetic_experiment(clip_tokenizer, "a red cat", seed=1), model=MODEL)
+
+    assert store_main(["db", "check", "--url", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("(checked by the engine: every table read in full)") and "1 generation" in lines[0]
+    assert lines[1:] == ["index check skipped: the amcheck extension is not installed (CREATE EXTENSION amcheck)"]
+
+    with psycopg.connect(postgres_server.url(name), autocommit=True) as connection:
+        connection.execute("CREATE EXTENSION amcheck")
+    assert store_main(["db", "check", "--url", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "all complete and decodable" in lines[0] and "problem" not in lines[0], lines
+    assert lines[1:] == [
+        f"index check skipped: user {role} may not run amcheck's public.bt_index_check "
+        f"(GRANT EXECUTE ON FUNCTION public.bt_index_check(regclass) TO {role})"
+    ]
+
+    with psycopg.connect(postgres_server.url(name), autocommit=True) as connection:
+        connection.execute(f"GRANT EXECUTE ON FUNCTION bt_index_check(regclass) TO {role}")
+    assert store_main(["db", "check", "--url", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and "checked by amcheck" in lines[0], lines
