@@ -13,7 +13,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from daam_store.errors import first_line, unexpected_cause
+from daam_store.access import LOCAL_ACTOR, Actor, Permission, actor_for, record_visit
+from daam_store.errors import UserError, first_line, unexpected_cause
 from daam_store.views.common import escape_markdown
 from daam_store.views.models import require_allowed_model
 
@@ -24,11 +25,74 @@ def setup_page(title: str) -> None:
     st.set_page_config(page_title=f"{title} · daam-store", page_icon="🔥", layout="wide")
 
 
-def show_sidebar(store) -> None:
-    """What every page shows beside its navigation: which database this is."""
+def show_sidebar(store, actor: Actor) -> None:
+    """What every page shows beside its navigation: who is signed in, and which database this is."""
     with st.sidebar:
+        if actor.team_mode:
+            st.caption("Signed in as")
+            st.text(f"{actor.identity} ({actor.role})")  # shown as text: a provider's claims are user text
+            st.button("Sign out", on_click=st.logout)
         st.caption("Database")
         st.text(store.url)  # passwords masked by the store; shown as text, never Markdown
+
+
+# -- sign-in (team mode) ------------------------------------------------------------------------------------
+
+_ACTOR_KEY = "_daam_store_actor"
+
+
+def team_mode() -> bool:
+    """Sign-in is configured: `.streamlit/secrets.toml` has an [auth] section (see the README's Team deployment)."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # no secrets file at all
+        return False
+    except OSError as error:  # fail closed: an unreadable file may hold a team's sign-in settings
+        raise UserError(
+            f"cannot read Streamlit's secrets file {error.filename} ({error.strerror}): team mode needs it; "
+            "make it readable by the dashboard's user, or remove it for local use"
+        ) from None
+
+
+def signed_in_actor(store) -> Actor | None:
+    """The person using this page: LOCAL_ACTOR with no sign-in configured; in team mode the signed-in identity
+    with their role as the store has it now, or None when nobody is signed in. The frame calls it once a run."""
+    if not or_stop(team_mode):
+        actor = LOCAL_ACTOR
+    elif not st.user.is_logged_in:
+        actor = None
+    else:
+        actor = or_stop(actor_for, store, _identity_claim(), str(st.user.get("name") or ""))
+        if not st.session_state.get(f"{_ACTOR_KEY}_visited"):
+            st.session_state[f"{_ACTOR_KEY}_visited"] = True
+            or_stop(record_visit, store, actor.identity)
+    st.session_state[_ACTOR_KEY] = actor
+    return actor
+
+
+def _identity_claim() -> str:
+    """The provider's verified e-mail address, else its subject id: an unverified address could be anyone's."""
+    email = st.user.get("email")
+    if email and st.user.get("email_verified") is not False:
+        return str(email)
+    return f"sub:{st.user.get('sub')}"
+
+
+def current_actor() -> Actor:
+    """The actor the frame found for this run (pages call this, never st.user)."""
+    actor = st.session_state.get(_ACTOR_KEY)
+    if actor is None:  # a page run without the frame: nothing is allowed
+        st.error("Sign in first.", icon="🔒")
+        st.stop()
+    return actor
+
+
+def require(permission: Permission) -> Actor:
+    """The current actor, if their role allows `permission`; otherwise the page says why and stops. Pages call
+    this first thing: the navigation hides what a role may not open, this is what enforces it."""
+    actor = current_actor()
+    or_stop(actor.require, permission)
+    return actor
 
 
 @st.cache_resource(show_spinner="Opening the store…")
@@ -59,7 +123,7 @@ def get_pipeline(name: str):
 
     Two models stay in memory, enough to alternate between an SD1-like and an SD2-like one.
     """
-    require_allowed_model(name)  # $DAAM_STORE_MODEL_ROOTS holds for every page that loads a model
+    require_allowed_model(name, team_mode())  # $DAAM_STORE_MODEL_ROOTS holds for every page that loads a model
     with st.spinner(f"Loading model {name}…"):
         return _load_pipeline(name)
 

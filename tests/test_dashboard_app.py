@@ -829,11 +829,15 @@ def _pages_as_nobody(url: str, results) -> None:
     """In a forked child: drop to `nobody`, then render Home and Explore over `url`; what they showed."""
     import pwd
 
+    from streamlit import config as streamlit_config
+
     try:
         nobody = pwd.getpwnam("nobody")
         os.setgid(nobody.pw_gid)
         os.setuid(nobody.pw_uid)
         os.environ["DAAM_STORE_URL"] = url
+        # Streamlit's default secrets files include ~/.streamlit/secrets.toml, and ~ is root's (unreadable) here.
+        streamlit_config.set_option("secrets.files", [])
         shown = {}
         for page in ("Home.py", "app_pages/2_Explore.py"):
             app = run_page(page)

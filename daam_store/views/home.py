@@ -31,3 +31,15 @@ def store_overview(store, latest: int = 8) -> Overview:
         "Distinct words": summary.words,
     }
     return Overview(counts=counts, database=store.url, latest=cards)
+
+
+LOCAL_ADDRESSES = ("localhost", "127.0.0.1", "::1")
+
+
+def single_user_note(address: str | None) -> str:
+    """What Home says when no sign-in is configured, and a warning when the server listens beyond this machine."""
+    note = "Single-user mode: no sign-in is configured"
+    if address in LOCAL_ADDRESSES:
+        return f"{note}, so the dashboard listens on this machine only ({address}). To share it, see Team deployment."
+    where = address or "every network interface"
+    return f"{note}, yet the dashboard listens on {where}: anyone who reaches it may use it. See Team deployment."

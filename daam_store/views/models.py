@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from daam_store.access import Actor, Permission
 from daam_store.errors import UserError
 
 MODEL_ROOTS_VARIABLE = "DAAM_STORE_MODEL_ROOTS"
@@ -56,7 +57,7 @@ def model_table(store) -> list[dict[str, object]]:
     ]
 
 
-def register_model(store, load_pipeline: Callable[[str], object], name: str):
+def register_model(store, load_pipeline: Callable[[str], object], name: str, actor: Actor):
     """Load the model the user named (proving it works) and record it in the store; its ModelInfo."""
     from daam_store.models import describe_pipeline
     from daam_store.store import queries
@@ -64,7 +65,8 @@ def register_model(store, load_pipeline: Callable[[str], object], name: str):
     name = name.strip()
     if not name:
         raise UserError("enter a hub id (org/name) or the path of a local diffusers folder")
-    require_allowed_model(name)
+    actor.require(Permission.REGISTER_MODELS)
+    require_allowed_model(name, team_mode=actor.team_mode)
     store.require_writable()  # before loading a model for nothing
     info = describe_pipeline(load_pipeline(name))
     with store.write_session() as session:
@@ -72,19 +74,30 @@ def register_model(store, load_pipeline: Callable[[str], object], name: str):
     return info
 
 
-def model_roots() -> list[Path] | None:
-    """The folders local models may come from ($DAAM_STORE_MODEL_ROOTS, os.pathsep-separated); None: any."""
+def chosen_model(actor: Actor, listed: str, other: str = "") -> str:
+    """The model a generation runs on: one from the list, or (filled in) another hub id or folder, which loads
+    and records a new model: in team mode that is an admin's decision."""
+    other = other.strip()
+    if not other or other == listed:
+        return listed
+    actor.require(Permission.REGISTER_MODELS)
+    return other
+
+
+def model_roots(team_mode: bool = False) -> list[Path] | None:
+    """The folders local models may come from ($DAAM_STORE_MODEL_ROOTS, os.pathsep-separated); None: any.
+    Unset, a shared dashboard (team mode) allows none: its users must not load arbitrary server folders."""
     text = os.environ.get(MODEL_ROOTS_VARIABLE, "")
     roots = [Path(part).expanduser().resolve() for part in text.split(os.pathsep) if part]
-    return roots or None
+    return roots or ([] if team_mode else None)
 
 
-def require_allowed_model(name: str) -> None:
-    """With model roots set, refuse any other folder, and with one message whatever the path is (missing, a
-    system folder, unreadable): the page must not tell an outsider which server paths exist."""
+def require_allowed_model(name: str, team_mode: bool = False) -> None:
+    """With model roots set (or in team mode), refuse any other folder, and with one message whatever the path
+    is (missing, a system folder, unreadable): the page must not tell an outsider which server paths exist."""
     from daam_store.models import BUILTIN_MODELS
 
-    roots = model_roots()
+    roots = model_roots(team_mode)
     if roots is None or name in BUILTIN_MODELS:
         return
     try:

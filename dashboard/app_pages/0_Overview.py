@@ -3,8 +3,11 @@
 import streamlit as st
 import ui
 
+from daam_store.access import Permission
 from daam_store.views.common import enlarge, escape_markdown
-from daam_store.views.home import store_overview
+from daam_store.views.home import single_user_note, store_overview
+
+actor = ui.require(Permission.BROWSE)
 
 st.title("daam-store")
 st.write(
@@ -14,6 +17,8 @@ st.write(
 )
 
 store = ui.get_store()
+if not actor.team_mode:
+    st.caption(single_user_note(st.get_option("server.address")))
 with ui.errors_as_messages():
     overview = store_overview(store, latest=8)
 

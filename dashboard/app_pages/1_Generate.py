@@ -4,12 +4,16 @@ import maps_ui
 import streamlit as st
 import ui
 
+from daam_store.access import Permission
 from daam_store.generate import GenerationRequest
 from daam_store.sweep import SweepProgress, SweepSettings, parse_seed_spec, run_sweep, sweep_tag
 from daam_store.tags import parse_tags
 from daam_store.views.common import enlarge, escape_markdown, unmapped_words_note, word_overlays
 from daam_store.views.generate import BatchRequest, SweepGrid, model_choices, parse_prompts, run_generations
+from daam_store.views.models import chosen_model
 from daam_store.wording import plural
+
+actor = ui.require(Permission.GENERATE)
 
 st.title("Generate")
 st.write(
@@ -34,7 +38,8 @@ with st.form("generate"):
     guidance = guidance_column.number_input("Guidance", value=GenerationRequest.guidance_scale, step=0.5)
     negative_prompt = st.text_input("Negative prompt")
     with st.expander("Record with the generations"):
-        author = st.text_input("Author")
+        # In team mode the author is whoever is signed in, never typed.
+        author = "" if actor.team_mode else st.text_input("Author")
         tags_text = st.text_input("Tags, comma-separated")
         save_steps = st.checkbox("Keep per-step maps (bigger rows; enables the per-step view in Explore)")
         mid_block = st.checkbox(
@@ -79,13 +84,13 @@ if submitted:
             steps=int(steps),
             guidance_scale=float(guidance),
             negative_prompt=negative_prompt.strip(),
-            author=author.strip() or None,
+            author=actor.author(author.strip()),
             tags=parse_tags(tags_text),
             save_steps=save_steps,
             mid_block=mid_block,
         )
         store.require_writable()  # a read-only store is for browsing: say so before loading a model
-        pipe = ui.get_pipeline(other_model.strip() or choices[model_label])
+        pipe = ui.get_pipeline(chosen_model(actor, choices[model_label], other_model))
         bar = ui.TrackedProgress("generate_progress", f"Step 0 of {batch.total_steps}")
 
         def show_progress(done: int, total: int) -> None:
@@ -119,7 +124,7 @@ with st.form("sweep"):
     sweep_negative_prompt = st.text_input("Sweep negative prompt")
     sweep_name = st.text_input("Sweep name", value="dashboard")
     with st.expander("Record with the sweep"):
-        sweep_author = st.text_input("Sweep author")
+        sweep_author = "" if actor.team_mode else st.text_input("Sweep author")
         sweep_save_steps = st.checkbox("Keep per-step maps (enables Compare's per-step view)", key="sweep_save_steps")
     sweep_submitted = st.form_submit_button("Run sweep")
 
@@ -144,7 +149,7 @@ if sweep_submitted:
                 guidance_scale=float(sweep_guidance),
                 negative_prompt=sweep_negative_prompt.strip() or None,
                 save_steps=sweep_save_steps,
-                author=sweep_author.strip() or None,
+                author=actor.author(sweep_author.strip()),
             ),
             name=sweep_name.strip() or None,
             on_progress=show_sweep_progress,

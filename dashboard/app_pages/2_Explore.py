@@ -9,6 +9,7 @@ import streamlit as st
 import ui
 from url_state import UrlState
 
+from daam_store.access import Permission
 from daam_store.errors import UserError
 from daam_store.views.common import enlarge, escape_markdown, unmapped_words_note, word_overlays
 from daam_store.views.explore import (
@@ -28,6 +29,8 @@ from daam_store.views.explore import (
 from daam_store.wording import plural
 
 ANY = "(any)"
+ui.require(Permission.BROWSE)
+
 URL = UrlState("explore")
 
 

@@ -3,7 +3,10 @@
 import streamlit as st
 import ui
 
+from daam_store.access import Permission
 from daam_store.views.models import builtin_model_table, family_table, model_table, register_model
+
+actor = ui.require(Permission.BROWSE)
 
 st.title("Models")
 
@@ -18,17 +21,20 @@ st.subheader("Registered models")
 registered = st.empty()  # filled after the form below, so a model added just now is listed
 
 st.subheader("Add a model")
-with st.form("add_model"):
-    name = st.text_input(
-        "Hub id or local diffusers folder",
-        placeholder="e.g. stabilityai/stable-diffusion-xl-base-1.0 or /data/models/my-sd",
-    )
-    added = st.form_submit_button("Load and register")
-if added:
-    with ui.errors_as_messages():
-        model = register_model(store, ui.get_pipeline, name)
-        st.success("Registered: it is now in the Generate page's model list.")
-        st.text(f"{model.name} · {model.family} · {model.source} · revision {model.revision}")
+if actor.may(Permission.REGISTER_MODELS):
+    with st.form("add_model"):
+        name = st.text_input(
+            "Hub id or local diffusers folder",
+            placeholder="e.g. stabilityai/stable-diffusion-xl-base-1.0 or /data/models/my-sd",
+        )
+        added = st.form_submit_button("Load and register")
+    if added:
+        with ui.errors_as_messages():
+            model = register_model(store, ui.get_pipeline, name, actor)
+            st.success("Registered: it is now in the Generate page's model list.")
+            st.text(f"{model.name} · {model.family} · {model.source} · revision {model.revision}")
+else:
+    st.caption("Admins add models.")
 
 with registered.container(), ui.errors_as_messages():
     rows = model_table(store)

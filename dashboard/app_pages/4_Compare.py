@@ -11,6 +11,7 @@ import ui
 from url_state import UrlState
 
 from daam_store import rules
+from daam_store.access import Permission
 from daam_store.sweep import parse_seed_spec
 from daam_store.views import compare
 from daam_store.views import compare_charts as charts
@@ -18,6 +19,8 @@ from daam_store.views.common import escape_markdown, file_stem
 
 ALL = "(all generations)"
 VIEWS = ["Across prompts", "Across seeds", "Across models", "Word overlap", "Per step"]
+ui.require(Permission.BROWSE)
+
 URL = UrlState("compare")
 
 
