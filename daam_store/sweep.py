@@ -1,7 +1,8 @@
 """Batch runs: a prompt x seed x model grid, traced and stored, that skips what is stored and resumes.
 
-Each generation is saved in its own transaction, so a crash loses at most the one that was running;
-running the same sweep again finds what is stored (same model, prompt, seed and settings) and carries on.
+The grid is a set of jobs in the store (daam_store/jobs), run here or by workers. Each generation is saved in
+its own transaction, so a crash loses at most the one that was running; running the same sweep again finds
+its jobs and what is stored (same model, prompt, seed, settings and heat-map rule) and carries on.
 Every row a sweep covers (new or found) is tagged `sweep:<name>`, so the Compare page can select it.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daam_store.errors import UserError, first_line
+from daam_store.errors import UserError
 from daam_store.generate import GenerationRequest, generate
 from daam_store.utils import parse_seed
 
@@ -82,6 +83,7 @@ class SweepSettings:
     negative_prompt: str | None = None
     save_steps: bool = False
     author: str | None = None
+    mid_block: bool = False  # the heat-map rule: rules.DAAM_WITH_MID_BLOCK instead of rules.DAAM
 
 
 @dataclass(frozen=True)
@@ -130,21 +132,26 @@ def run_sweep(
     name: str | None = None,
     on_progress: ProgressCallback | None = None,
     device: str | None = None,
+    actor=None,
 ) -> SweepReport:
-    """Generate and store every (model, prompt, seed) not stored yet with these settings.
+    """Generate and store every (model, prompt, seed) not stored yet with these settings, in this process.
 
-    Stops at the first failure with a UserError saying how far it got; running it again resumes.
-    `on_progress` gets a `SweepProgress` after every denoising step and every job (a progress bar).
+    The grid goes through the job queue (daam_store.jobs.run_grid), as the dashboard's and Ray's do: a named
+    sweep submitted again finds its jobs, and what is stored is skipped. Stops at the first failure with a
+    UserError saying how far it got; running it again resumes. `on_progress` gets a `SweepProgress` after
+    every denoising step and every job (a progress bar). `actor`: who runs it (default: the local user).
     """
-    from daam_store.models import ModelNotFoundError, describe_pipeline, load_clip_tokenizer, resolve_model
+    from daam_store.access import LOCAL_ACTOR
+    from daam_store.jobs.grid import grid_requests, run_grid
+    from daam_store.models import ModelNotFoundError, load_clip_tokenizer, resolve_model
 
     store.require_writable()  # before any model loads or generation runs
     settings = settings or SweepSettings()
-    tags = (sweep_tag(check_sweep_name(name)),) if name else ()
-    requests = {prompt: _request(prompt, 0, settings) for prompt in prompts}
+    if name is not None:
+        check_sweep_name(name)
     tokenizer = load_clip_tokenizer()
-    for request in requests.values():  # bad input fails before anything runs
-        request.validate(tokenizer)
+    for prompt in prompts:  # bad input fails before anything runs
+        _request(prompt, 0, settings).validate(tokenizer)
     try:
         for model in models:
             resolve_model(model)
@@ -152,32 +159,30 @@ def run_sweep(
         raise UserError(str(error)) from None
 
     progress = SweepProgress(total=len(prompts) * len(seeds) * len(models), steps=settings.steps)
-    report = SweepReport(name=name, total=progress.total)
 
-    def on_step(step: int, steps: int) -> None:
-        progress.step, progress.steps = step, steps
+    def on_event(event) -> None:
+        progress.done, progress.step, progress.steps = event.done, event.step, event.steps
+        progress.job = SweepJob(event.job.model, event.job.prompt, event.job.seed) if event.job else None
+        if event.outcome is not None:
+            if event.outcome.status == "generated":
+                progress.generated += 1
+            elif event.outcome.status == "found":
+                progress.skipped += 1
         if on_progress is not None:
             on_progress(progress)
 
-    for model in models:
-        pipe = _load(model, device)
-        info = describe_pipeline(pipe)
-        stored = _stored(store, info, prompts, seeds, settings, tags)
-        for prompt in prompts:
-            for seed in seeds:
-                progress.job, progress.step = SweepJob(model, prompt, seed), 0
-                generation_id = stored.get((prompt, seed))
-                if generation_id is None:
-                    generation_id = _generate_and_save(store, pipe, info, progress, settings, tags, on_step)
-                    progress.generated += 1
-                else:
-                    progress.skipped += 1
-                report.generation_ids.append(generation_id)
-                progress.done, progress.step = progress.done + 1, 0
-                if on_progress is not None:
-                    on_progress(progress)
-        del pipe  # one model in memory at a time
-    report.generated, report.skipped = progress.generated, progress.skipped
+    requests = grid_requests(prompts, seeds, models, settings)
+    # `generate` is looked up here, at call time: a test may replace this module's generate.
+    grid = run_grid(store, requests, actor=actor or LOCAL_ACTOR, sweep=name, author=settings.author,
+                    on_event=on_event, device=device, generate_fn=generate)  # fmt: skip
+    if grid.failed is not None:
+        job, done = grid.failed.job.request, grid.progress.count("done")
+        raise UserError(
+            f"sweep stopped at {job.model} / {job.prompt!r} / seed {job.seed}: {grid.failed.error}; "
+            f"{done} of {grid.progress.total} are stored, run the same sweep again to resume"
+        )
+    report = SweepReport(name=name, total=grid.progress.total, generated=grid.generated, skipped=grid.skipped)
+    report.generation_ids = [job.generation_id for job in grid.progress.jobs if job.generation_id is not None]
     return report
 
 
@@ -189,47 +194,5 @@ def _request(prompt: str, seed: int, settings: SweepSettings) -> GenerationReque
         guidance_scale=settings.guidance_scale,
         negative_prompt=settings.negative_prompt,
         save_steps=settings.save_steps,
+        mid_block=settings.mid_block,
     )
-
-
-def _stored(store, model, prompts, seeds, settings: SweepSettings, tags) -> dict[tuple[str, int], int]:
-    """What this sweep would produce on `model` that is stored already; those rows get the sweep's tag."""
-    from daam_store.store import queries
-
-    with store.session() as session:
-        stored = queries.find_generations(
-            session,
-            model,
-            prompts,
-            seeds,
-            steps=settings.steps,
-            guidance_scale=settings.guidance_scale,
-            negative_prompt=settings.negative_prompt or "",
-        )
-    if stored and tags:
-        with store.write_session() as session:
-            for tag in tags:
-                queries.add_tag(session, list(stored.values()), tag)
-    return stored
-
-
-def _load(model: str, device: str | None):
-    from daam_store.models import ModelNotFoundError, load_pipeline
-
-    try:
-        return load_pipeline(model, device=device)
-    except ModelNotFoundError as error:
-        raise UserError(str(error)) from None
-
-
-def _generate_and_save(store, pipe, info, progress: SweepProgress, settings, tags, on_step) -> int:
-    job = progress.job
-    try:
-        experiment = generate(pipe, _request(job.prompt, job.seed, settings), on_step=on_step)
-        return store.save(experiment, model=info, author=settings.author, tags=tags)
-    except Exception as error:  # any cause: one line saying what is kept and how to go on
-        raise UserError(
-            f"sweep stopped at {job.model} / {job.prompt!r} / seed {job.seed}: "
-            f"{first_line(error)}; {progress.done} of {progress.total} are stored, "
-            "run the same sweep again to resume"
-        ) from error
