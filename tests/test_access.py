@@ -202,3 +202,57 @@ def test_local_use_says_single_user_mode_and_warns_when_listening_beyond_localho
     app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=60).run()
     assert any("Single-user mode" in caption.value for caption in app.caption)
     assert "Sign out" not in [button.label for button in app.button]
+
+
+# -- tagging: members tag what they made, admins anything ---------------------------------------------------
+
+
+@pytest.fixture
+def two_generations(store, clip_tokenizer) -> tuple[int, int]:
+    from daam_store.models.info import ModelInfo
+    from daam_store.store.testing import synthetic_experiment
+
+    model = ModelInfo("m", "builtin", "", "SD1", "r", 32, "epsilon")
+    mine = store.save(synthetic_experiment(clip_tokenizer, "a cat", seed=1), model=model, author="member@example.com")
+    theirs = store.save(synthetic_experiment(clip_tokenizer, "a dog", seed=2), model=model, author="else@example.com")
+    return mine, theirs
+
+
+def stored_tags(store, generation_id: int) -> tuple[str, ...]:
+    from daam_store.store import queries
+
+    with store.session() as session:
+        return queries.get_generation(session, generation_id).tags
+
+
+def test_members_tag_their_own_generations_and_admins_any(store, two_generations):
+    from daam_store.views.tagging import add_tags, may_tag
+
+    mine, theirs = two_generations
+    member, viewer = Actor("member@example.com", Role.MEMBER), Actor("viewer@example.com", Role.VIEWER)
+    assert add_tags(store, mine, "keep, best", member) == ("keep", "best")
+    assert set(stored_tags(store, mine)) == {"keep", "best"}
+    with pytest.raises(PermissionDeniedError, match="only their own"):
+        add_tags(store, theirs, "mine-now", member)
+    with pytest.raises(PermissionDeniedError):
+        add_tags(store, mine, "x", viewer)
+    add_tags(store, theirs, "reviewed", Actor("admin@example.com", Role.ADMIN))
+    assert stored_tags(store, theirs) == ("reviewed",)
+    assert may_tag(store, mine, member) and not may_tag(store, theirs, member) and not may_tag(store, mine, viewer)
+    with pytest.raises(UserError, match="at most 100"):
+        add_tags(store, mine, "x" * 101, member)
+
+
+def test_explore_offers_the_tag_form_only_where_the_role_allows(store, two_generations):
+    mine, theirs = two_generations
+    app = team_app(signed_in("member@example.com"), "app_pages/2_Explore.py")
+    app.query_params["generation"] = str(mine)
+    app.run()
+    app.text_input(key="new_tags").input("**bold**")
+    next(button for button in app.button if button.label == "Add tags").click().run()
+    assert [e.value for e in app.success] == ["Tagged: \\*\\*bold\\*\\*"]  # user text, never Markdown
+    assert stored_tags(store, mine) == ("**bold**",)
+    other = team_app(signed_in("member@example.com"), "app_pages/2_Explore.py")
+    other.query_params["generation"] = str(theirs)
+    other.run()
+    assert "Add tags" not in [button.label for button in other.button]

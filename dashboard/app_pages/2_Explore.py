@@ -26,6 +26,7 @@ from daam_store.views.explore import (
     token_rows,
     word_overlay_png,
 )
+from daam_store.views.tagging import add_tags, may_tag
 from daam_store.wording import plural
 
 ANY = "(any)"
@@ -108,6 +109,15 @@ def show_gallery(store, filters, any_stored: bool) -> None:
                 )
 
 
+def tag_form(store, generation_id: int) -> None:
+    with st.form("add_tags", border=False):
+        text = st.text_input("Add tags, comma-separated", key="new_tags")
+        if st.form_submit_button("Add tags"):
+            with ui.errors_as_messages():
+                added = add_tags(store, generation_id, text, ui.current_actor())
+                st.success(escape_markdown(f"Tagged: {', '.join(added)}"))  # listed above from the next run on
+
+
 def show_detail(store, generation_id: int) -> None:
     details = generation_details(store, generation_id)
     st.button("← Back to the gallery", on_click=close_generation)
@@ -117,6 +127,8 @@ def show_detail(store, generation_id: int) -> None:
     image_column, info_column = st.columns([1, 2])
     image_column.image(enlarge(details.image), width=256)
     info_column.dataframe(details.facts, hide_index=True, height=35 * (len(details.facts) + 1) + 3)  # no scrolling
+    if may_tag(store, generation_id, ui.current_actor()):
+        tag_form(store, generation_id)
 
     st.subheader("Word heat maps")
     experiment = details.experiment
