@@ -143,3 +143,44 @@ def test_a_stored_decompression_bomb_is_one_line_not_a_crash():
     for decode in (image_from_png, lambda data: thumbnail_from_png(data, 320)):
         with pytest.raises(CorruptBlobError, match="does not decode"):
             decode(bomb)
+
+
+def test_a_named_pipe_in_a_folder_is_refused_in_one_line_not_waited_on(tmp_path, capsys):
+    """Opening a FIFO for reading waits for a writer that never comes: each folder with one where a file is read
+    (output.png, prompt.txt, an overlay, or one level up as the original daam keeps them) is refused at once."""
+    import os
+    import signal
+
+    import pytest
+
+    batch = tmp_path / "batch"
+    above = original_layout(batch / "pipe-seed-above")
+    good = original_layout(tmp_path / "good")
+    pipes = {
+        "output.png": original_layout(batch / "pipe-image"),
+        "prompt.txt": original_layout(batch / "pipe-prompt"),
+        "a.heat_map.png": original_layout(batch / "pipe-overlay"),
+    }
+    for name, folder in pipes.items():
+        (folder / name).unlink(missing_ok=True)
+        os.mkfifo(folder / name)
+    os.mkfifo(batch / "seed.txt")  # one level up: read by every folder without a seed.txt of its own
+    (above / "seed.txt").unlink()
+
+    def hung(*_):
+        pytest.fail("import waited on a named pipe")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        code = store_main(["import", str(batch), str(good), "--db", f"sqlite:///{tmp_path / 'p.db'}"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert code == 2 and len(errors) == 4, captured.err
+    for line in errors:
+        assert line.startswith("error: ") and "not a regular file" in line and "refused" in line, line
+    assert any(f"{batch / 'seed.txt'} is not a regular file" in line for line in errors)
+    assert f"{good} -> generation" in captured.out and "imported 1 of 5 directories" in captured.out, captured.out

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -64,6 +65,7 @@ def import_directory(
     store: Store, path: Path, model_name: str | None = None, author: str | None = None, tags: Iterable[str] = ()
 ) -> ImportResult:
     _refuse_links_out(path)
+    _refuse_special_files(path)
     _require_image_size(path / "output.png")
     if _is_own_layout(path):
         from daam_store.experiment import GenerationExperiment
@@ -81,6 +83,26 @@ def _refuse_links_out(path: Path) -> None:
     for file in [*path.iterdir(), path.parent / "prompt.txt", path.parent / "seed.txt"]:
         if file.is_symlink() and not file.resolve().is_relative_to(file.parent.resolve()):
             raise UserError(f"{file} is a link to a file outside its folder: refused; copy the file in instead")
+
+
+SPECIAL_FILES = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+
+
+def _refuse_special_files(path: Path) -> None:
+    """Opening a named pipe waits for a writer that may never come: the whole import would hang on one folder.
+    Everything in the folder, and the prompt.txt / seed.txt one level up that it would read, is a regular file
+    or a folder (links inside the folder are followed: `stat` never opens the file)."""
+    above = [path.parent / name for name in ("prompt.txt", "seed.txt") if not os.path.lexists(path / name)]
+    for file in [*path.iterdir(), *(file for file in above if os.path.lexists(file))]:
+        mode = file.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            kind = SPECIAL_FILES.get(stat.S_IFMT(mode), "not a file")
+            raise UserError(f"{file} is not a regular file ({kind}): refused; put the file itself there")
 
 
 def max_image_pixels() -> int:
