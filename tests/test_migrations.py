@@ -113,3 +113,42 @@ def test_the_package_carries_the_migrations_folder():
         relative = path.relative_to(root / "migrations")
         assert (MIGRATIONS_DIR / relative).read_bytes() == path.read_bytes()
         assert Path("_migrations") / relative in packaged, relative
+
+
+def test_explore_says_what_a_generation_stored_at_0001_lacks(engine, store_url, clip_tokenizer, monkeypatch):
+    """Rolled back to 0001 (which had no map_stack table) and upgraded, a generation keeps its image and word maps
+    but has no token maps: Explore opens it, shows the word maps, and says what is missing, not "overlays"."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from daam_store.models.info import ModelInfo
+    from daam_store.store.testing import synthetic_experiment
+    from daam_store.views.explore import generation_details
+
+    upgrade(engine)
+    exp = synthetic_experiment(clip_tokenizer, "a red cat on a mat", seed=4)
+    with open_store(store_url) as store:
+        generation_id = store.save(exp, model=ModelInfo("m", "builtin", "", "SD1", "r", 32, "epsilon"))
+    downgrade(engine, "0001")
+    upgrade(engine)
+
+    with open_store(store_url) as store:
+        details = generation_details(store, generation_id)
+    assert details.experiment is None and details.image.size == exp.image.size
+    assert "schema 0001" in details.maps_note and "one map per word" in details.maps_note
+    assert "not the map of each token" in details.maps_note and "overlay" not in details.maps_note.lower()
+    assert [overlay.label for overlay in details.stored_overlays] == ["a", "red", "cat", "on", "a", "mat"]
+    assert {"what": "maps average", "value": "word maps only (no token maps)"} in details.facts
+
+    dashboard = Path(__file__).resolve().parents[1] / "dashboard"
+    monkeypatch.syspath_prepend(str(dashboard))
+    monkeypatch.setenv("DAAM_STORE_URL", store_url)
+    app = AppTest.from_file(str(dashboard / "Home.py"), default_timeout=60).run()
+    app.switch_page("app_pages/2_Explore.py")
+    app.query_params["generation"] = str(generation_id)
+    app = app.run()
+    assert not app.exception and not app.error, [e.value for e in [*app.exception, *app.error]]
+    notes = [element.value for element in app.info]
+    assert any("schema 0001" in note for note in notes) and not any("overlay" in note for note in notes), notes
+    assert len(app.get("image")) == 1 + 6

@@ -207,10 +207,11 @@ class GenerationDetails:
     generation_id: int
     prompt: str
     image: Image.Image
-    experiment: GenerationExperiment | None  # None when only rendered overlays were imported
+    experiment: GenerationExperiment | None  # None when the token maps are not in the store (see maps_note)
     facts: list[dict[str, str]]  # what / value, as text
     word_statistics: list[dict[str, object]]
-    stored_overlays: list[Overlay]  # overlay images kept verbatim (imported from the original daam layout)
+    stored_overlays: list[Overlay]  # without an experiment: the overlays imported, or the word maps on the image
+    maps_note: str = ""  # without an experiment: what of the maps is in the store and what is not, in one line
 
 
 def parse_generation_id(text: str) -> int:
@@ -219,9 +220,20 @@ def parse_generation_id(text: str) -> int:
     return int(text)
 
 
+OVERLAYS_ONLY_NOTE = "Imported from rendered overlays only: no numeric maps, so no statistics or views."
+WORD_MAPS_ONLY_NOTE = (
+    "Stored at schema 0001, before token maps were kept: the store has its image and one map per word (below), "
+    "not the map of each token, so there are no token table, per-layer or per-step maps and no experiment "
+    "download for it."
+)
+
+
 def generation_details(store, generation_id: int) -> GenerationDetails:
+    from sqlalchemy import select
+
     from daam_store.store import GenerationNotFoundError, queries
     from daam_store.store.reader import image_from_png
+    from daam_store.store.schema import STATUS_OVERLAYS_ONLY, MapStack
 
     with store.session() as session:
         summary = queries.get_generation(session, generation_id)
@@ -230,24 +242,55 @@ def generation_details(store, generation_id: int) -> GenerationDetails:
         statistics = queries.word_statistics(session, generation_id)
         image = image_from_png(queries.image_png(session, generation_id))
         attachments = queries.attachments(session, generation_id)
-    has_maps = any(row.has_map for row in statistics)
-    experiment = store.load_experiment(generation_id) if has_maps else None
+        has_token_maps = session.scalar(
+            select(MapStack.id).where(MapStack.generation_id == generation_id, MapStack.kind == "tokens").limit(1)
+        )
+        word_maps = {
+            row.word_idx: (row.word, queries.word_heat_map(session, generation_id, row.word_idx))
+            for row in statistics
+            if row.has_map and not has_token_maps
+        }
+    experiment = store.load_experiment(generation_id) if has_token_maps else None
+    overlays = [
+        Overlay(name.removesuffix(".heat_map.png"), index, image_from_png(data))
+        for index, (name, media_type, data) in enumerate(attachments)
+        if media_type == "image/png"
+    ]
+    if experiment is not None:
+        note = ""
+    elif summary.status == STATUS_OVERLAYS_ONLY:
+        note = OVERLAYS_ONLY_NOTE
+    elif word_maps:
+        note = WORD_MAPS_ONLY_NOTE
+        overlays = _word_map_overlays(image, word_maps)
+    else:
+        note = f"No heat maps are stored for this generation (status {summary.status}): only its image and words."
     return GenerationDetails(
         generation_id=generation_id,
         prompt=summary.prompt,
         image=image,
         experiment=experiment,
-        facts=_facts(summary, experiment),
+        facts=_facts(summary, experiment, "word maps only (no token maps)" if note == WORD_MAPS_ONLY_NOTE else ""),
         word_statistics=[_statistics_row(row) for row in statistics if row.has_map],
-        stored_overlays=[
-            Overlay(name.removesuffix(".heat_map.png"), index, image_from_png(data))
-            for index, (name, media_type, data) in enumerate(attachments)
-            if media_type == "image/png"
-        ],
+        stored_overlays=overlays,
+        maps_note=note,
     )
 
 
-def _facts(summary, experiment: GenerationExperiment | None) -> list[dict[str, str]]:
+def _word_map_overlays(image: Image.Image, word_maps: dict) -> list[Overlay]:
+    import torch
+
+    from daam_store.heatmap import WordHeatMap
+
+    base = enlarge(image)
+    return [
+        Overlay(word, index, WordHeatMap(torch.from_numpy(value), word, index).overlay_image(base))
+        for index, (word, value) in sorted(word_maps.items())
+        if value is not None
+    ]
+
+
+def _facts(summary, experiment: GenerationExperiment | None, maps: str = "") -> list[dict[str, str]]:
     metadata = experiment.metadata if experiment is not None else {}
     model = metadata.get("model_info", {})
     timings = metadata.get("timings") or {}
@@ -258,7 +301,9 @@ def _facts(summary, experiment: GenerationExperiment | None) -> list[dict[str, s
         "guidance": summary.guidance_scale,
         "negative prompt": metadata.get("negative_prompt", ""),
         "scheduler": metadata.get("scheduler", ""),
-        "maps average": rules.DESCRIPTIONS.get(metadata.get("heat_map_rule")) if experiment else "no numeric maps",
+        "maps average": rules.DESCRIPTIONS.get(metadata.get("heat_map_rule"))
+        if experiment
+        else maps or "no numeric maps",
         "size": f"{summary.width} x {summary.height}",
         "created": f"{summary.created_at:%Y-%m-%d %H:%M:%S}",
         "author": summary.author or "",

@@ -133,7 +133,7 @@ def show_detail(store, generation_id: int) -> None:
     st.subheader("Word heat maps")
     experiment = details.experiment
     if experiment is None:
-        st.info("Imported from rendered overlays only: no numeric maps, so no statistics or views.", icon="ℹ️")
+        st.info(details.maps_note, icon="ℹ️")  # what of the maps is stored and what is not
         ui.show_overlays(details.stored_overlays, per_row=6)
         return
     note = unmapped_words_note(experiment)
