@@ -4,7 +4,7 @@
 def register_all(subparsers) -> None:
     # Imported here, not at package import, so `python -m daam_store.commands.train` runs on a
     # training machine that lacks the store's packages.
-    from daam_store.commands import db, evaluate, io, ls, sweep, train, users
+    from daam_store.commands import db, evaluate, io, jobs, ls, sweep, train, users
 
-    for module in (db, ls, io, sweep, train, evaluate, users):
+    for module in (db, ls, io, sweep, jobs, train, evaluate, users):
         module.register(subparsers)

@@ -26,7 +26,12 @@ def register(subparsers) -> None:
     parser.add_argument("--save-steps", action="store_true", help="also store per-step maps (for per-step curves)")
     parser.add_argument("--name", default=None, help="the sweep's name, tagged on its rows (default: the file's name)")
     parser.add_argument("--author", default=None, help="author recorded with every generation")
+    parser.add_argument("--mid-block", action="store_true", help="average the UNet's mid block into the maps too")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS", help="submit the grid as jobs for Ray workers "
+                        "(local | auto | ray://host:port) and wait for them, instead of running it here")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=None, help="with --ray: Ray actors to start for this sweep "
+                        "(default 1 with --ray local, else 0: the cluster's `daam-store worker`s run it)")  # fmt: skip
     add_db_option(parser)
     parser.set_defaults(func=run)
 
@@ -54,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
         negative_prompt=args.negative_prompt,
         save_steps=args.save_steps,
         author=args.author,
+        mid_block=args.mid_block,
     )
+    if args.ray:
+        return _run_on_ray(args, prompts, seeds, models, settings, name)
     store = open_store(args.db, write=True)
     total = len(prompts) * len(seeds) * len(models)
     grid = " x ".join(
@@ -77,4 +85,50 @@ def run(args: argparse.Namespace) -> int:
         f"sweep {name}: {report.generated} generated, {report.skipped} already stored; "
         f"tagged sweep:{name} on {plural(len(report.generation_ids), 'generation')}"
     )
+    return 0
+
+
+def _run_on_ray(args, prompts, seeds, models, settings, name: str) -> int:
+    """Submit the grid as jobs, start this sweep's Ray actors (if any), and follow the jobs in the store."""
+    from tqdm import tqdm
+
+    from daam_store.access import LOCAL_ACTOR
+    from daam_store.commands.jobs import store_url
+    from daam_store.errors import UserError
+    from daam_store.jobs.claims import connected_workers
+    from daam_store.jobs.grid import submit_grid
+    from daam_store.jobs.worker import wait_for
+
+    workers = args.workers if args.workers is not None else (1 if args.ray == "local" else 0)
+    url = store_url(args.db)
+    with open_store(url, write=True) as store:
+        ids = submit_grid(store, LOCAL_ACTOR, prompts, seeds, models, settings, sweep=name)
+        print(f"sweep {name}: {plural(len(ids), 'job')} submitted", file=sys.stderr)
+        executor = None
+        if workers:
+            from daam_store.jobs.ray_executor import RayExecutor
+
+            executor = RayExecutor(url, args.ray, workers=workers)
+        elif not connected_workers(store):
+            print("note: no worker is connected; start `daam-store worker --ray ADDRESS` on the cluster",
+                  file=sys.stderr)  # fmt: skip
+        try:
+            with tqdm(total=len(ids), unit="job", file=sys.stderr, dynamic_ncols=True) as bar:
+
+                def on_progress(progress) -> None:
+                    bar.n = progress.finished
+                    bar.set_postfix_str(progress.summary(), refresh=False)
+                    bar.refresh()
+
+                progress = wait_for(store, ids, on_progress=on_progress)
+        finally:
+            if executor is not None:
+                executor.stop()
+    failed = [job for job in progress.jobs if job.status != "done"]
+    if failed:
+        raise UserError(
+            f"sweep {name}: {len(failed)} of {len(ids)} jobs did not finish ({failed[0].status}: "
+            f"{failed[0].error or 'no message'}); submit the same sweep again to retry them"
+        )
+    print(f"sweep {name}: {plural(len(ids), 'generation')} done; tagged sweep:{name}")
     return 0

@@ -114,6 +114,8 @@ def run_grid(
         if on_event is not None:
             on_event(event)
 
+    if on_event is not None and event.done:  # found stored at submission: the bar starts where they end
+        on_event(event)
     pipelines = pipelines or Pipelines(device=device)
     stop = (lambda outcome: outcome.status == "failed") if stop_on_failure else None
     while True:
