@@ -184,3 +184,68 @@ def test_a_named_pipe_in_a_folder_is_refused_in_one_line_not_waited_on(tmp_path,
         assert line.startswith("error: ") and "not a regular file" in line and "refused" in line, line
     assert any(f"{batch / 'seed.txt'} is not a regular file" in line for line in errors)
     assert f"{good} -> generation" in captured.out and "imported 1 of 5 directories" in captured.out, captured.out
+
+
+def _memory_kb(field: str) -> int:
+    for line in open("/proc/self/status").read().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(field)
+
+
+def test_home_cards_never_hold_a_large_image_decoded(tmp_path):
+    """A legal 4096 x 4096 image is 64 MB decoded (PIL keeps RGB in 4 bytes a pixel), and PIL's `thumbnail`
+    decodes a PNG whole first. Home's cards are made a band of rows at a time: the process's peak memory (Linux
+    resets it on writing 5 to /proc/self/clear_refs) grows by a few MB, and the card is the same picture."""
+    import numpy as np
+    from sqlalchemy import update
+
+    from daam_store.store.reader import thumbnail_from_png
+    from daam_store.store.schema import Image as ImageRow
+    from daam_store.views.home import store_overview
+
+    side = 4096
+    ramp = np.arange(side, dtype=np.uint32) * 255 // (side - 1)
+    pixels = np.stack(
+        [
+            np.add.outer(ramp, ramp) // 2,
+            np.broadcast_to(ramp, (side, side)),
+            np.add.outer(ramp, np.zeros(side, np.uint32)),
+        ],
+        -1,
+    )
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(pixels.astype(np.uint8), "RGB").save(buffer, "PNG", compress_level=1)
+    large = buffer.getvalue()
+    del pixels
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    with open_store(url) as store:
+        generation_id = import_directory(store, original_layout(tmp_path / "small")).generation_id
+        with store.write_session() as session:  # as a legal 4096 x 4096 import stores it, without the slow encode
+            session.execute(update(ImageRow).where(ImageRow.generation_id == generation_id).values(png=large))
+        store_overview(store)  # first use: imports, caches, connections
+        with open("/proc/self/clear_refs", "w") as reset:
+            reset.write("5")
+        before = _memory_kb("VmRSS")
+        (card,) = store_overview(store).latest
+        growth_mb = (_memory_kb("VmHWM") - before) / 1024
+    assert card.image.size == (CARD_PIXELS, CARD_PIXELS)
+    reference = np.asarray(thumbnail_from_png(large, CARD_PIXELS), dtype=float)
+    assert np.abs(np.asarray(card.image, dtype=float) - reference).mean() < 2
+    assert growth_mb < 24, f"peak memory grew by {growth_mb:.0f} MB for one card"
+
+
+def test_a_damaged_or_bomb_image_is_one_line_for_the_band_thumbnail():
+    import pytest
+
+    from daam_store.store.errors import CorruptBlobError
+    from daam_store.store.thumbnail import png_thumbnail
+
+    buffer = io.BytesIO()
+    PIL.Image.new("RGB", (600, 400), (10, 200, 30)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.find(b"IDAT") + 4
+    data[start + 2 : start + 40] = b"\xff" * 38  # the compressed pixels, garbled; chunk lengths intact
+    for damaged in (bytes(data), png_header(40_000, 40_000), buffer.getvalue()[:200]):
+        with pytest.raises(CorruptBlobError, match="does not decode"):
+            png_thumbnail(damaged, 320)
