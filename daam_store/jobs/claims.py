@@ -72,13 +72,18 @@ def claim(
 
     `only_models`: this worker runs no other models (`daam-store worker --models`); `only_ids`: only these
     jobs (an in-process sweep running its own grid)."""
+    base = select(Job).where(Job.status == JOB_QUEUED).order_by(Job.id).limit(1)
+    if only_models is not None:
+        base = base.where(Job.model.in_(list(only_models)))
+    if only_ids is not None:
+        base = base.where(Job.id.in_(list(only_ids)))
+    stale = select(Job.id).where(Job.status == JOB_RUNNING, Job.heartbeat_at < utc_now() - timedelta(seconds=lease_s))
+    # A read first: idle workers polling an empty queue never take SQLite's write lock (nor row locks).
+    with store.session() as session:
+        if session.scalar(base.with_only_columns(Job.id)) is None and session.scalar(stale.limit(1)) is None:
+            return None
     with store.write_session() as session:
         requeue_stale(session, lease_s, max_attempts)
-        base = select(Job).where(Job.status == JOB_QUEUED).order_by(Job.id).limit(1)
-        if only_models is not None:
-            base = base.where(Job.model.in_(list(only_models)))
-        if only_ids is not None:
-            base = base.where(Job.id.in_(list(only_ids)))
         job = None
         if held:
             job = session.scalar(base.where(Job.model.in_(list(held))).with_for_update(skip_locked=True))

@@ -44,7 +44,7 @@ class Worker:
         device: str | None = None,
         lease_s: float = claims.DEFAULT_LEASE_S,
         max_attempts: int = claims.DEFAULT_MAX_ATTEMPTS,
-        poll_s: float = 1.0,
+        poll_s: float = 0.25,  # an idle worker's look at the queue is one cheap read
         only_ids: Sequence[int] | None = None,
         pipelines: Pipelines | None = None,
         on_step: StepCallback | None = None,
