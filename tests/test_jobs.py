@@ -217,3 +217,28 @@ def test_jobs_command_lists_cancels_and_retries_in_one_line_each(tmp_path, capsy
     assert store_main(["worker", "--db", url, "--until-idle"]) == 0
     with open_store(url) as store:
         assert [job.status for job in jobs_progress(store, ids).jobs] == ["done", "done"]
+
+
+def test_the_generate_page_submits_a_batch_and_a_sweep_and_shows_results_as_they_land(tmp_path):
+    from daam_store.store import queries
+    from daam_store.views.generate import BatchRequest, SweepGrid, landed_results, submit_batch, submit_sweep
+
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        batch = BatchRequest(prompts=("a red dog",), seeds=(1, 2), steps=2, author="ann", tags=("pets",))
+        ids = submit_batch(store, LOCAL_ACTOR, batch, "sd1-tiny")
+        grid = SweepGrid.parse("a red dog", "1-3", ["sd1-tiny"])
+        sweep_ids = submit_sweep(store, LOCAL_ACTOR, grid, SweepSettings(steps=2), "page")
+        assert landed_results(store, jobs_progress(store, ids), set()) == []
+        Worker(store, poll_s=0.1).run(until_idle=True)
+        progress = jobs_progress(store, ids)
+        shown = landed_results(store, progress, set())
+        assert [result.experiment.seed for result in shown] == [1, 2] and progress.fraction == 1.0
+        assert shown[0].experiment.layer_heat_maps is None  # light, for display
+        assert landed_results(store, progress, {r.generation_id for r in shown}) == []
+        sweep = jobs_progress(store, sweep_ids)
+        assert sweep.summary() == "3 of 3 finished (3 done)"
+        # Seeds 1 and 2 were the batch's: the sweep generated seed 3 only and tagged all three.
+        assert set(progress.generation_ids) < set(sweep.generation_ids) and count(store) == 3
+        with store.session() as session:
+            assert queries.count_generations(session, queries.GenerationFilter(tag="sweep:page")) == 3
+            assert queries.count_generations(session, queries.GenerationFilter(tag="pets")) == 2

@@ -151,6 +151,50 @@ def run_generations(
         yield GenerationResult(generation_id, experiment)
 
 
+# -- as jobs: the page submits, the local worker (or Ray) runs, the page follows the store ----------------
+
+
+def submit_batch(store, actor, batch: BatchRequest, model: str) -> list[int]:
+    """Queue the batch's generations on `model` (a value of `model_choices`) as jobs; their ids in the batch's
+    order (all seeds of the first prompt first). Follow them with `daam_store.jobs.jobs_progress(store, ids)`:
+    progress lives in the store, so a reload or another tab sees it too. Checks the actor's role."""
+    from daam_store.jobs.queue import JobRequest, submit
+
+    requests = [
+        JobRequest(
+            model=model,
+            prompt=job.prompt,
+            seed=job.seed,
+            steps=job.steps,
+            guidance_scale=job.guidance_scale,
+            negative_prompt=job.negative_prompt or "",
+            save_steps=job.save_steps,
+            mid_block=job.mid_block,
+            tags=batch.tags,
+        )
+        for job in batch.jobs
+    ]
+    return submit(store, actor, requests, author=batch.author)
+
+
+def submit_sweep(store, actor, grid: SweepGrid, settings, name: str | None) -> list[int]:
+    """Queue the sweep grid (`settings`: a daam_store.sweep.SweepSettings) as jobs named `name`: submitting the
+    same sweep again adds no job, and what is stored already is done at once."""
+    from daam_store.jobs.grid import submit_grid
+
+    return submit_grid(store, actor, grid.prompts, grid.seeds, grid.models, settings, sweep=name)
+
+
+def landed_results(store, progress, shown: set[int]) -> list[GenerationResult]:
+    """Results of the finished jobs of `progress` (a JobsProgress) whose generation is not in `shown` yet,
+    loaded from the store and light for display: the page shows each as it lands."""
+    results = []
+    for generation_id in progress.generation_ids:
+        if generation_id not in shown:
+            results.append(GenerationResult(generation_id, store.load_experiment(generation_id)).for_display())
+    return results
+
+
 _PIPELINE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PIPELINE_LOCKS_GUARD = threading.Lock()
 
