@@ -96,14 +96,15 @@ CARD_PIXELS = 320  # a tile is drawn 160 wide: twice that stays sharp on high-de
 
 
 def generation_cards(session, summaries) -> list[GenerationCard]:
-    """Tiles hold thumbnails: a full decode of every latest image cost ~1 GB per render for 9000 x 9000 ones."""
+    """Tiles hold thumbnails made a band of rows at a time (`store.thumbnail`): a stored image is never held
+    decoded whole, so a legal 9000 x 9000 one costs a few MB on each render instead of hundreds."""
     from daam_store.store import queries
-    from daam_store.store.reader import thumbnail_from_png
+    from daam_store.store.thumbnail import png_thumbnail
 
     cards = []
     for row in summaries:
         png = queries.image_png(session, row.id)
-        image = thumbnail_from_png(png, CARD_PIXELS) if png else _placeholder(row.width, row.height)
+        image = png_thumbnail(png, CARD_PIXELS) if png else _placeholder(row.width, row.height)
         cards.append(GenerationCard(row.id, row.prompt, row.seed, row.model, row.created_at, image))
     return cards
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from daam_store.views.common import CARD_PIXELS, GenerationCard, _placeholder
+from daam_store.views.common import GenerationCard, generation_cards
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ def store_overview(store, latest: int = 8) -> Overview:
 
     with store.session() as session:
         summary = queries.store_summary(session)
-        cards = latest_cards(session, queries.list_generations(session, limit=latest))
+        cards = generation_cards(session, queries.list_generations(session, limit=latest))
     counts = {
         "Generations": summary.generations,
         "Prompts": summary.prompts,
@@ -27,20 +27,6 @@ def store_overview(store, latest: int = 8) -> Overview:
         "Distinct words": summary.words,
     }
     return Overview(counts=counts, database=store.url, latest=cards)
-
-
-def latest_cards(session, summaries) -> list[GenerationCard]:
-    """Cards whose thumbnails are made a band of rows at a time (`store.thumbnail`): a stored image is never held
-    decoded whole, so a legal 9000 x 9000 one costs a few MB on each render instead of hundreds."""
-    from daam_store.store import queries
-    from daam_store.store.thumbnail import png_thumbnail
-
-    cards = []
-    for row in summaries:
-        png = queries.image_png(session, row.id)
-        image = png_thumbnail(png, CARD_PIXELS) if png else _placeholder(row.width, row.height)
-        cards.append(GenerationCard(row.id, row.prompt, row.seed, row.model, row.created_at, image))
-    return cards
 
 
 LOCAL_ADDRESSES = ("localhost", "127.0.0.1", "::1")
