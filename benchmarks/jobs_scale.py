@@ -7,8 +7,8 @@
 What is measured, each on a fresh database:
 1. throughput: the same sweep (sd1-tiny, --steps) drained by 1 and then by 2 `daam-store worker` processes
    started after the submission: wall time (model loads included) and the rate between the first job's start and
-   the last one's finish (loads excluded), and the ratio 2 workers / 1 worker. Both workers share this machine's
-   CPU cores (torch uses all of them in each), so the ratio says what a second worker on the same CPU buys;
+   the last one's finish (loads excluded), and the ratio 2 workers / 1 worker. The workers share this machine's
+   cores (each gets cores / workers torch threads), so the ratio says what a second worker on the same CPU buys;
 2. queue overhead per job with one warm, idle worker: submit -> started (the worker's poll), and done (the
    worker's commit) -> visible in the Jobs page's query (list_jobs, polled here in another connection);
 3. --queued jobs queued: submit time, then the job-list queries the dashboard runs (everyone's newest 100, the
@@ -38,7 +38,9 @@ WORKER = "import sys; from daam_store.cli import store_main; sys.exit(store_main
 
 
 def start_workers(url: str, count: int, until_idle: bool = True) -> list[subprocess.Popen]:
-    argv = [sys.executable, "-c", WORKER, "worker", "--db", url] + (["--until-idle"] if until_idle else [])
+    threads = max(1, (os.cpu_count() or 1) // count)  # the cores shared out: oversubscribed torch threads crawl
+    argv = [sys.executable, "-c", WORKER, "worker", "--db", url, "--threads", str(threads)]
+    argv += ["--until-idle"] if until_idle else []
     return [subprocess.Popen(argv, stderr=subprocess.DEVNULL) for _ in range(count)]
 
 

@@ -35,6 +35,8 @@ def _register_worker(subparsers) -> None:
     parser.add_argument("--lease", type=float, default=None, help="seconds without a heartbeat before a running "
                         "job's worker counts as lost and the job is queued again (default 60)")  # fmt: skip
     parser.add_argument("--until-idle", action="store_true", help="stop when the queue is empty (no --ray)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (no --ray; default: torch's "
+                        "own, all cores): give each of several CPU workers on one machine its share")  # fmt: skip
     add_db_option(parser)
     parser.set_defaults(func=run_worker)
 
@@ -91,6 +93,10 @@ def run_worker(args: argparse.Namespace) -> int:
             raise UserError("--workers needs --ray; without it, start one `daam-store worker` per worker")
         from daam_store.jobs.worker import Worker
 
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(max(1, args.threads))  # workers sharing the cores must not oversubscribe them
         worker = Worker(url, models=models, device=args.device, lease_s=lease_s)
         print(f"worker {worker.id} running jobs from {worker.store.url} (Ctrl-C stops it)", file=sys.stderr)
         report = worker.run(until_idle=args.until_idle)

@@ -8,7 +8,8 @@ For a page or a script (none of these import torch; every action checks the acto
     list_jobs(store, status="queued", author=actor.identity, limit=100)               # the Jobs page
     cancel(store, actor, ids); retry(store, actor, ids)
     executor_status(store)                # ExecutorStatus: kind (local | ray) and the workers connected
-    ensure_local_worker(store_url)        # the dashboard's worker thread, started once per process
+    ensure_executor(store_url)            # the dashboard's: the local worker thread, or Ray actors when
+                                          # $DAAM_STORE_RAY_ADDRESS is set (started once per process)
 
 Workers: `Worker(store).run()` (daam-store worker), `RayExecutor(url, "auto", workers=4)` (Ray actors).
 A job's life: queued -> running -> done | failed | cancelled; see claims.py for how it is claimed and leased.

@@ -157,6 +157,8 @@ def beat(store, worker_id: str, kind: str, models: Sequence[str], job_id: int | 
         insert_if_absent(session, JobWorker, {**row, "started_at": now, "heartbeat_at": now}, unique=["id"])
         values = {"models": list(models), "job_id": job_id, "heartbeat_at": now}
         session.execute(update(JobWorker).where(JobWorker.id == worker_id).values(**values))
+        # Rows of workers killed long ago (no goodbye): the table stays the size of the live fleet.
+        session.execute(delete(JobWorker).where(JobWorker.heartbeat_at < now - timedelta(days=1)))
         if job_id is not None:
             session.execute(update(Job).where(*_mine(job_id, worker_id)).values(heartbeat_at=now))
 

@@ -35,6 +35,7 @@ from daam_store.store.schema import (
 
 FINAL = (JOB_DONE, JOB_FAILED, JOB_CANCELLED)
 ERROR_CHARS = 500  # a job's error is one line on the Jobs page
+MAX_LIST = 1000  # jobs one list query returns at most (page on with before_id)
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def list_jobs(
 ) -> list[JobView]:
     """Jobs newest first: everyone's queue (no filters) or "my jobs" (`author=actor.identity`); `before_id`
     pages on. Served by the job table's (status, id), (author, id) and (sweep, id) indexes."""
-    statement = select(Job).order_by(Job.id.desc()).limit(limit)
+    statement = select(Job).order_by(Job.id.desc()).limit(max(1, min(int(limit), MAX_LIST)))
     if status:
         statuses = [status] if isinstance(status, str) else list(status)
         unknown = set(statuses) - set(JOB_STATUSES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -31,18 +32,29 @@ def executor_status(store, within_s: float = CONNECTED_S) -> ExecutorStatus:
     return ExecutorStatus("ray" if address else "local", address, connected_workers(store, within_s), count_jobs(store))
 
 
+WORKERS_VARIABLE = "DAAM_STORE_RAY_WORKERS"
 _EXECUTORS: dict[str, object] = {}
 _GUARD = threading.Lock()
 
 
-def ensure_executor(store_url: str, workers: int = 1):
-    """What drains the queue for the dashboard, started once per process: Ray actors when
-    $DAAM_STORE_RAY_ADDRESS is set, else the local worker thread. Idempotent."""
+def ensure_executor(store_url: str, workers: int | None = None):
+    """What drains the queue for the dashboard, started once per process (idempotent):
+
+    - no $DAAM_STORE_RAY_ADDRESS: the local worker thread (a LocalWorker);
+    - `local`: a Ray instance on this machine with `workers` actors (default $DAAM_STORE_RAY_WORKERS or 1);
+    - `auto` or `ray://...`: `workers` actors only if asked (default $DAAM_STORE_RAY_WORKERS or 0), as the
+      cluster's own `daam-store worker --ray auto` normally runs the jobs; None when none is started here.
+    """
     from daam_store.jobs.local import ensure_local_worker
 
     address = ray_address()
     if not address:
         return ensure_local_worker(store_url)
+    if workers is None:
+        configured = os.environ.get(WORKERS_VARIABLE, "").strip()
+        workers = int(configured) if configured.isdigit() else (1 if address == "local" else 0)
+    if workers <= 0:
+        return None
     with _GUARD:
         if store_url not in _EXECUTORS:
             from daam_store.jobs.ray_executor import RayExecutor
