@@ -42,3 +42,9 @@ def pick_days(raw: Sequence[str]) -> tuple[date, ...] | None:
     except ValueError:
         return None
     return days if 1 <= len(days) <= 2 and days == tuple(sorted(days)) else None
+
+
+def pick_ids(raw: Sequence[str], limit: int) -> list[int]:
+    """Positive whole numbers (job ids), in the URL's order, at most `limit`; anything else dropped."""
+    ids = [int(text) for text in raw if text.isascii() and text.isdecimal() and int(text) > 0]
+    return list(dict.fromkeys(ids))[:limit]

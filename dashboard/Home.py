@@ -17,6 +17,7 @@ PAGES = [  # (file, title, icon, what the role must allow)
     ("app_pages/2_Explore.py", "Explore", ":material/search:", Permission.BROWSE),
     ("app_pages/3_Models.py", "Models", ":material/extension:", Permission.BROWSE),
     ("app_pages/4_Compare.py", "Compare", ":material/compare_arrows:", Permission.BROWSE),
+    ("app_pages/5_Jobs.py", "Jobs", ":material/queue:", Permission.BROWSE),
     ("app_pages/6_Users.py", "Users", ":material/group:", Permission.MANAGE_ROLES),
 ]
 
@@ -47,5 +48,6 @@ else:
 page = st.navigation(pages)
 ui.setup_page(page.title)
 if actor is not None:
+    ui.start_executor(store)
     ui.show_sidebar(store, actor)
 page.run()

@@ -16,7 +16,7 @@ import streamlit as st
 from daam_store.access import LOCAL_ACTOR, Actor, Permission, actor_for, record_visit
 from daam_store.errors import UserError, first_line, unexpected_cause
 from daam_store.views.common import escape_markdown
-from daam_store.views.models import require_allowed_model
+from daam_store.views.models import require_allowed_model as views_require_allowed_model
 
 log = logging.getLogger("daam_store.dashboard")
 
@@ -111,6 +111,37 @@ def get_store():
     return or_stop(_open_store, os.environ.get("DAAM_STORE_URL") or None)
 
 
+# -- jobs: who runs them ------------------------------------------------------------------------------------
+
+WORKERS_VARIABLE = "DAAM_STORE_WORKERS"
+
+
+@st.cache_resource(show_spinner=False)
+def _start_executor(store_url: str, workers: int):
+    from daam_store.jobs import ensure_executor
+
+    return ensure_executor(store_url, workers=workers)
+
+
+def start_executor(store) -> None:
+    """The workers that run this dashboard's jobs, started once per process and outside every page's run: the
+    local worker thread, or Ray actors when $DAAM_STORE_RAY_ADDRESS is set. $DAAM_STORE_WORKERS=0 starts none
+    (the jobs wait for `daam-store worker`s elsewhere). Started by the frame, so that jobs left queued by a
+    previous dashboard run again as soon as anyone opens it."""
+    workers = or_stop(_worker_count)
+    if workers and not store.read_only:
+        from daam_store.store import default_database_url
+
+        or_stop(_start_executor, default_database_url(), workers)  # the URL with its password, unlike store.url
+
+
+def _worker_count() -> int:
+    text = os.environ.get(WORKERS_VARIABLE, "1").strip()
+    if not text.isdigit():
+        raise UserError(f"${WORKERS_VARIABLE} is a number of workers (0: none here), not {text!r}")
+    return int(text)
+
+
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _load_pipeline(name: str):
     from daam_store.models import load_pipeline
@@ -118,12 +149,17 @@ def _load_pipeline(name: str):
     return load_pipeline(name)
 
 
+def require_allowed_model(name: str) -> None:
+    """$DAAM_STORE_MODEL_ROOTS (in team mode: none unless set) holds for every page that names a model."""
+    views_require_allowed_model(name, team_mode())
+
+
 def get_pipeline(name: str):
     """The pipeline for a built-in name, local folder or hub id; loaded once per process and model.
 
     Two models stay in memory, enough to alternate between an SD1-like and an SD2-like one.
     """
-    require_allowed_model(name, team_mode())  # $DAAM_STORE_MODEL_ROOTS holds for every page that loads a model
+    require_allowed_model(name)
     with st.spinner(f"Loading model {name}…"):
         return _load_pipeline(name)
 

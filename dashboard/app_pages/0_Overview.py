@@ -4,6 +4,7 @@ import streamlit as st
 import ui
 
 from daam_store.access import Permission
+from daam_store.jobs import executor_status
 from daam_store.views.common import enlarge, escape_markdown
 from daam_store.views.home import single_user_note, store_overview
 
@@ -26,6 +27,7 @@ with ui.errors_as_messages():
     for column, (label, value) in zip(columns, overview.counts.items(), strict=True):
         column.metric(label, value)
     st.text(f"Database: {overview.database}")
+    st.text(executor_status(store).line().capitalize())
 
     if overview.counts["Generations"] == 0:
         st.info("The store is empty: generate a first image on the Generate page.", icon="ℹ️")

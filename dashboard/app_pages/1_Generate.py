@@ -1,24 +1,38 @@
-"""Generate: run traced generations (prompts x seeds on one model, or a sweep over models) and store them."""
+"""Generate: queue traced generations (prompts x seeds on one model, or a sweep over models) and follow them.
 
+The generations run as jobs in a worker outside this page (the dashboard's local worker, or Ray workers): closing
+the tab stops nothing, two people's batches queue instead of blocking each other's page, and what the page shows
+comes from the store, so a reload (the job ids are in the URL) finds the batch again.
+"""
+
+import jobs_ui
 import maps_ui
 import streamlit as st
 import ui
 
 from daam_store.access import Permission
 from daam_store.generate import GenerationRequest
-from daam_store.sweep import SweepProgress, SweepSettings, parse_seed_spec, run_sweep, sweep_tag
+from daam_store.sweep import SweepSettings, parse_seed_spec, sweep_tag
 from daam_store.tags import parse_tags
 from daam_store.views.common import enlarge, escape_markdown, unmapped_words_note, word_overlays
-from daam_store.views.generate import BatchRequest, SweepGrid, model_choices, parse_prompts, run_generations
+from daam_store.views.generate import (
+    BatchRequest,
+    SweepGrid,
+    landed_results,
+    model_choices,
+    parse_prompts,
+    submit_batch,
+    submit_sweep,
+)
 from daam_store.views.models import chosen_model
-from daam_store.wording import plural
 
 actor = ui.require(Permission.GENERATE)
 
 st.title("Generate")
 st.write(
     "Run Stable Diffusion with its cross-attention traced: every image is saved to the store "
-    "with one heat map per word of its prompt."
+    "with one heat map per word of its prompt. Generations run as jobs, one after another, "
+    "whether or not this page stays open; the Jobs page lists everyone's."
 )
 
 store = ui.get_store()
@@ -26,9 +40,13 @@ choices = ui.or_stop(model_choices, store)
 
 with st.form("generate"):
     model_label = st.selectbox("Model", list(choices))
-    other_model = st.text_input(
-        "…or another model: a hub id or a local diffusers folder (used when filled in)",
-        placeholder="e.g. stabilityai/stable-diffusion-2-base or /data/models/my-sd",
+    other_model = (
+        st.text_input(
+            "…or another model: a hub id or a local diffusers folder (used when filled in)",
+            placeholder="e.g. stabilityai/stable-diffusion-2-base or /data/models/my-sd",
+        )
+        if actor.may(Permission.REGISTER_MODELS)
+        else ""
     )
     prompts_text = st.text_area("Prompts, one per line", value="a red circle and a blue square")
     seeds_column, steps_column, guidance_column = st.columns(3)
@@ -49,11 +67,22 @@ with st.form("generate"):
         )
     submitted = st.form_submit_button("Generate", type="primary")
 
-
-def map_controls() -> tuple[float, str]:
-    alpha, cmap = maps_ui.map_controls()
-    maps_ui.colour_scale(cmap)
-    return alpha, cmap
+if submitted:
+    with ui.errors_as_messages():
+        batch = BatchRequest(
+            prompts=tuple(parse_prompts(prompts_text)),
+            seeds=tuple(parse_seed_spec(seeds_text)),
+            steps=int(steps),
+            guidance_scale=float(guidance),
+            negative_prompt=negative_prompt.strip(),
+            author=actor.author(author.strip()),
+            tags=parse_tags(tags_text),
+            save_steps=save_steps,
+            mid_block=mid_block,
+        )
+        model = chosen_model(actor, choices[model_label], other_model)
+        ui.require_allowed_model(model)
+        jobs_ui.remember_batch(submit_batch(store, actor, batch, model))
 
 
 def show_result(result, alpha: float, cmap: str) -> None:
@@ -74,45 +103,30 @@ def show_result(result, alpha: float, cmap: str) -> None:
             ui.show_overlays(word_overlays(experiment, alpha, cmap), per_row=5)
 
 
-if submitted:
-    results: list = []
-    st.session_state["generate_results"] = results  # filled as they come, so a failure keeps the saved ones
-    with ui.errors_as_messages():
-        batch = BatchRequest(
-            prompts=tuple(parse_prompts(prompts_text)),
-            seeds=tuple(parse_seed_spec(seeds_text)),
-            steps=int(steps),
-            guidance_scale=float(guidance),
-            negative_prompt=negative_prompt.strip(),
-            author=actor.author(author.strip()),
-            tags=parse_tags(tags_text),
-            save_steps=save_steps,
-            mid_block=mid_block,
-        )
-        store.require_writable()  # a read-only store is for browsing: say so before loading a model
-        pipe = ui.get_pipeline(chosen_model(actor, choices[model_label], other_model))
-        bar = ui.TrackedProgress("generate_progress", f"Step 0 of {batch.total_steps}")
-
-        def show_progress(done: int, total: int) -> None:
-            bar.update(done / total, f"step {done} of {total}, {len(results)} saved")
-
-        alpha, cmap = map_controls()
-        for result in run_generations(pipe, batch, store, on_progress=show_progress):
-            results.append(result.for_display())
-            show_result(result, alpha, cmap)  # each one as soon as it is saved, not at the end of the batch
-        bar.finish(f"Done: {plural(len(results), 'generation')} saved to the store")
-else:
-    ui.show_if_stopped("generate_progress", "The generations shown below were saved; generate the rest again.")
-    if st.session_state.get("generate_results"):  # a rerun (e.g. the opacity slider): show the last batch again
-        alpha, cmap = map_controls()
-        for result in st.session_state["generate_results"]:
+def show_landed(progress) -> None:
+    """Each finished generation of the batch, loaded from the store once per browser session."""
+    shown = st.session_state.setdefault("generate_landed", {})
+    for result in ui.or_stop(landed_results, store, progress, set(shown)):
+        shown[result.generation_id] = result
+    results = [shown[generation_id] for generation_id in progress.generation_ids if generation_id in shown]
+    if results:
+        alpha, cmap = maps_ui.map_controls()
+        maps_ui.colour_scale(cmap)
+        for result in results:
             show_result(result, alpha, cmap)
+
+
+batch_ids = jobs_ui.batch_ids()
+if batch_ids:
+    progress = jobs_ui.follow(store, "Batch", lambda: jobs_ui.progress_of(store, batch_ids))
+    show_landed(progress)
 
 st.divider()
 st.subheader("Sweep: prompts x seeds x models")
 st.write(
-    "The same grid as `daam-store sweep`: what is already stored with these settings is skipped, a stopped "
-    "sweep resumes where it ended, and every row is tagged `sweep:<name>` for the Compare page."
+    "The same grid as `daam-store sweep`: what is already stored with these settings is done at once, "
+    "submitting the same sweep again adds no job (failed ones are queued again), and every row is tagged "
+    "`sweep:<name>` for the Compare page."
 )
 with st.form("sweep"):
     sweep_models = st.multiselect("Sweep models", list(choices), default=list(choices)[:2])
@@ -130,33 +144,22 @@ with st.form("sweep"):
 
 if sweep_submitted:
     with ui.errors_as_messages():
-        sweep_bar = ui.TrackedProgress("sweep_progress", "Starting the sweep")
-
-        def show_sweep_progress(progress: SweepProgress) -> None:
-            sweep_bar.update(
-                progress.fraction,
-                f"{progress.done} of {progress.total} done ({progress.generated} new, {progress.skipped} stored)",
-            )
-
         grid = SweepGrid.parse(sweep_prompts_text, sweep_seeds_text, [choices[label] for label in sweep_models])
-        report = run_sweep(
-            store,
-            grid.prompts,
-            grid.seeds,
-            grid.models,
-            SweepSettings(
-                steps=int(sweep_steps),
-                guidance_scale=float(sweep_guidance),
-                negative_prompt=sweep_negative_prompt.strip() or None,
-                save_steps=sweep_save_steps,
-                author=actor.author(sweep_author.strip()),
-            ),
-            name=sweep_name.strip() or None,
-            on_progress=show_sweep_progress,
+        settings = SweepSettings(
+            steps=int(sweep_steps),
+            guidance_scale=float(sweep_guidance),
+            negative_prompt=sweep_negative_prompt.strip() or None,
+            save_steps=sweep_save_steps,
+            author=actor.author(sweep_author.strip()),
         )
-        sweep_bar.finish(f"Sweep done: {report.generated} generated, {report.skipped} already stored")
-        # Opens Compare with this sweep chosen (its filters live in the URL).
-        compare_query = {"tag": sweep_tag(report.name)} if report.name else {}
-        st.page_link("app_pages/4_Compare.py", label="Compare the sweep", query_params=compare_query)
-else:
-    ui.show_if_stopped("sweep_progress", "Run the same sweep again to resume: what is stored is skipped.")
+        name = sweep_name.strip()
+        submit_sweep(store, actor, grid, settings, name)
+        jobs_ui.remember_sweep(name)
+
+followed_sweep = jobs_ui.followed_sweep()
+if followed_sweep:
+    sweep_progress = jobs_ui.follow(store, f"Sweep {followed_sweep}", lambda: jobs_ui.sweep_of(store, followed_sweep))
+    if sweep_progress.all_finished:  # Compare opens with this sweep chosen (its filters live in the URL)
+        st.page_link(
+            "app_pages/4_Compare.py", label="Compare the sweep", query_params={"tag": sweep_tag(followed_sweep)}
+        )
