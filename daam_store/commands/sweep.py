@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
         def on_progress(progress) -> None:
             bar.n = progress.done
-            bar.set_postfix_str(f"{progress.job.model} seed {progress.job.seed}", refresh=False)
+            if progress.job is not None:  # None: the jobs found stored at submission
+                bar.set_postfix_str(f"{progress.job.model} seed {progress.job.seed}", refresh=False)
             bar.refresh()
 
         try:

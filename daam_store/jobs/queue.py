@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
@@ -222,69 +222,97 @@ def _insert_jobs(session, rows: list[dict], keyed: bool) -> list[int]:
     insert_if_absent(session, Job, rows, unique=["request_key"])
     keys = [row["request_key"] for row in rows]
     found: dict[str, int] = {}
-    for start in range(0, len(keys), 500):  # bounded IN lists
-        chunk = keys[start : start + 500]
+    for chunk in _chunks(keys):
         found |= dict(session.execute(select(Job.request_key, Job.id).where(Job.request_key.in_(chunk))).all())
     return [found[key] for key in keys]
 
 
 def _requeue_resubmitted(session, actor: Actor, ids: list[int]) -> None:
     """The same sweep again resumes it: its failed and cancelled jobs run again (those the actor may retry)."""
-    stopped = session.scalars(select(Job).where(Job.id.in_(ids), Job.status.in_((JOB_FAILED, JOB_CANCELLED))))
-    for job in stopped:
-        if _may_manage(actor, job):
-            _reset(job)
+    for chunk in _chunks(ids):
+        stopped = session.scalars(select(Job).where(Job.id.in_(chunk), Job.status.in_((JOB_FAILED, JOB_CANCELLED))))
+        for job in stopped:
+            if _may_manage(actor, job):
+                _reset(job)
 
 
 def _complete_stored(session, ids: list[int]) -> None:
     """Queued jobs whose generation is stored are done at once with it (and its rows get the job's tags).
 
     Only where the store knows one weights revision under the model's name: with several, which one a worker
-    will load is unknown until it loads it, and the worker looks again then (with the exact revision)."""
-    from daam_store.store.queries import add_tag
+    will load is unknown until it loads it, and the worker looks again then (with the exact revision).
+    One look-up per model and settings (not per job): a 10,000-job sweep holds the write lock briefly."""
+    from daam_store.store.schema import Tag
+    from daam_store.store.writer import insert_if_absent
 
-    queued = list(session.scalars(select(Job).where(Job.id.in_(ids), Job.status == JOB_QUEUED)))
-    revisions: dict[str, list[int]] = {}
-    for job in queued:
-        if job.model not in revisions:
-            revisions[job.model] = list(session.scalars(select(Model.id).where(Model.name == job.model)))
-        model_ids = revisions[job.model]
+    queued: list[Job] = []
+    for chunk in _chunks(ids):
+        queued.extend(session.scalars(select(Job).where(Job.id.in_(chunk), Job.status == JOB_QUEUED)))
+    groups: dict[JobRequest, list[Job]] = {}
+    for job in queued:  # the same request but for prompt and seed: one query
+        groups.setdefault(replace(JobRequest.from_job(job), prompt="", seed=0, tags=()), []).append(job)
+    tags: list[dict] = []
+    now = utc_now()
+    for settings, jobs in groups.items():
+        model_ids = list(session.scalars(select(Model.id).where(Model.name == settings.model).limit(2)))
         if len(model_ids) != 1:
             continue
-        generation_id = find_stored(session, model_ids[0], JobRequest.from_job(job))
-        if generation_id is not None:
-            now = utc_now()
-            job.status, job.generation_id, job.started_at, job.finished_at = JOB_DONE, generation_id, now, now
-            job.step = job.steps
-            for tag in job.tags or ():
-                add_tag(session, [generation_id], tag)
+        found = find_stored_many(session, model_ids[0], settings, {j.prompt for j in jobs}, {j.seed for j in jobs})
+        for job in jobs:
+            generation_id = found.get((job.prompt, job.seed))
+            if generation_id is not None:
+                job.status, job.generation_id, job.started_at, job.finished_at = JOB_DONE, generation_id, now, now
+                job.step = job.steps
+                tags.extend({"generation_id": generation_id, "name": tag} for tag in job.tags or ())
+    insert_if_absent(session, Tag, tags, ["generation_id", "name"])
 
 
 def find_stored(session, model_id: int, request: JobRequest) -> int | None:
-    """The stored generation this request would make on that model row: every setting and the heat-map rule
-    (as the sweep's look-up); per-step maps when asked for; the model's own size when no size is given."""
+    """The stored generation this request would make on that model row (see find_stored_many)."""
+    return find_stored_many(session, model_id, request, [request.prompt], [request.seed]).get(
+        (request.prompt, request.seed)
+    )
+
+
+def find_stored_many(
+    session, model_id: int, settings: JobRequest, prompts: Iterable[str], seeds: Iterable[int]
+) -> dict[tuple[str, int], int]:
+    """{(prompt, seed): generation id} stored on that model row with the settings of `settings` (its prompt and
+    seed ignored): every setting and the heat-map rule, as the sweep's look-up; per-step maps when asked for;
+    the model's own size when no size is given."""
     statement = (
-        select(func.min(Generation.id))
+        select(Prompt.text, Generation.seed, func.min(Generation.id))
         .join(Prompt, Prompt.id == Generation.prompt_id)
         .join(Model, Model.id == Generation.model_id)
         .where(
             Generation.model_id == model_id,
-            Prompt.text == request.prompt,
-            Generation.seed == request.seed,
-            Generation.steps == request.steps,
-            Generation.guidance_scale == request.guidance_scale,
-            Generation.negative_prompt == (request.negative_prompt or ""),
-            Generation.heat_map_rule == request.rule,
+            Generation.steps == settings.steps,
+            Generation.guidance_scale == settings.guidance_scale,
+            Generation.negative_prompt == (settings.negative_prompt or ""),
+            Generation.heat_map_rule == settings.rule,
             Generation.status == STATUS_DONE,
-            func.coalesce(Generation.dtype, "float32") == request.dtype,
-            Generation.height == (request.height if request.height is not None else Model.resolution),
-            Generation.width == (request.width if request.width is not None else Model.resolution),
+            func.coalesce(Generation.dtype, "float32") == settings.dtype,
+            Generation.height == (settings.height if settings.height is not None else Model.resolution),
+            Generation.width == (settings.width if settings.width is not None else Model.resolution),
         )
+        .group_by(Prompt.text, Generation.seed)
     )
-    if request.save_steps:
+    if settings.save_steps:
         steps = select(MapStack.id).where(MapStack.generation_id == Generation.id, MapStack.kind == "steps")
         statement = statement.where(steps.exists())
-    return session.scalar(statement)
+    found: dict[tuple[str, int], int] = {}
+    seeds = list(seeds)
+    for prompt_chunk in _chunks(list(prompts)):
+        for seed_chunk in _chunks(seeds):
+            chunk = statement.where(Prompt.text.in_(prompt_chunk), Generation.seed.in_(seed_chunk))
+            found |= {(text, seed): generation_id for text, seed, generation_id in session.execute(chunk)}
+    return found
+
+
+def _chunks(values: list, size: int = 500) -> Iterator[list]:
+    """Bounded IN lists (drivers cap the parameters of one statement)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -329,8 +357,7 @@ def jobs_progress(store, ids: Sequence[int]) -> JobsProgress:
     order = {job_id: n for n, job_id in enumerate(ids)}
     jobs: list[JobView] = []
     with store.session() as session:
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
+        for chunk in _chunks(list(ids)):
             jobs.extend(_view(job) for job in session.scalars(select(Job).where(Job.id.in_(chunk))))
     return JobsProgress(sorted(jobs, key=lambda job: order[job.id]))
 
