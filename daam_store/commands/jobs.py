@@ -144,19 +144,19 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    return _act(args, "cancel", "cancelled")
+    return _act(args, "cancel", "cancelled", "already finished")
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    return _act(args, "retry", "queued again")
+    return _act(args, "retry", "queued again", "neither failed nor cancelled")
 
 
-def _act(args: argparse.Namespace, action: str, done: str) -> int:
+def _act(args: argparse.Namespace, action: str, done: str, why_not: str) -> int:
     from daam_store.access import LOCAL_ACTOR
     from daam_store.jobs import queue
 
     with open_store(args.db, write=True) as store:
         changed = getattr(queue, action)(store, LOCAL_ACTOR, args.ids)
     left = sorted(set(args.ids) - set(changed))
-    print(f"{plural(len(changed), 'job')} {done}" + (f"; unchanged (already finished): {left}" if left else ""))
+    print(f"{plural(len(changed), 'job')} {done}" + (f"; unchanged ({why_not}): {left}" if left else ""))
     return 0
