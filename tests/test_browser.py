@@ -1,8 +1,9 @@
 """The dashboard in a real browser: `streamlit run dashboard/Home.py` driven by Debian's headless Chromium.
 
 One server on 127.0.0.1 with a temporary SQLite store; the test visits every page, runs one generation
-through the Generate form, opens it in Explore, checks that images and heat maps show and that no page
-shows an exception, and saves a screenshot of each page under test-artifacts/browser/.
+through the Generate form (queued as a job, run by the dashboard's own worker thread, followed by the page
+until it lands), opens it in Explore, checks that images and heat maps show and that no page shows an
+exception, and saves a screenshot of each page under test-artifacts/browser/.
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def loaded_images(page) -> int:
 
 
 def generate_through_ui(page, url: str, model: str, prompt: str, seed: int, steps: int) -> None:
-    """Fill in the Generate form (an empty `model` keeps the default built-in choice), run, wait for it."""
+    """Fill in the Generate form (an empty `model` keeps the default built-in choice), submit it, and wait
+    until its job has run and its result is on the page (the page follows the job from the store)."""
     open_page(page, f"{url}/Generate", "Prompts, one per line")
     if model:
         page.get_by_label("…or another model", exact=False).fill(model)
@@ -173,7 +175,10 @@ def generate_through_ui(page, url: str, model: str, prompt: str, seed: int, step
     page.get_by_label("Seeds", exact=True).fill(str(seed))
     page.get_by_label("Seeds", exact=True).press("Tab")  # Streamlit commits a text input on blur
     page.get_by_role("button", name="Generate").click()
-    page.get_by_text("Done: 1 generation saved", exact=False).wait_for(timeout=GENERATION_TIMEOUT_MS)
+    page.get_by_text("Batch: 1 of 1 finished", exact=False).wait_for(timeout=GENERATION_TIMEOUT_MS)
+    failed = page.locator('[data-testid="stAlertContentError"]')
+    assert failed.count() == 0, f"the job failed: {failed.first.inner_text()}"
+    page.get_by_text("Generation #", exact=False).first.wait_for(timeout=60_000)  # the page reran to show it
     wait_until_idle(page)
 
 
@@ -219,13 +224,17 @@ def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, 
     # One navigation, from the frame (dashboard/Home.py): each page once, in its order.
     links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
     titles = [text.strip().splitlines()[-1] for text in links]  # after each page's icon
-    assert titles == ["Home", "Generate", "Explore", "Models", "Compare"], links
+    assert titles == ["Home", "Generate", "Explore", "Models", "Compare", "Jobs", "Users"], links  # local: admin
+    assert page.get_by_text("Executor: local, 1 worker connected", exact=False).count() == 1
 
-    # Every page file, including those added later (Compare), renders on the filled store.
+    # Every page file, including those added later (Compare, Jobs, Users), renders on the filled store.
     for name in page_names():
         open_page(page, f"{dashboard_url}/{name}", name, heading=True)
         check_no_exception(page, f"{name} (filled)")
         screenshot(page, f"{name.lower()}-filled")
+        if name == "Jobs":  # the generation's job, done, in everyone's queue
+            assert page.get_by_text("The newest 1", exact=False).count() == 1
+            assert page.locator('[data-testid="stDataFrame"]').count() == 1
 
 
 def page_names() -> list[str]:
@@ -233,7 +242,7 @@ def page_names() -> list[str]:
     (0_Overview.py, Home) is the root URL, visited above."""
     pages = sorted(path for path in (REPO / "dashboard" / "app_pages").glob("*.py") if not path.stem.startswith("0_"))
     names = [path.stem.split("_", 1)[-1].replace("_", " ") for path in pages]
-    assert {"Generate", "Explore", "Models"} <= set(names), names
+    assert {"Generate", "Explore", "Models", "Compare", "Jobs", "Users"} <= set(names), names
     return names
 
 

@@ -1,7 +1,8 @@
 """Take the README's dashboard screenshots: `python docs/screenshots/capture.py [--model NAME]`.
 
 Starts the dashboard over a temporary store, runs one generation through the Generate form in
-headless Chromium (the same helpers as tests/test_browser.py) and saves:
+headless Chromium (the same helpers as tests/test_browser.py; the form queues a job, and the helper waits
+until the dashboard's worker has run it and the page shows its result) and saves:
     docs/screenshots/generate.png   the Generate page's result: image and per-word overlays
     docs/screenshots/explore.png    that generation opened in Explore
     docs/screenshots/compare.png    Compare, across models, on a small sweep over both built-in models
