@@ -32,8 +32,9 @@ def show_sidebar(store, actor: Actor) -> None:
             st.caption("Signed in as")
             st.text(f"{actor.identity} ({actor.role})")  # shown as text: a provider's claims are user text
             st.button("Sign out", on_click=st.logout)
-        st.caption("Database")
-        st.text(store.url)  # passwords masked by the store; shown as text, never Markdown
+        if actor.may(Permission.BROWSE):  # someone with no role learns nothing of the store
+            st.caption("Database")
+            st.text(store.url)  # passwords masked by the store; shown as text, never Markdown
 
 
 # -- sign-in (team mode) ------------------------------------------------------------------------------------
@@ -116,13 +117,6 @@ def get_store():
 WORKERS_VARIABLE = "DAAM_STORE_WORKERS"
 
 
-@st.cache_resource(show_spinner=False)
-def _start_executor(store_url: str, workers: int):
-    from daam_store.jobs import ensure_executor
-
-    return ensure_executor(store_url, workers=workers)
-
-
 def start_executor(store) -> None:
     """The workers that run this dashboard's jobs, started once per process and outside every page's run: the
     local worker thread, or Ray actors when $DAAM_STORE_RAY_ADDRESS is set. $DAAM_STORE_WORKERS=0 starts none
@@ -130,9 +124,11 @@ def start_executor(store) -> None:
     previous dashboard run again as soon as anyone opens it."""
     workers = or_stop(_worker_count)
     if workers and not store.read_only:
+        from daam_store.jobs import ensure_executor
         from daam_store.store import default_database_url
 
-        or_stop(_start_executor, default_database_url(), workers)  # the URL with its password, unlike store.url
+        # Every run, not cached: ensure_executor is idempotent and replaces a worker whose thread has died.
+        or_stop(ensure_executor, default_database_url(), workers)  # the URL with its password, unlike store.url
 
 
 def _worker_count() -> int:

@@ -107,16 +107,12 @@ def swept_store_url(tmp_path_factory, tiny_model_dir, tiny_sd2_model_dir):
 @pytest.fixture
 def no_leaked_workers():
     """After the test: stop the local worker threads its dashboard started (the frame starts one per process and
-    store) and forget the frame's cached executor, so that the next test's dashboard starts its own."""
+    store), so that none polls the next test's database."""
     yield
-    import sys
     import threading
 
     from daam_store.jobs.local import stop_local_workers
 
     stop_local_workers(timeout_s=120)  # a running job finishes first
-    frame = sys.modules.get("ui")  # dashboard/ui.py, as the pages import it
-    if frame is not None and hasattr(frame, "_start_executor"):
-        frame._start_executor.clear()
     left = [thread.name for thread in threading.enumerate() if thread.name == "daam-store local worker"]
     assert not left, f"{len(left)} local worker thread(s) still running after the test"

@@ -26,6 +26,7 @@ from daam_store.cli import store_main
 from daam_store.errors import UserError
 from daam_store.store import open_store
 
+pytestmark = pytest.mark.usefixtures("no_leaked_workers")  # the frame starts a worker for each test's store
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
 AUTH = {
     "redirect_uri": "http://127.0.0.1:8501/oauth2callback",

@@ -110,7 +110,7 @@ def test_the_jobs_page_lists_who_asked_what_status_progress_and_error(store):
     assert claims.report_step(store, running, "gpu-worker-1", 1)
 
     app = jobs_page()
-    assert "executor: local, 0 workers connected; jobs: 1 queued, 1 running" in texts(app)
+    assert "Executor: local, 0 workers connected; jobs: 1 queued, 1 running" in texts(app)
     rows = table(app)
     assert [row["job"] for row in rows] == [running, failed, queued]  # newest first
     by_id = {row["job"]: row for row in rows}

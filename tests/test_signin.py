@@ -320,11 +320,6 @@ def test_a_newcomer_signs_in_and_waits_for_a_role(team, playwright):
     assert roles(team, shell=True)[NEWCOMER] == "none"  # recorded, so that an admin can find them and grant a role
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dashboard/Home.py calls ui.show_sidebar for an actor with no role, and its 'Database' line names the "
-    "store (host, database, user; a server path for SQLite) to anyone the provider signs in",
-)
 def test_someone_without_a_role_is_not_told_where_the_store_is(team, playwright):
     with browser(playwright, team, "newcomer-sidebar") as page:
         sign_in(page, team, NEWCOMER)

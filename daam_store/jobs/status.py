@@ -22,7 +22,7 @@ class ExecutorStatus:
         where = f"Ray ({self.address})" if self.kind == "ray" else "local"
         workers = len(self.workers)
         queue = f"{self.counts.get('queued', 0)} queued, {self.counts.get('running', 0)} running"
-        return f"executor: {where}, {workers} worker{'s' if workers != 1 else ''} connected; jobs: {queue}"
+        return f"Executor: {where}, {workers} worker{'s' if workers != 1 else ''} connected; jobs: {queue}"
 
 
 def executor_status(store, within_s: float = CONNECTED_S) -> ExecutorStatus:

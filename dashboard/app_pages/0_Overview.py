@@ -27,7 +27,7 @@ with ui.errors_as_messages():
     for column, (label, value) in zip(columns, overview.counts.items(), strict=True):
         column.metric(label, value)
     st.text(f"Database: {overview.database}")
-    st.text(executor_status(store).line().capitalize())
+    st.text(executor_status(store).line())
 
     if overview.counts["Generations"] == 0:
         st.info("The store is empty: generate a first image on the Generate page.", icon="ℹ️")

@@ -28,21 +28,11 @@ only_mine = mine_column.checkbox("Only mine", disabled=not actor.team_mode, help
 author = actor.identity if only_mine and actor.team_mode else None
 
 
-@st.fragment(run_every=2.0)
-def queue() -> None:
-    jobs = ui.or_stop(list_jobs, store, statuses or None, author, None, LIST_LIMIT)
-    if not jobs:
-        st.info("No jobs match.", icon="ℹ️")
+def manage_form(jobs) -> None:
+    """Cancel or retry, offered for the listed jobs this person may manage (checked again by cancel/retry)."""
+    ids = manageable(jobs, actor)
+    if not ids:
         return
-    st.caption(f"The newest {len(jobs)} (refreshed every 2 s; `daam-store jobs` lists them all).")
-    jobs_ui.job_table(jobs)
-    st.session_state["jobs_listed"] = jobs
-
-
-queue()
-
-ids = manageable(st.session_state.get("jobs_listed", []), actor)
-if ids:
     with st.form("manage_jobs"):
         chosen = st.multiselect("Jobs to cancel or retry", ids, help="Only jobs you may manage are offered.")
         cancel_column, retry_column = st.columns(2)
@@ -56,3 +46,20 @@ if ids:
             verb = "cancelled" if cancelled else "queued again"
             st.success(f"{len(done)} of {len(chosen)} {verb}.")
             st.caption("Finished jobs are not cancelled; only failed or cancelled ones are retried.")
+
+
+@st.fragment(run_every=2.0)
+def queue() -> None:
+    jobs = ui.or_stop(list_jobs, store, statuses or None, author, None, LIST_LIMIT)
+    if not jobs:
+        st.info("No jobs match.", icon="ℹ️")
+        return
+    st.caption(f"The newest {len(jobs)} (refreshed every 2 s; `daam-store jobs` lists them all).")
+    jobs_ui.job_table(jobs)
+
+
+# The form is handled before the table is read, so the table shows what a click just changed.
+table = st.container()
+manage_form(ui.or_stop(list_jobs, store, statuses or None, author, None, LIST_LIMIT))
+with table:
+    queue()
