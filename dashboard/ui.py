@@ -40,6 +40,7 @@ def show_sidebar(store, actor: Actor) -> None:
 # -- sign-in (team mode) ------------------------------------------------------------------------------------
 
 _ACTOR_KEY = "_daam_store_actor"
+IDENTITY_CLAIM_VARIABLE = "DAAM_STORE_IDENTITY_CLAIM"
 
 
 def team_mode() -> bool:
@@ -72,9 +73,11 @@ def signed_in_actor(store) -> Actor | None:
 
 
 def _identity_claim() -> str:
-    """The provider's verified e-mail address, else its subject id: an unverified address could be anyone's."""
+    """The provider's e-mail address (unless it says the address is unverified), else its subject id. With
+    $DAAM_STORE_IDENTITY_CLAIM=sub always the subject id: for providers whose users may edit their e-mail claim."""
+    use_sub = os.environ.get(IDENTITY_CLAIM_VARIABLE, "email").strip().lower() == "sub"
     email = st.user.get("email")
-    if email and st.user.get("email_verified") is not False:
+    if email and not use_sub and st.user.get("email_verified") is not False:
         return str(email)
     return f"sub:{st.user.get('sub')}"
 

@@ -257,3 +257,9 @@ def test_explore_offers_the_tag_form_only_where_the_role_allows(store, two_gener
     other.query_params["generation"] = str(theirs)
     other.run()
     assert "Add tags" not in [button.label for button in other.button]
+
+
+def test_the_identity_can_be_the_subject_id_alone(store, monkeypatch):
+    monkeypatch.setenv("DAAM_STORE_IDENTITY_CLAIM", "sub")
+    app = team_app(signed_in("admin@example.com"))  # a verified admin address, yet the subject id counts
+    assert "sub:admin (none)" in texts(app) and "no role here yet" in texts(app)
