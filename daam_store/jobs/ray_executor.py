@@ -51,21 +51,40 @@ def _actor_class():
     @ray.remote(max_concurrency=2)  # run() holds one thread; stop() and pid() answer on the other
     class RayWorker:
         def __init__(self, store_url: str, models, lease_s: float, max_attempts: int):
-            from daam_store.jobs.worker import Worker
+            import threading
 
-            self.worker = Worker(store_url, kind="ray", models=models, lease_s=lease_s, max_attempts=max_attempts)
+            from daam_store.jobs.claims import new_worker_id
+
+            self.options = {"kind": "ray", "models": models, "lease_s": lease_s, "max_attempts": max_attempts}
+            self.store_url, self.id = store_url, new_worker_id("ray")
+            self.stopped, self.worker = threading.Event(), None
 
         def run(self) -> int:
+            from daam_store.jobs.worker import Worker
+            from daam_store.store import DatabaseUnavailableError
+
+            wait = 0.5
+            while self.worker is None:  # a database down when the actor starts: wait for it, as a worker does
+                try:
+                    self.worker = Worker(self.store_url, worker_id=self.id, **self.options)
+                except DatabaseUnavailableError:
+                    if self.stopped.wait(wait):
+                        return 0
+                    wait = min(30.0, wait * 2)
+            if self.stopped.is_set():
+                return 0
             return len(self.worker.run().outcomes)
 
         def stop(self) -> None:
-            self.worker.stop()
+            self.stopped.set()
+            if self.worker is not None:
+                self.worker.stop()
 
         def pid(self) -> int:
             return os.getpid()
 
         def worker_id(self) -> str:
-            return self.worker.id
+            return self.id
 
     return RayWorker
 
