@@ -5,17 +5,19 @@ A loaded pipeline is kept per model (`Pipelines`), so a worker loads each model 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daam_store.errors import first_line
+from daam_store.errors import first_line, unexpected_cause
 from daam_store.jobs import claims
 from daam_store.jobs.claims import ClaimedJob
 from daam_store.jobs.queue import find_stored
 from daam_store.store import DatabaseUnavailableError
 
+log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.2  # progress writes at most this often (a cancel is noticed within it plus a step)
 
 StepCallback = Callable[[ClaimedJob, int, int], None]
@@ -90,6 +92,8 @@ def run_job(
         raise  # the worker waits for the database and keeps the job (its lease decides who runs it)
     except Exception as error:  # any cause: the job's one line; the worker goes on with the next job
         message = first_line(error)
+        if unexpected_cause(error) is not None:  # a bug or a fault of the machine: its traceback goes to the log
+            log.error("job %s failed: %s", job.id, message, exc_info=error)
         _retrying(lambda: claims.mark_failed(store, job.id, worker_id, message))
         return Outcome(job, "failed", error=message)
 
