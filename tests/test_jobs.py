@@ -244,3 +244,36 @@ def test_the_generate_page_submits_a_batch_and_a_sweep_and_shows_results_as_they
         with store.session() as session:
             assert queries.count_generations(session, queries.GenerationFilter(tag="sweep:page")) == 3
             assert queries.count_generations(session, queries.GenerationFilter(tag="pets")) == 2
+
+
+@pytest.mark.postgres
+def test_a_worker_rides_out_a_postgresql_restart_mid_job_without_dropping_or_repeating_a_job():
+    """The server stops (immediate shutdown, as a crash) while a job runs and comes back: the worker waits and
+    retries, every job ends done once, on its first attempt, and no generation is stored twice."""
+    from daam_store.store.testing import PostgresServer
+
+    server = PostgresServer.start()
+    data = str(server.root / "data")
+    try:
+        url = server.create_database("restart")
+        with open_store(url) as store:
+            ids = submit(store, LOCAL_ACTOR, [request(seed=s, steps=40) for s in range(3)])
+            worker = Worker(url, poll_s=0.1)
+            thread = threading.Thread(target=worker.run, kwargs={"until_idle": True})
+            thread.start()
+            deadline = time.monotonic() + 60
+            while job_row(store, ids[0]).step < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            server._run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+            stopped_at = datetime.now(UTC)
+            time.sleep(2)  # steps go on meanwhile; their progress writes fail
+            options = f"-p {server.port} -k {server.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            server._run("pg_ctl", "-D", data, "-o", options, "-l", str(server.root / "server.log"), "-w", "start")
+            thread.join(120)
+            assert not thread.is_alive()
+            progress = jobs_progress(store, ids)
+            assert [(job.status, job.attempts) for job in progress.jobs] == [("done", 1)] * 3
+            assert progress.jobs[0].started_at < stopped_at < progress.jobs[0].finished_at  # it ran through it
+            assert len(set(progress.generation_ids)) == 3 == count(store)
+    finally:
+        server.stop()
