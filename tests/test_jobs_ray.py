@@ -69,3 +69,20 @@ def test_ray_workers_drain_a_sweep_when_one_is_killed_mid_job_and_cancel_stops_o
         assert cancelled.status == "cancelled" and cancelled.generation_id is None and cancelled.step < 400
         with store.session() as session:
             assert session.scalar(select(func.count()).select_from(Generation)) == 4
+
+
+def test_sweep_command_with_ray_submits_waits_and_resubmitting_adds_nothing(ray_instance, tmp_path, capsys):
+    from daam_store.cli import store_main
+
+    prompts = tmp_path / "pets.txt"
+    prompts.write_text("a red dog\na cat\n", encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    argv = ["sweep", "--prompts", str(prompts), "--seeds", "0-1", "--steps", "2", "--db", url, "--ray", "local"]
+    assert store_main([*argv, "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "sweep pets: 4 jobs submitted" in captured.err and "4 of 4 finished (4 done)" in captured.err
+    assert captured.out.endswith("sweep pets: 4 generations done; tagged sweep:pets\n")
+    assert store_main([*argv, "--workers", "0"]) == 0  # all done already: nothing to wait for, no worker needed
+    with open_store(url) as store, store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 4
+        assert session.scalar(select(func.count()).select_from(Generation)) == 4
