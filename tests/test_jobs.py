@@ -252,7 +252,8 @@ def test_a_worker_rides_out_a_postgresql_restart_mid_job_without_dropping_or_rep
     retries, every job ends done once, on its first attempt, and no generation is stored twice."""
     from daam_store.store.testing import PostgresServer
 
-    server = PostgresServer.start()
+    # Durable (fsync and synchronous commits on): an immediate stop is a crash, and what was committed must stay.
+    server = PostgresServer.start(durable=True)
     data = str(server.root / "data")
     try:
         url = server.create_database("restart")
@@ -267,7 +268,7 @@ def test_a_worker_rides_out_a_postgresql_restart_mid_job_without_dropping_or_rep
             server._run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
             stopped_at = datetime.now(UTC)
             time.sleep(2)  # steps go on meanwhile; their progress writes fail
-            options = f"-p {server.port} -k {server.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            options = f"-p {server.port} -k {server.root} -c listen_addresses=127.0.0.1 -c max_connections=60"
             server._run("pg_ctl", "-D", data, "-o", options, "-l", str(server.root / "server.log"), "-w", "start")
             thread.join(120)
             assert not thread.is_alive()
