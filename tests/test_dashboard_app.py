@@ -969,9 +969,6 @@ def test_an_unexpected_error_in_a_job_is_one_line_on_the_page(empty_store_url, t
     assert (job.status, job.error, job.generation_id) == ("failed", "CUDA went away", None)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="daam_store/jobs/runner.py run_job keeps a job's first line and drops the traceback"
-)
 def test_an_unexpected_error_in_a_job_leaves_its_traceback_in_the_log(
     empty_store_url, tiny_model_dir, monkeypatch, caplog
 ):
