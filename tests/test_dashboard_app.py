@@ -437,9 +437,8 @@ def test_two_sessions_submitting_at_once_each_follow_their_own_batch(empty_store
 @pytest.fixture(scope="module")
 def filled_store(tmp_path_factory, tiny_model_dir, tiny_sd2_model_dir):
     """Seven generations over two models, three prompts, authors and tags; per-step maps on one."""
-    from daam_store.models import load_pipeline
+    from daam_store.models import describe_pipeline, load_pipeline
     from daam_store.store import open_store
-    from daam_store.views.generate import run_generations
 
     url = f"sqlite:///{tmp_path_factory.mktemp('filled') / 'store.db'}"
     sd1, sd2 = load_pipeline(str(tiny_model_dir)), load_pipeline(str(tiny_sd2_model_dir))
@@ -451,9 +450,10 @@ def filled_store(tmp_path_factory, tiny_model_dir, tiny_sd2_model_dir):
     ids: dict[tuple[str, str, int], int] = {}
     with open_store(url) as store:
         for pipe, batch in batches:
-            for result in run_generations(pipe, batch, store):
-                family = "sd2" if pipe is sd2 else "sd1"
-                ids[(family, result.experiment.prompt, result.experiment.seed)] = result.generation_id
+            model = describe_pipeline(pipe)
+            for request in batch.jobs:
+                generation_id = store.save(generate(pipe, request), model=model, author=batch.author, tags=batch.tags)
+                ids[("sd2" if pipe is sd2 else "sd1", request.prompt, request.seed)] = generation_id
     assert len(ids) == 7
     return url, ids
 
@@ -693,55 +693,15 @@ def test_explore_shows_the_overlays_of_an_imported_original_daam_directory(empty
     assert len(app.get("image")) == 1 + 2
 
 
-# -- the batch runner --------------------------------------------------------------------------------
+# -- results shown on the page --------------------------------------------------------------------------
 
 
-class FailingStore:
-    """A real store that fails on its `fail_on`-th save (after the row of the earlier ones is written)."""
+def test_a_result_kept_for_display_drops_the_finer_stacks(experiment):
+    from daam_store.views.generate import GenerationResult
 
-    def __init__(self, store, fail_on: int):
-        self.store, self.fail_on, self.calls = store, fail_on, 0
-
-    def save(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise OSError("disk full")
-        return self.store.save(*args, **kwargs)
-
-
-def test_a_failed_generation_saves_nothing_and_says_which_one(empty_store_url, sd1_pipe):
-    from daam_store.store import queries
-    from daam_store.views.generate import GenerationFailed, run_generations
-
-    batch = BatchRequest(prompts=("a cat", "a dog"), seeds=(1,), steps=2)
-    with open_store_at(empty_store_url) as store:
-        results = []
-        with pytest.raises(GenerationFailed) as failure:
-            results.extend(run_generations(sd1_pipe, batch, FailingStore(store, fail_on=2)))
-        with store.session() as session:
-            stored = [(row.prompt, row.seed) for row in queries.list_generations(session)]
-    assert str(failure.value) == (
-        "generation 2 of 2 ('a dog', seed 1) failed and saved nothing: disk full; the 1 before it was saved"
-    )
-    assert [result.experiment.prompt for result in results] == ["a cat"]
-    assert stored == [("a cat", 1)]
-
-
-def test_progress_counts_every_denoising_step_of_the_batch(empty_store_url, sd1_pipe):
-    from daam_store.views.generate import run_generations
-
-    batch = BatchRequest(prompts=("a cat", "a dog"), seeds=(1, 2), steps=3)
-    calls: list[tuple[int, int]] = []
-    with open_store_at(empty_store_url) as store:
-        results = list(run_generations(sd1_pipe, batch, store, on_progress=lambda *call: calls.append(call)))
-    assert len(results) == 4
-    assert calls == [(done, 12) for done in range(1, 13)]
-    shown = results[0].for_display()
-    assert results[0].experiment.layer_heat_maps is not None
-    assert (
-        shown.experiment.layer_heat_maps is None
-        and shown.experiment.global_heat_map is results[0].experiment.global_heat_map
-    )
+    shown = GenerationResult(1, experiment).for_display()
+    assert experiment.layer_heat_maps is not None and shown.experiment.layer_heat_maps is None
+    assert shown.experiment.step_heat_maps is None and shown.experiment.global_heat_map is experiment.global_heat_map
 
 
 def test_explore_filters_survive_opening_a_generation(filled_store_url):
@@ -771,31 +731,31 @@ def test_explore_bad_seed_filter_is_one_error_beside_the_filters(filled_store_ur
     assert shown_ids(app) == set()
 
 
-def test_two_sessions_generating_on_one_cached_pipeline_do_not_mix_their_maps(tmp_path, sd1_pipe):
-    """Streamlit runs each browser session in its own thread and shares the cached pipeline: `trace`
-    hooks that pipeline, so two batches at once must not record each other's attention."""
+def test_two_workers_sharing_one_pipeline_do_not_mix_their_maps(sd1_pipe):
+    """Workers of one process handed the same pipeline take turns on it (jobs.runner.pipeline_lock): `trace`
+    hooks that pipeline, so two generations at once must not record each other's attention."""
     import threading
 
-    from daam_store.store import open_store
-    from daam_store.views.generate import run_generations
+    from daam_store.jobs.runner import pipeline_lock
+
+    def run_generations(batch: BatchRequest) -> list:
+        experiments = []
+        for request in batch.jobs:
+            with pipeline_lock(sd1_pipe):
+                experiments.append(generate(sd1_pipe, request))
+        return experiments
 
     batches = {
         "cats": BatchRequest(prompts=("a cat on a mat",), seeds=(1, 2), steps=3),
         "dogs": BatchRequest(prompts=("a red dog",), seeds=(4, 5), steps=3),
     }
-    alone: dict[str, list] = {}
-    for name, batch in batches.items():
-        with open_store(f"sqlite:///{tmp_path / f'alone-{name}.db'}") as store:
-            alone[name] = [r.experiment for r in run_generations(sd1_pipe, batch, store)]
-
+    alone = {name: run_generations(batch) for name, batch in batches.items()}
     together: dict[str, list] = {}
     failures: list[BaseException] = []
-    # Opened (and migrated) first: the dashboard opens its store once per process, not per session.
-    stores = {name: open_store(f"sqlite:///{tmp_path / f'together-{name}.db'}") for name in batches}
 
     def run(name: str) -> None:
         try:
-            together[name] = [r.experiment for r in run_generations(sd1_pipe, batches[name], stores[name])]
+            together[name] = run_generations(batches[name])
         except BaseException as error:  # reported below: a thread's exception would be lost
             failures.append(error)
 
@@ -804,8 +764,6 @@ def test_two_sessions_generating_on_one_cached_pipeline_do_not_mix_their_maps(tm
         thread.start()
     for thread in threads:
         thread.join()
-    for store in stores.values():
-        store.close()
     assert not failures, failures
     for name in batches:
         for single, shared in zip(alone[name], together[name], strict=True):

@@ -144,6 +144,7 @@ def test_explore_says_what_a_generation_stored_at_0001_lacks(engine, store_url, 
     dashboard = Path(__file__).resolve().parents[1] / "dashboard"
     monkeypatch.syspath_prepend(str(dashboard))
     monkeypatch.setenv("DAAM_STORE_URL", store_url)
+    monkeypatch.setenv("DAAM_STORE_WORKERS", "0")  # a page view only: no worker left polling this database
     app = AppTest.from_file(str(dashboard / "Home.py"), default_timeout=60).run()
     app.switch_page("app_pages/2_Explore.py")
     app.query_params["generation"] = str(generation_id)

@@ -6,7 +6,9 @@ A loaded pipeline is kept per model (`Pipelines`), so a worker loads each model 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,17 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.2  # progress writes at most this often (a cancel is noticed within it plus a step)
 
 StepCallback = Callable[[ClaimedJob, int, int], None]
+
+
+_PIPELINE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PIPELINE_LOCKS_GUARD = threading.Lock()
+
+
+def pipeline_lock(pipe) -> threading.Lock:
+    """One generation at a time per pipeline object: `trace` hooks the pipeline and its scheduler keeps state,
+    so workers of one process that were handed the same pipeline (`Pipelines(preloaded=...)`) take turns."""
+    with _PIPELINE_LOCKS_GUARD:
+        return _PIPELINE_LOCKS.setdefault(pipe, threading.Lock())
 
 
 class JobStopped(Exception):
@@ -111,8 +124,6 @@ def _stored(store, info, job: ClaimedJob) -> int | None:
 def _generate(store, job: ClaimedJob, worker_id: str, pipe, on_step, generate_fn):
     if generate_fn is None:
         from daam_store.generate import generate as generate_fn
-    from daam_store.views.generate import pipeline_lock
-
     last_write = 0.0
 
     def step_done(step: int, steps: int) -> None:
@@ -129,7 +140,7 @@ def _generate(store, job: ClaimedJob, worker_id: str, pipe, on_step, generate_fn
         if on_step is not None:
             on_step(job, step, steps)
 
-    with pipeline_lock(pipe):  # a pipeline shared with a page's own generation is traced by one call at a time
+    with pipeline_lock(pipe):  # a pipeline preloaded into several workers is traced by one call at a time
         return generate_fn(pipe, job.request.generation_request(), on_step=step_done)
 
 

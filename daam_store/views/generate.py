@@ -1,15 +1,13 @@
-"""The Generate page: batches of prompts x seeds on one model, the sweep grid, model choices."""
+"""The Generate page: batches of prompts x seeds on one model and the sweep grid, queued as jobs; model choices."""
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from daam_store.errors import UserError, first_line
-from daam_store.generate import GenerationRequest, generate
+from daam_store.errors import UserError
+from daam_store.generate import GenerationRequest
 from daam_store.sweep import parse_seed_spec
 
 if TYPE_CHECKING:
@@ -17,8 +15,6 @@ if TYPE_CHECKING:
 
 # A click on Generate runs at most this many generations: a bigger grid belongs in `daam-store sweep`.
 MAX_BATCH = 64
-
-ProgressCallback = Callable[[int, int], None]  # (steps done, steps in the whole batch)
 
 
 def parse_prompts(text: str) -> list[str]:
@@ -78,7 +74,7 @@ class BatchRequest:
         return len(self.prompts) * len(self.seeds) * self.steps
 
 
-MAX_SWEEP = 512  # generations one click may start: a sweep runs inside the server process
+MAX_SWEEP = 512  # jobs one click may queue: a bigger grid belongs in `daam-store sweep`
 
 
 @dataclass(frozen=True)
@@ -101,10 +97,6 @@ class SweepGrid:
         return grid
 
 
-class GenerationFailed(UserError):
-    """One generation of a batch failed: it saved nothing; those before it stay saved."""
-
-
 @dataclass(frozen=True)
 class GenerationResult:
     generation_id: int
@@ -115,40 +107,6 @@ class GenerationResult:
         SD model) are in the store, and a page keeping a batch in its session need not hold them too."""
         light = replace(self.experiment, layer_heat_maps=None, step_heat_maps=None, layer_names=[])
         return GenerationResult(self.generation_id, light)
-
-
-def run_generations(
-    pipe, batch: BatchRequest, store, on_progress: ProgressCallback | None = None
-) -> Iterator[GenerationResult]:
-    """Generate, trace and save every (prompt, seed) of the batch, one at a time.
-
-    Each generation goes through `daam_store.generate.generate`, as the CLI's does, so `daam "prompt"
-    --seed N` on the same model gives the same image. Results are yielded as they are saved, so a page
-    can show them at once; `on_progress(done, total)` is called after every denoising step of the batch.
-    """
-    from daam_store.models import describe_pipeline
-
-    model = describe_pipeline(pipe)  # hashes the weights once per batch, not once per image
-    jobs = batch.jobs
-    for number, job in enumerate(jobs, start=1):
-        steps_before = (number - 1) * batch.steps
-
-        def on_step(step: int, _steps: int, before: int = steps_before) -> None:
-            if on_progress is not None:
-                on_progress(min(before + step, batch.total_steps), batch.total_steps)
-
-        try:
-            with pipeline_lock(pipe):
-                experiment = generate(pipe, job, on_step=on_step)
-            generation_id = store.save(experiment, model=model, author=batch.author, tags=batch.tags)
-        except Exception as error:  # any cause: the page shows one line, never a traceback
-            before = number - 1
-            saved = f"; the {before} before it {'was' if before == 1 else 'were'} saved" if before else ""
-            raise GenerationFailed(
-                f"generation {number} of {len(jobs)} ({job.prompt!r}, seed {job.seed}) failed and saved "
-                f"nothing: {first_line(error)}{saved}"
-            ) from error
-        yield GenerationResult(generation_id, experiment)
 
 
 # -- as jobs: the page submits, the local worker (or Ray) runs, the page follows the store ----------------
@@ -193,17 +151,6 @@ def landed_results(store, progress, shown: set[int]) -> list[GenerationResult]:
         if generation_id not in shown:
             results.append(GenerationResult(generation_id, store.load_experiment(generation_id)).for_display())
     return results
-
-
-_PIPELINE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_PIPELINE_LOCKS_GUARD = threading.Lock()
-
-
-def pipeline_lock(pipe) -> threading.Lock:
-    """One generation at a time per pipeline object. Streamlit runs every browser session in its own
-    thread and they share the cached pipeline, whose scheduler state and `trace` hooks one call owns."""
-    with _PIPELINE_LOCKS_GUARD:
-        return _PIPELINE_LOCKS.setdefault(pipe, threading.Lock())
 
 
 # -- models ------------------------------------------------------------------------------------------
