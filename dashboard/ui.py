@@ -122,8 +122,9 @@ WORKERS_VARIABLE = "DAAM_STORE_WORKERS"
 
 def start_executor(store) -> None:
     """The workers that run this dashboard's jobs, started once per process and outside every page's run: the
-    local worker thread, or Ray actors when $DAAM_STORE_RAY_ADDRESS is set. $DAAM_STORE_WORKERS=0 starts none
-    (the jobs wait for `daam-store worker`s elsewhere). Started by the frame, so that jobs left queued by a
+    local worker thread, or with $DAAM_STORE_RAY_ADDRESS what `jobs.ensure_executor` starts for it (Ray actors
+    for `local` or $DAAM_STORE_RAY_WORKERS; a cluster's own workers otherwise). $DAAM_STORE_WORKERS=0 starts
+    none here (the jobs wait for `daam-store worker`s elsewhere). Started by the frame, so that jobs left queued by a
     previous dashboard run again as soon as anyone opens it."""
     workers = or_stop(_worker_count)
     if workers and not store.read_only:
@@ -131,7 +132,7 @@ def start_executor(store) -> None:
         from daam_store.store import default_database_url
 
         # Every run, not cached: ensure_executor is idempotent and replaces a worker whose thread has died.
-        or_stop(ensure_executor, default_database_url(), workers)  # the URL with its password, unlike store.url
+        or_stop(ensure_executor, default_database_url())  # the URL with its password, unlike store.url
 
 
 def _worker_count() -> int:
