@@ -118,17 +118,18 @@ def test_cli_writes_the_seed_files_and_stores_family_sdxl(tiny_sdxl_model_dir, t
         assert [(m.family, m.generations) for m in queries.list_models(session)] == [("SDXL", 1)]
 
 
+@pytest.mark.usefixtures("no_leaked_workers")
 def test_dashboard_generates_explores_and_compares_sdxl_beside_sd1(
     tiny_sdxl_model_dir, tiny_model_dir, tmp_path, monkeypatch
 ):
     from test_compare_page import charts, choose, values
-    from test_dashboard_app import DASHBOARD, assert_clean, fill_generate_form, run_page
+    from test_dashboard_app import DASHBOARD, assert_clean, fill_generate_form, run_page, until_finished
 
     monkeypatch.syspath_prepend(str(DASHBOARD))
     monkeypatch.setenv("DAAM_STORE_URL", f"sqlite:///{tmp_path / 'store.db'}")
     for model in (tiny_sdxl_model_dir, tiny_model_dir):
         page = run_page("app_pages/1_Generate.py")
-        app = fill_generate_form(page, str(model), PROMPT, "0-1", steps=2, tags="families")
+        app = until_finished(fill_generate_form(page, str(model), PROMPT, "0-1", steps=2, tags="families"))
         assert_clean(app)
     explore = run_page("app_pages/2_Explore.py", {"generation": "1"})
     assert_clean(explore)
