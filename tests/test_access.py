@@ -7,10 +7,10 @@ browser is tests/test_signin.py.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from team_support import DASHBOARD, dashboard_app, signed_in
 
 from daam_store.access import (
     LOCAL_ACTOR,
@@ -27,14 +27,6 @@ from daam_store.errors import UserError
 from daam_store.store import open_store
 
 pytestmark = pytest.mark.usefixtures("no_leaked_workers")  # the frame starts a worker for each test's store
-DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
-AUTH = {
-    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-    "cookie_secret": "test-cookie-secret",
-    "client_id": "daam-store",
-    "client_secret": "test-client-secret",
-    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",  # never reached by AppTest
-}
 
 
 @pytest.fixture
@@ -114,27 +106,12 @@ def test_users_cli_names_the_first_admin(tmp_path, capsys):
 # -- the dashboard in team mode -------------------------------------------------------------------------
 
 
-def team_app(user: dict, page: str | None = None) -> AppTest:
-    app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=60)
-    app.secrets["auth"] = AUTH
-    app.user = user
-    app.run()
-    if page is not None:
-        app.switch_page(str(DASHBOARD / page)).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def signed_in(email: str) -> dict:
-    return {"is_logged_in": True, "email": email, "email_verified": True, "sub": email.split("@")[0]}
-
-
 def texts(app: AppTest) -> str:
     return "\n".join([e.value for e in app.text] + [e.value for e in app.markdown] + [e.value for e in app.title])
 
 
 def test_nobody_signed_in_sees_only_the_sign_in_button(store):
-    app = team_app({"is_logged_in": False})
+    app = dashboard_app({"is_logged_in": False})
     assert [button.label for button in app.button] == ["Sign in"]
     assert "sign in to use it" in texts(app) and "Database" not in texts(app) and not app.metric
     with pytest.raises(ValueError, match="Could not find a navigation page"):
@@ -142,24 +119,24 @@ def test_nobody_signed_in_sees_only_the_sign_in_button(store):
 
 
 def test_a_new_person_has_no_access_until_given_a_role(store):
-    app = team_app(signed_in("stranger@example.com"))
+    app = dashboard_app(signed_in("stranger@example.com"))
     assert "no role here yet" in texts(app) and not app.metric
     assert actor_for(store, "stranger@example.com").role == Role.NONE
 
 
 def test_an_unverified_email_is_not_taken_as_the_identity(store):
-    app = team_app({"is_logged_in": True, "email": "admin@example.com", "email_verified": False, "sub": "abc"})
+    app = dashboard_app({"is_logged_in": True, "email": "admin@example.com", "email_verified": False, "sub": "abc"})
     assert "sub:abc" in texts(app) and "Users" not in [page for page in texts(app).splitlines()]
     assert actor_for(store, "sub:abc").role == Role.NONE
 
 
 def test_a_viewer_browses_but_cannot_open_generate_or_users(store):
-    app = team_app(signed_in("viewer@example.com"))
+    app = dashboard_app(signed_in("viewer@example.com"))
     assert "viewer@example.com (viewer)" in texts(app)
     for page in ("app_pages/1_Generate.py", "app_pages/6_Users.py"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             app.switch_page(str(DASHBOARD / page))
-    explore = team_app(signed_in("viewer@example.com"), "app_pages/2_Explore.py")
+    explore = dashboard_app(signed_in("viewer@example.com"), "app_pages/2_Explore.py")
     assert not explore.error
 
 
@@ -175,7 +152,7 @@ def test_a_page_checks_the_role_itself_not_only_the_navigation(store):
 
 
 def test_a_member_generates_without_typing_an_author(store):
-    app = team_app(signed_in("member@example.com"), "app_pages/1_Generate.py")
+    app = dashboard_app(signed_in("member@example.com"), "app_pages/1_Generate.py")
     labels = [widget.label for widget in app.text_input]
     assert "Author" not in labels and "Sweep author" not in labels
     assert app.text_area  # the prompts of the form
@@ -184,7 +161,7 @@ def test_a_member_generates_without_typing_an_author(store):
 
 
 def test_an_admin_sets_a_role_on_the_users_page(store):
-    app = team_app(signed_in("admin@example.com"), "app_pages/6_Users.py")
+    app = dashboard_app(signed_in("admin@example.com"), "app_pages/6_Users.py")
     app.text_input[0].input("viewer@example.com")
     app.selectbox[0].select("member")
     next(button for button in app.button if button.label == "Set role").click().run()
@@ -246,14 +223,14 @@ def test_members_tag_their_own_generations_and_admins_any(store, two_generations
 
 def test_explore_offers_the_tag_form_only_where_the_role_allows(store, two_generations):
     mine, theirs = two_generations
-    app = team_app(signed_in("member@example.com"), "app_pages/2_Explore.py")
+    app = dashboard_app(signed_in("member@example.com"), "app_pages/2_Explore.py")
     app.query_params["generation"] = str(mine)
     app.run()
     app.text_input(key="new_tags").input("**bold**")
     next(button for button in app.button if button.label == "Add tags").click().run()
     assert [e.value for e in app.success] == ["Tagged: \\*\\*bold\\*\\*"]  # user text, never Markdown
     assert stored_tags(store, mine) == ("**bold**",)
-    other = team_app(signed_in("member@example.com"), "app_pages/2_Explore.py")
+    other = dashboard_app(signed_in("member@example.com"), "app_pages/2_Explore.py")
     other.query_params["generation"] = str(theirs)
     other.run()
     assert "Add tags" not in [button.label for button in other.button]
@@ -261,5 +238,5 @@ def test_explore_offers_the_tag_form_only_where_the_role_allows(store, two_gener
 
 def test_the_identity_can_be_the_subject_id_alone(store, monkeypatch):
     monkeypatch.setenv("DAAM_STORE_IDENTITY_CLAIM", "sub")
-    app = team_app(signed_in("admin@example.com"))  # a verified admin address, yet the subject id counts
+    app = dashboard_app(signed_in("admin@example.com"))  # a verified admin address, yet the subject id counts
     assert "sub:admin (none)" in texts(app) and "no role here yet" in texts(app)

@@ -8,105 +8,48 @@ exception, and saves a screenshot of each page under test-artifacts/browser/.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import playwright.sync_api as playwright_api  # a missing browser stack fails the run, never skips it
 import pytest
-
-from daam_store.store.testing import free_port
+from browser_support import (  # capture.py (docs/screenshots) takes these from here too
+    GENERATION_TIMEOUT_MS,
+    REPO,
+    check_no_exception,
+    launch_chromium,
+    open_page,
+    start_dashboard,
+    stop_dashboard,
+    wait_until_idle,
+)
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SERVER_START_TIMEOUT = 90
-GENERATION_TIMEOUT_MS = 180_000
 
 
-def wait_until_healthy(url: str, server: subprocess.Popen, log_file: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}:\n{log_file.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"streamlit did not answer within {SERVER_START_TIMEOUT} s:\n{log_file.read_text()[-3000:]}")
-
-
-def start_dashboard(store_url: str, log_file: Path) -> tuple[str, subprocess.Popen]:
-    """`streamlit run dashboard/Home.py` on 127.0.0.1 and a free port, over the store at `store_url`."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DAAM_STORE_URL": store_url,
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
-    command = [
-        sys.executable, "-m", "streamlit", "run", "dashboard/Home.py",
-        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with open(log_file, "w") as log:
-        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+@contextmanager
+def live_dashboard(store_url: str, log_file: Path, kept_log: str) -> Iterator[str]:
+    """A live dashboard over `store_url` (its URL); stopped afterwards, its log kept in test-artifacts/browser/ as
+    `kept_log`."""
+    url, server = start_dashboard(store_url, log_file)
     try:
-        wait_until_healthy(url, server, log_file)
-    except BaseException:
+        yield url
+    finally:
         stop_dashboard(server)
-        raise
-    return url, server
-
-
-def stop_dashboard(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / kept_log).write_text(log_file.read_text())
 
 
 @pytest.fixture(scope="module")
 def dashboard_url(tmp_path_factory):
     """A live dashboard over an empty temporary store; stopped (and its log kept) after the module."""
     folder = tmp_path_factory.mktemp("browser")
-    log_file = folder / "streamlit.log"
-    url, server = start_dashboard(f"sqlite:///{folder / 'store.db'}", log_file)
-    try:
+    with live_dashboard(f"sqlite:///{folder / 'store.db'}", folder / "streamlit.log", "streamlit.log") as url:
         yield url
-    finally:
-        stop_dashboard(server)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "streamlit.log").write_text(log_file.read_text())
-
-
-def launch_chromium(playwright, profile: str, viewport: dict[str, int]):
-    """Debian's Chromium, headless, with nothing that reaches the network; `profile` is its user-data-dir."""
-    return playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS, viewport=viewport
-    )
 
 
 @pytest.fixture(scope="module")
@@ -117,34 +60,6 @@ def browser_page():
             yield context.new_page()
         finally:
             context.close()
-
-
-def open_page(page, url: str, expected_text: str, heading: bool = False) -> None:
-    """Go to a page and wait for the app's own text (or page heading): Streamlit renders only after its
-    websocket connects."""
-    page.goto(url)
-    if heading:
-        page.get_by_role("heading", name=expected_text, exact=True).first.wait_for(timeout=60_000)
-    else:
-        page.get_by_text(expected_text, exact=False).first.wait_for(timeout=60_000)
-    wait_until_idle(page)
-
-
-def wait_until_idle(page, quiet_s: float = 1.5) -> None:
-    """Wait until the script run has finished: Streamlit's status widget ("Running…", shown a moment
-    after a run starts) has stayed away for `quiet_s` seconds."""
-    deadline = time.monotonic() + GENERATION_TIMEOUT_MS / 1000
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < quiet_s:
-        assert time.monotonic() < deadline, "the page kept running"
-        if page.locator('[data-testid="stStatusWidget"]').count():
-            quiet_since = time.monotonic()
-        page.wait_for_timeout(250)
-
-
-def check_no_exception(page, name: str) -> None:
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, f"{name} shows an exception: {exceptions.first.inner_text()[:2000]}"
 
 
 def screenshot(page, name: str) -> None:
@@ -251,13 +166,8 @@ def page_names() -> list[str]:
 def compare_dashboard_url(tmp_path_factory, swept_store_url):
     """A second live dashboard, over the swept store of conftest's `swept_store_url`."""
     log_file = tmp_path_factory.mktemp("browser-compare") / "streamlit.log"
-    url, server = start_dashboard(swept_store_url, log_file)
-    try:
+    with live_dashboard(swept_store_url, log_file, "streamlit-compare.log") as url:
         yield url
-    finally:
-        stop_dashboard(server)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "streamlit-compare.log").write_text(log_file.read_text())
 
 
 def drawn_charts(page) -> int:

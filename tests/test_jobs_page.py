@@ -1,7 +1,7 @@
 """The dashboard on jobs: the Jobs page (everyone's queue; cancel and retry what one may manage), Home's executor
 line, and the Generate page following its batch from the store across a reload.
 
-Pages run under AppTest over a temporary SQLite store; team mode is simulated as in tests/test_access.py
+Pages run under AppTest over a temporary SQLite store; team mode is simulated by tests/team_support.py
 (`[auth]` secrets and a seeded `st.user`). $DAAM_STORE_WORKERS=0 keeps the frame from starting a worker where
 a test wants its jobs to stay where it put them.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from team_support import DASHBOARD, dashboard_app, signed_in
 from test_dashboard_app import bars, fill_generate_form, generation_titles, run_page, texts, until_finished
 
 from daam_store.access import LOCAL_ACTOR, Actor, PermissionDeniedError, Role, set_role
@@ -23,15 +23,7 @@ from daam_store.store import open_store
 
 pytestmark = pytest.mark.usefixtures("no_leaked_workers")
 
-DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
 JOBS_PAGE = "app_pages/5_Jobs.py"
-AUTH = {
-    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-    "cookie_secret": "test-cookie-secret",
-    "client_id": "daam-store",
-    "client_secret": "test-client-secret",
-    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",  # never reached by AppTest
-}
 MEMBER = Actor("member@example.com", Role.MEMBER)
 OTHER = Actor("other@example.com", Role.MEMBER)
 ADMIN = Actor("admin@example.com", Role.ADMIN)
@@ -58,13 +50,7 @@ def store(store_url):
 
 def jobs_page(email: str | None = None) -> AppTest:
     """The Jobs page as the local user (no sign-in configured) or as `email`, signed in."""
-    app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=120)
-    if email is not None:
-        app.secrets["auth"] = AUTH
-        app.user = {"is_logged_in": True, "email": email, "email_verified": True, "sub": email.split("@")[0]}
-    app.run()
-    app.switch_page(JOBS_PAGE).run()
-    assert not app.exception, [e.value for e in app.exception]
+    app = dashboard_app(signed_in(email) if email is not None else None, JOBS_PAGE, timeout=120)
     assert not app.error, [e.value for e in app.error]
     return app
 

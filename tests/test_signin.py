@@ -18,8 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,27 +25,24 @@ from pathlib import Path
 
 import playwright.sync_api as playwright_api  # a missing browser stack fails the run, never skips it
 import pytest
+from browser_support import (
+    GENERATION_TIMEOUT_MS,
+    PAGE_TIMEOUT_MS,
+    REPO,
+    check_no_exception,
+    launch_chromium,
+    open_page,
+    start_dashboard,
+    stop_dashboard,
+    wait_until_idle,
+)
 from oidc_provider import OidcProvider, start_provider
 
 from daam_store.store.testing import free_port
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "signin"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SERVER_START_TIMEOUT = 90
-PAGE_TIMEOUT_MS = 60_000
-GENERATION_TIMEOUT_MS = 180_000
 
 VIEWER = "vera.viewer@example.com"
 MEMBER = "max.member@example.com"
@@ -86,48 +81,6 @@ def write_secrets(folder: Path, dashboard_port: int, provider: OidcProvider) -> 
     return secrets
 
 
-def start_dashboard(store_url: str, secrets: Path, port: int, log_file: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DAAM_STORE_URL": store_url,
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
-    env.pop("DAAM_STORE_DEFAULT_ROLE", None)  # newcomers get the documented default: no role
-    command = [
-        sys.executable, "-m", "streamlit", "run", "dashboard/Home.py",
-        "--secrets.files", str(secrets),
-        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with open(log_file, "w") as log:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen, log_file: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}:\n{log_file.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"streamlit did not answer within {SERVER_START_TIMEOUT} s:\n{log_file.read_text()[-3000:]}")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def team(tmp_path_factory) -> Iterator[Team]:
     """The provider and a dashboard in team mode over an empty store; both stopped (logs kept) after the module."""
@@ -139,13 +92,17 @@ def team(tmp_path_factory) -> Iterator[Team]:
         secrets = write_secrets(folder, port, provider)
         store_url = f"sqlite:///{folder / 'store.db'}"
         log_file = folder / "streamlit.log"
-        server = start_dashboard(store_url, secrets, port, log_file)
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, server, log_file)
+        url, server = start_dashboard(
+            store_url,
+            log_file,
+            port=port,
+            extra_args=["--secrets.files", str(secrets)],
+            unset_env=["DAAM_STORE_DEFAULT_ROLE"],  # newcomers get the documented default: no role
+        )
         yield Team(url, store_url, provider, server, log_file)
     finally:
         if server is not None:
-            stop_process(server)
+            stop_dashboard(server)
         provider.stop()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         for name in ("streamlit.log", "provider.log"):
@@ -164,13 +121,7 @@ def browser(playwright, team: Team, name: str) -> Iterator[playwright_api.Page]:
     """A fresh headless Chromium (its own profile: no cookie from another identity). On a failure inside, a
     screenshot goes to test-artifacts/signin/<name>.png and the servers' log tails join the message."""
     with tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000},
-        )
+        context = launch_chromium(playwright, profile, {"width": 1400, "height": 1000})
         page = context.new_page()
         try:
             yield page
@@ -187,33 +138,6 @@ def browser(playwright, team: Team, name: str) -> Iterator[playwright_api.Page]:
 
 
 # -- driving the pages -----------------------------------------------------------------------------------
-def wait_until_idle(page, quiet_s: float = 1.5) -> None:
-    """Wait until the script run has finished: Streamlit's status widget ("Running…") stayed away `quiet_s` s."""
-    deadline = time.monotonic() + GENERATION_TIMEOUT_MS / 1000
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < quiet_s:
-        assert time.monotonic() < deadline, "the page kept running"
-        if page.locator('[data-testid="stStatusWidget"]').count():
-            quiet_since = time.monotonic()
-        page.wait_for_timeout(250)
-
-
-def open_page(page, url: str, expected_text: str, heading: bool = False) -> None:
-    """Go to a page and wait for the app's own text (or page heading): Streamlit renders only after its
-    websocket connects."""
-    page.goto(url)
-    if heading:
-        page.get_by_role("heading", name=expected_text, exact=True).first.wait_for(timeout=PAGE_TIMEOUT_MS)
-    else:
-        page.get_by_text(expected_text, exact=False).first.wait_for(timeout=PAGE_TIMEOUT_MS)
-    wait_until_idle(page)
-
-
-def check_no_exception(page, name: str) -> None:
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, f"{name} shows an exception: {exceptions.first.inner_text()[:2000]}"
-
-
 def sign_in(page, team: Team, email: str) -> None:
     """The whole OIDC flow as a person does it: Sign in on the dashboard, the provider's authorize form with the
     subject (the mock provider makes it the `email` claim too), Authorize, back on the dashboard."""

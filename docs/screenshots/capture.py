@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-import test_browser as browser  # noqa: E402  (the helpers live with the test that keeps them working)
+import test_browser as browser  # noqa: E402  (its helpers, and browser_support's it imports, are kept working by the test)
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 
