@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from daam_store.errors import UserError
 from daam_store.store.schema import UserAccount, utc_now
@@ -88,7 +88,7 @@ class Actor:
 
     def owns(self, author: str | None) -> bool:
         """Whether something recorded with `author` is this person's (local mode: everything is)."""
-        return not self.team_mode or (author is not None and author.lower() == self.identity)
+        return not self.team_mode or (author is not None and normalize_identity(author) == self.identity)
 
     def require_owner_or(self, author: str | None, own: Permission, anyone: Permission) -> None:
         """For actions on one thing: allowed with `anyone`, or with `own` on what this person made."""
@@ -114,7 +114,10 @@ def parse_role(text: str) -> Role:
 
 
 def normalize_identity(identity: str) -> str:
-    text = identity.strip().lower()
+    """E-mail addresses compare without case; `sub:<id>` subject ids are case-sensitive (Okta's are mixed)."""
+    text = identity.strip()
+    if not text.startswith("sub:"):
+        text = text.lower()
     if not text or len(text) > 320 or any(ch.isspace() or not ch.isprintable() for ch in text):
         raise UserError("an identity is the e-mail address (or subject id) the sign-in provider gives, no spaces")
     return text
@@ -196,7 +199,10 @@ def set_role(store, identity: str, role: Role, by: Actor | None = None, name: st
 
 
 def _admin_count(session) -> int:
-    return session.scalar(select(func.count()).select_from(UserAccount).where(UserAccount.role == Role.ADMIN))
+    """Admins now, their rows locked (PostgreSQL) until the change commits: two admins demoting each other at
+    once take turns, and the second sees that the first is no longer an admin."""
+    admins = session.scalars(select(UserAccount.id).where(UserAccount.role == Role.ADMIN).with_for_update()).all()
+    return len(admins)
 
 
 def roles_table(accounts: Iterable[Account]) -> list[dict]:

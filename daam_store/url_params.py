@@ -44,7 +44,12 @@ def pick_days(raw: Sequence[str]) -> tuple[date, ...] | None:
     return days if 1 <= len(days) <= 2 and days == tuple(sorted(days)) else None
 
 
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers
+
+
 def pick_ids(raw: Sequence[str], limit: int) -> list[int]:
-    """Positive whole numbers (job ids), in the URL's order, at most `limit`; anything else dropped."""
-    ids = [int(text) for text in raw if text.isascii() and text.isdecimal() and int(text) > 0]
+    """Row ids (job ids): whole numbers from 1 to MAX_ID, in the URL's order, at most `limit`; anything else
+    dropped (a 5,000-digit number is not even parsed)."""
+    texts = [text for text in raw[: limit * 4] if text.isascii() and text.isdecimal() and len(text) <= 10]
+    ids = [number for number in map(int, texts) if 1 <= number <= MAX_ID]
     return list(dict.fromkeys(ids))[:limit]

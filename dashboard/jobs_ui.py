@@ -13,6 +13,7 @@ from collections.abc import Callable
 import streamlit as st
 import ui
 
+from daam_store.access import Permission
 from daam_store.url_params import pick_ids
 from daam_store.views.common import escape_markdown
 from daam_store.views.generate import MAX_BATCH
@@ -48,7 +49,8 @@ def progress_of(store, ids: list[int]):
 def sweep_of(store, name: str):
     from daam_store.jobs import sweep_progress
 
-    return sweep_progress(store, name)
+    actor = ui.current_actor()
+    return sweep_progress(store, name, actor.identity if actor.team_mode else None)
 
 
 def follow(store, label: str, load: Callable[[], object]):
@@ -62,6 +64,7 @@ def follow(store, label: str, load: Callable[[], object]):
 
     @st.fragment(run_every=POLL_S)
     def live() -> None:
+        ui.recheck(store, Permission.BROWSE)
         now = ui.or_stop(load)
         show_progress(label, now)
         if now.finished != finished_before:  # a result landed: the page shows it

@@ -64,7 +64,7 @@ def signed_in_actor(store) -> Actor | None:
     elif not st.user.is_logged_in:
         actor = None
     else:
-        actor = or_stop(actor_for, store, _identity_claim(), str(st.user.get("name") or ""))
+        actor = or_stop(actor_for, store, or_stop(_identity_claim), str(st.user.get("name") or ""))
         if not st.session_state.get(f"{_ACTOR_KEY}_visited"):
             st.session_state[f"{_ACTOR_KEY}_visited"] = True
             or_stop(record_visit, store, actor.identity)
@@ -72,12 +72,23 @@ def signed_in_actor(store) -> Actor | None:
     return actor
 
 
+IDENTITY_CLAIMS = ("verified-email", "email", "sub")
+
+
 def _identity_claim() -> str:
-    """The provider's e-mail address (unless it says the address is unverified), else its subject id. With
-    $DAAM_STORE_IDENTITY_CLAIM=sub always the subject id: for providers whose users may edit their e-mail claim."""
-    use_sub = os.environ.get(IDENTITY_CLAIM_VARIABLE, "email").strip().lower() == "sub"
-    email = st.user.get("email")
-    if email and not use_sub and st.user.get("email_verified") is not False:
+    """Who signed in, as $DAAM_STORE_IDENTITY_CLAIM says to read the provider's claims:
+
+    - `verified-email` (default): the e-mail address when the provider says it is verified, else `sub:<id>`;
+    - `email`: the address unless the provider says it is unverified, for providers that send no
+      `email_verified` claim (Microsoft Entra) and whose users cannot edit their address (one tenant);
+    - `sub`: always the subject id.
+    An address a user may set themselves would let them sign in as someone else (an admin)."""
+    mode = os.environ.get(IDENTITY_CLAIM_VARIABLE, "verified-email").strip().lower()
+    if mode not in IDENTITY_CLAIMS:
+        raise UserError(f"${IDENTITY_CLAIM_VARIABLE} is one of {', '.join(IDENTITY_CLAIMS)}, not {mode!r}")
+    email, verified = st.user.get("email"), str(st.user.get("email_verified")).lower()
+    trusted = verified == "true" if mode == "verified-email" else verified != "false"
+    if email and mode != "sub" and trusted:
         return str(email)
     return f"sub:{st.user.get('sub')}"
 
@@ -89,6 +100,17 @@ def current_actor() -> Actor:
         st.error("Sign in first.", icon="🔒")
         st.stop()
     return actor
+
+
+def recheck(store, permission: Permission) -> None:
+    """For a fragment's own reruns, which skip the frame: the role as the store has it now (an admin may have
+    revoked it since the page was drawn); without `permission` the fragment stops showing anything."""
+    actor = current_actor()
+    if actor.team_mode:
+        actor = or_stop(actor_for, store, actor.identity, actor.name)
+        st.session_state[_ACTOR_KEY] = actor
+    if not actor.may(permission):
+        st.stop()
 
 
 def require(permission: Permission) -> Actor:
@@ -129,10 +151,14 @@ def start_executor(store) -> None:
     workers = or_stop(_worker_count)
     if workers and not store.read_only:
         from daam_store.jobs import ensure_executor
-        from daam_store.store import default_database_url
+        from daam_store.store.session import portable_database_url
 
         # Every run, not cached: ensure_executor is idempotent and replaces a worker whose thread has died.
-        or_stop(ensure_executor, default_database_url())  # the URL with its password, unlike store.url
+        try:
+            ensure_executor(portable_database_url())  # with its password, unlike store.url
+        except Exception as error:  # browsing goes on without workers: the line says why jobs will wait
+            log.error("no job executor", exc_info=error)
+            st.warning(escape_markdown(f"Jobs will wait: no worker could start ({first_line(error)})"), icon="⚠️")
 
 
 def _worker_count() -> int:
@@ -199,28 +225,3 @@ def show_overlays(overlays, per_row: int = 6, width: int = 160) -> None:
             with column:
                 st.image(overlay.image, width=width)
                 st.text(overlay.label)
-
-
-class TrackedProgress:
-    """A progress bar whose last state outlives the script run. Stop (or a click that reruns the page) ends the
-    run between two updates; the state left in the session lets the next run say where it stopped."""
-
-    def __init__(self, key: str, text: str):
-        self.key = key
-        self.bar = st.progress(0.0, text=text)
-
-    def update(self, fraction: float, text: str) -> None:
-        st.session_state[self.key] = (fraction, text)
-        self.bar.progress(fraction, text=text)
-
-    def finish(self, text: str) -> None:
-        st.session_state.pop(self.key, None)
-        self.bar.progress(1.0, text=text)
-
-
-def show_if_stopped(key: str, what_next: str) -> None:
-    """The bar of a run that did not finish, once, marked as stopped."""
-    state = st.session_state.pop(key, None)
-    if state is not None:
-        fraction, text = state
-        st.progress(fraction, text=f"Stopped: {text}. {what_next}")

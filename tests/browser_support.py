@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -41,11 +41,13 @@ def start_dashboard(
     port: int | None = None,
     extra_args: Iterable[str] = (),
     unset_env: Iterable[str] = (),
+    extra_env: Mapping[str, str] | None = None,
 ) -> tuple[str, subprocess.Popen]:
     """`streamlit run dashboard/Home.py` on 127.0.0.1 over the store at `store_url`, answering health checks;
     its URL and process. `port` (a free one when None) for callers that must name it beforehand (a redirect URI);
     `extra_args` go to `streamlit run` (such as `--secrets.files PATH`); `unset_env` are left out of its
-    environment. Its output goes to `log_file`; a server that does not come up is stopped and the test fails."""
+    environment, `extra_env` added to it. Its output goes to `log_file`; a server that does not come up is
+    stopped and the test fails."""
     port = free_port() if port is None else port
     env = {
         **os.environ,
@@ -55,6 +57,7 @@ def start_dashboard(
     }
     for name in unset_env:
         env.pop(name, None)
+    env |= dict(extra_env or {})
     command = [
         sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", *extra_args,
         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",

@@ -10,7 +10,7 @@ import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from team_support import DASHBOARD, dashboard_app, signed_in
+from team_support import AUTH, DASHBOARD, dashboard_app, signed_in
 
 from daam_store.access import (
     LOCAL_ACTOR,
@@ -240,3 +240,16 @@ def test_the_identity_can_be_the_subject_id_alone(store, monkeypatch):
     monkeypatch.setenv("DAAM_STORE_IDENTITY_CLAIM", "sub")
     app = dashboard_app(signed_in("admin@example.com"))  # a verified admin address, yet the subject id counts
     assert "sub:admin (none)" in texts(app) and "no role here yet" in texts(app)
+
+
+def test_an_email_without_a_verified_claim_counts_only_where_the_operator_trusts_it(store, monkeypatch):
+    unverified = {"is_logged_in": True, "email": "admin@example.com", "sub": "Mixed-Case-Id"}  # no email_verified
+    assert "sub:Mixed-Case-Id (none)" in texts(dashboard_app(unverified))  # subject ids keep their case
+    monkeypatch.setenv("DAAM_STORE_IDENTITY_CLAIM", "email")  # e.g. a one-tenant Entra: addresses are not editable
+    assert "admin@example.com (admin)" in texts(dashboard_app(unverified))
+    monkeypatch.setenv("DAAM_STORE_IDENTITY_CLAIM", "mail")
+    app = AppTest.from_file(str(DASHBOARD / "Home.py"), default_timeout=60)
+    app.secrets["auth"], app.user = AUTH, unverified
+    app.run()
+    (error,) = [e.value.replace("\\", "") for e in app.error]  # shown escaped for Markdown
+    assert error == "$DAAM_STORE_IDENTITY_CLAIM is one of verified-email, email, sub, not 'mail'"

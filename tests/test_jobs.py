@@ -11,7 +11,7 @@ from daam_store.access import LOCAL_ACTOR, Actor, PermissionDeniedError, Role
 from daam_store.cli import store_main
 from daam_store.jobs import claims
 from daam_store.jobs.grid import submit_grid
-from daam_store.jobs.queue import JobRequest, cancel, jobs_progress, list_jobs, retry, submit
+from daam_store.jobs.queue import JobRequest, cancel, jobs_progress, list_jobs, retry, submit, sweep_progress
 from daam_store.jobs.worker import Worker, wait_for
 from daam_store.store import DatabaseUnavailableError, open_store
 from daam_store.store.schema import Generation, Job
@@ -43,7 +43,7 @@ def store(store_url):
         yield opened
 
 
-def test_a_sweep_submitted_twice_or_by_two_people_at_once_has_each_job_once(store, store_url):
+def test_a_sweep_submitted_twice_at_once_has_each_job_once_and_each_persons_sweep_is_their_own(store, store_url):
     grid = (["a red dog", "a cat"], [0, 1, 2], ["sd1-tiny", "sd2-tiny"])
     results: dict[str, list[int]] = {}
 
@@ -51,22 +51,26 @@ def test_a_sweep_submitted_twice_or_by_two_people_at_once_has_each_job_once(stor
         with open_store(store_url) as own:  # two processes' stores: their own engines and connections
             results[name] = submit_grid(own, actor, *grid, SweepSettings(steps=2), sweep="grid")
 
-    threads = [threading.Thread(target=submitter, args=(name, actor)) for name, actor in (("ann", ANN), ("bob", BOB))]
+    threads = [threading.Thread(target=submitter, args=(tab, ANN)) for tab in ("tab 1", "tab 2")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert results["ann"] == results["bob"] and len(set(results["ann"])) == 12
-    assert submit_grid(store, ANN, *grid, SweepSettings(steps=2), sweep="grid") == results["ann"]
+    assert results["tab 1"] == results["tab 2"] and len(set(results["tab 1"])) == 12
+    assert submit_grid(store, ANN, *grid, SweepSettings(steps=2), sweep="grid") == results["tab 1"]
     assert count(store, Job) == 12
-    # Other settings or another name are other jobs; jobs without a sweep are never merged.
+    # Another person's sweep of the same name is theirs: nobody resumes or waits on someone else's jobs.
+    bobs = submit_grid(store, BOB, *grid, SweepSettings(steps=2), sweep="grid")
+    assert not set(bobs) & set(results["tab 1"]) and count(store, Job) == 24
+    assert {job.author for job in sweep_progress(store, "grid", BOB.identity).jobs} == {BOB.identity}
+    # Other settings are other jobs; jobs without a sweep are never merged.
     assert len(set(submit_grid(store, ANN, *grid, SweepSettings(steps=3), sweep="grid"))) == 12
-    assert count(store, Job) == 24
+    assert count(store, Job) == 36
     submit(store, ANN, [request()])
     submit(store, ANN, [request()])
-    assert count(store, Job) == 26
+    assert count(store, Job) == 38
     jobs = list_jobs(store, sweep="grid", limit=100)
-    assert {job.author for job in jobs} <= {ANN.identity, BOB.identity} and {job.status for job in jobs} == {"queued"}
+    assert {job.author for job in jobs} == {ANN.identity, BOB.identity} and {job.status for job in jobs} == {"queued"}
 
 
 def test_roles_decide_who_submits_cancels_and_retries(store):

@@ -98,6 +98,8 @@ def team(tmp_path_factory) -> Iterator[Team]:
             port=port,
             extra_args=["--secrets.files", str(secrets)],
             unset_env=["DAAM_STORE_DEFAULT_ROLE"],  # newcomers get the documented default: no role
+            # The mock provider sends no email_verified claim (as Microsoft Entra): trusted as an operator would.
+            extra_env={"DAAM_STORE_IDENTITY_CLAIM": "email"},
         )
         yield Team(url, store_url, provider, server, log_file)
     finally:

@@ -66,14 +66,9 @@ def _register_jobs(subparsers) -> None:
 
 def store_url(db: str | None) -> str:
     """The URL workers elsewhere (Ray actors) can open: a SQLite path made absolute."""
-    from pathlib import Path
+    from daam_store.store.session import portable_database_url
 
-    from daam_store.store import default_database_url
-    from daam_store.store.session import parse_database_url, sqlite_file
-
-    url = db or default_database_url()
-    path = sqlite_file(parse_database_url(url))
-    return f"sqlite:///{Path(path).resolve()}" if path is not None else url
+    return portable_database_url(db)
 
 
 def run_worker(args: argparse.Namespace) -> int:

@@ -33,13 +33,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daam_store.access import list_accounts, parse_role, roles_table, set_role
+    from daam_store.access import list_accounts, normalize_identity, parse_role, roles_table, set_role
 
     if args.users_action == "set":
         role = parse_role(args.role)
         with open_store(args.db, write=True) as store:
             set_role(store, args.identity, role, name=args.name)
-        print(f"{args.identity.strip().lower()}: {role}")
+        print(f"{normalize_identity(args.identity)}: {role}")
         return 0
     with open_store(args.db) as store:
         rows = roles_table(list_accounts(store))

@@ -23,6 +23,7 @@ from daam_store.store.schema import JOB_DONE, JOB_FAILED, JOB_QUEUED, JOB_RUNNIN
 DEFAULT_LEASE_S = 60.0  # a running job whose heartbeat is older than this lost its worker
 DEFAULT_MAX_ATTEMPTS = 3  # starts of one job before it fails for good (a job that kills its workers)
 CONNECTED_S = 30.0  # a worker whose heartbeat is younger than this counts as connected
+AFFINITY_WAIT_S = 30.0  # a job of another model waits at most this long for workers that prefer theirs
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def claim(
     with store.write_session() as session:
         requeue_stale(session, lease_s, max_attempts)
         job = None
-        if held:
+        if held and not _oldest_waited_too_long(session, base, held):
             job = session.scalar(base.where(Job.model.in_(list(held))).with_for_update(skip_locked=True))
         if job is None:
             job = session.scalar(base.with_for_update(skip_locked=True))
@@ -96,6 +97,15 @@ def claim(
         job.attempts += 1
         job.started_at = job.heartbeat_at = now
         return ClaimedJob(job.id, JobRequest.from_job(job), job.author, job.attempts)
+
+
+def _oldest_waited_too_long(session, base, held: Sequence[str]) -> bool:
+    """Whether the oldest queued job is of a model no longer worth the detour: a worker prefers the models it
+    holds, but not for ever, or a steady stream of one model's jobs would starve another's."""
+    oldest = session.execute(base.with_only_columns(Job.model, Job.submitted_at)).first()
+    if oldest is None or oldest.model in held:
+        return False
+    return aware(oldest.submitted_at) < utc_now() - timedelta(seconds=AFFINITY_WAIT_S)
 
 
 def _mine(job_id: int, worker_id: str):

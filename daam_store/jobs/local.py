@@ -7,11 +7,13 @@ queue behind each other instead of waiting on one lock in their pages. Jobs a pr
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from daam_store.jobs import claims
 from daam_store.jobs.worker import Worker
 
+log = logging.getLogger(__name__)
 _STARTED: dict[str, LocalWorker] = {}
 _GUARD = threading.Lock()
 
@@ -32,8 +34,9 @@ class LocalWorker:
     def _run(self) -> None:
         try:
             self.worker.run()
-        except Exception as error:  # kept for the status line; the next ensure_local_worker starts a new one
+        except Exception as error:  # the next ensure_local_worker starts a new one; the cause goes to the log
             self.error = f"{type(error).__name__}: {error}"
+            log.error("the local job worker stopped", exc_info=error)
 
     @property
     def alive(self) -> bool:
@@ -47,7 +50,8 @@ class LocalWorker:
 
 def ensure_local_worker(store_url: str, **options) -> LocalWorker:
     """The local worker of this process for `store_url`, started on the first call (idempotent, thread-safe;
-    a worker whose thread died is replaced). Wrap it in `st.cache_resource` on the dashboard."""
+    a worker whose thread died is replaced). The dashboard's frame calls it on every run, so a dead worker is
+    replaced at the next click."""
     with _GUARD:
         worker = _STARTED.get(store_url)
         if worker is None or not worker.alive:

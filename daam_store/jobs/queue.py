@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 
 from daam_store import rules
-from daam_store.access import Actor, Permission
+from daam_store.access import Actor, Permission, PermissionDeniedError
 from daam_store.errors import UserError
 from daam_store.store.schema import (
     JOB_CANCELLED,
@@ -75,10 +75,13 @@ class JobRequest:
             mid_block=self.mid_block,
         )
 
-    def key(self, sweep: str) -> str:
-        """Identifies the request inside a sweep: the same sweep submitted twice finds its jobs by it."""
+    def key(self, sweep: str, owner: str | None = None) -> str:
+        """Identifies the request inside a sweep: the same sweep submitted twice finds its jobs by it. In team
+        mode sweeps are each person's (`owner`): two people's sweeps of one name never share jobs, so nobody
+        resumes, waits on or is cancelled through someone else's."""
         fields = {k: v for k, v in asdict(self).items() if k != "tags"}
-        return hashlib.sha256(json.dumps([sweep, fields], sort_keys=True).encode()).hexdigest()
+        scope = [sweep] if owner is None else [sweep, owner]
+        return hashlib.sha256(json.dumps([*scope, fields], sort_keys=True).encode()).hexdigest()
 
     @classmethod
     def from_job(cls, job: Job) -> JobRequest:
@@ -187,6 +190,7 @@ def submit(
 
     actor.require(Permission.GENERATE)
     store.require_writable()
+    check_models(store, actor, {request.model for request in requests})
     if sweep is not None:
         check_sweep_name(sweep)
     author = actor.author(author)
@@ -195,7 +199,7 @@ def submit(
         parse_seed(request.seed)
     extra_tags = [sweep_tag(sweep)] if sweep else []
     now = utc_now()
-    rows = [_row(request, sweep, author, extra_tags, now) for request in requests]
+    rows = [_row(request, sweep, author, extra_tags, now, actor.identity) for request in requests]
     with store.write_session() as session:
         ids = _insert_jobs(session, rows, keyed=sweep is not None)
         if sweep is not None:
@@ -204,12 +208,36 @@ def submit(
     return ids
 
 
-def _row(request: JobRequest, sweep: str | None, author: str | None, extra_tags: list[str], now) -> dict:
+def check_models(store, actor: Actor, models: Iterable[str]) -> None:
+    """A job's folder lies under $DAAM_STORE_MODEL_ROOTS (in team mode: none when unset), and in team mode its
+    model is a built-in or a registered one (anything else loads and records a new model: an admin's decision)."""
+    from daam_store.models import BUILTIN_MODELS
+    from daam_store.models.roots import require_allowed_model
+
+    models = sorted(set(models))
+    for model in models:
+        require_allowed_model(model, team_mode=actor.team_mode)
+    unlisted = set(models) - set(BUILTIN_MODELS)
+    if not actor.team_mode or not unlisted or actor.may(Permission.REGISTER_MODELS):
+        return
+    with store.session() as session:
+        registered = set(session.scalars(select(Model.location).where(Model.location.in_(sorted(unlisted)))))
+    missing = sorted(unlisted - registered)
+    if missing:
+        raise PermissionDeniedError(
+            f"{actor.identity} ({actor.role} role) may not use the unregistered model {missing[0]!r}: "
+            "pick a registered one, or ask an admin to register it"
+        )
+
+
+def _row(
+    request: JobRequest, sweep: str | None, author: str | None, extra_tags: list[str], now, owner: str | None
+) -> dict:
     values = asdict(request)
     values["tags"] = sorted(set(request.tags) | set(extra_tags))
     values["negative_prompt"] = request.negative_prompt or ""
     values |= {"sweep": sweep, "author": author, "status": JOB_QUEUED, "step": 0, "attempts": 0}
-    values |= {"submitted_at": now, "request_key": request.key(sweep) if sweep is not None else None}
+    values |= {"submitted_at": now, "request_key": request.key(sweep, owner) if sweep is not None else None}
     return values
 
 
@@ -253,6 +281,7 @@ def _complete_stored(session, ids: list[int]) -> None:
         groups.setdefault(replace(JobRequest.from_job(job), prompt="", seed=0, tags=()), []).append(job)
     tags: list[dict] = []
     now = utc_now()
+    found_jobs: list[Job] = []
     for settings, jobs in groups.items():
         model_ids = list(session.scalars(select(Model.id).where(Model.name == settings.model).limit(2)))
         if len(model_ids) != 1:
@@ -263,8 +292,30 @@ def _complete_stored(session, ids: list[int]) -> None:
             if generation_id is not None:
                 job.status, job.generation_id, job.started_at, job.finished_at = JOB_DONE, generation_id, now, now
                 job.step = job.steps
-                tags.extend({"generation_id": generation_id, "name": tag} for tag in job.tags or ())
+                found_jobs.append(job)
+    authors = generation_authors(session, [job.generation_id for job in found_jobs])
+    for job in found_jobs:
+        names = tags_allowed_on(authors.get(job.generation_id), job.author, job.tags or ())
+        tags.extend({"generation_id": job.generation_id, "name": tag} for tag in names)
     insert_if_absent(session, Tag, tags, ["generation_id", "name"])
+
+
+def generation_authors(session, generation_ids: Sequence[int]) -> dict[int, str | None]:
+    authors: dict[int, str | None] = {}
+    for chunk in _chunks(list(generation_ids)):
+        authors |= dict(session.execute(select(Generation.id, Generation.author).where(Generation.id.in_(chunk))).all())
+    return authors
+
+
+def tags_allowed_on(generation_author: str | None, job_author: str | None, tags: Iterable[str]) -> list[str]:
+    """The tags a job may add to a generation it found stored: all of them on its author's own (or when submitted
+    without an identity: local use, the shell operator); on someone else's only the `sweep:` tag, which records
+    that the generation is part of the sweep (Compare selects sweeps by it). Tagging someone else's generation
+    freely is an admin's action (views/tagging.py), not something a job may do for a member."""
+    from daam_store.sweep import TAG_PREFIX
+
+    own = job_author is None or generation_author == job_author  # both identities as access.py writes them
+    return [tag for tag in tags if own or tag.startswith(TAG_PREFIX)]
 
 
 def find_stored(session, model_id: int, request: JobRequest) -> int | None:
@@ -362,10 +413,13 @@ def jobs_progress(store, ids: Sequence[int]) -> JobsProgress:
     return JobsProgress(sorted(jobs, key=lambda job: order[job.id]))
 
 
-def sweep_progress(store, sweep: str) -> JobsProgress:
-    """Progress of every job of a sweep (whoever submitted it)."""
+def sweep_progress(store, sweep: str, author: str | None = None) -> JobsProgress:
+    """Progress of every job of a sweep (`author`: only that person's, as a page in team mode follows it)."""
+    statement = select(Job).where(Job.sweep == sweep).order_by(Job.id)
+    if author is not None:
+        statement = statement.where(Job.author == author)
     with store.session() as session:
-        return JobsProgress([_view(job) for job in session.scalars(select(Job).where(Job.sweep == sweep))])
+        return JobsProgress([_view(job) for job in session.scalars(statement)])
 
 
 # -- cancelling and retrying -------------------------------------------------------------------------

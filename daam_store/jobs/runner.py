@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from daam_store.errors import first_line, unexpected_cause
 from daam_store.jobs import claims
 from daam_store.jobs.claims import ClaimedJob
-from daam_store.jobs.queue import find_stored
+from daam_store.jobs.queue import find_stored, generation_authors, tags_allowed_on
 from daam_store.store import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ class Pipelines:
             import torch
 
             from daam_store.models import load_pipeline
+            from daam_store.models.roots import require_allowed_model
 
+            require_allowed_model(model)  # $DAAM_STORE_MODEL_ROOTS on the worker's machine too
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")  # a GPU worker uses its GPU
             self._add(model, load_pipeline(model, device=device))
         self._loaded.move_to_end(model)
@@ -159,7 +161,8 @@ def _finish(store, job: ClaimedJob, worker_id: str, experiment=None, info=None, 
                 found = insert_generation(session, prepared)
             else:
                 found = generation_id
-                for tag in job.request.tags:
+                author = generation_authors(session, [found]).get(found)
+                for tag in tags_allowed_on(author, job.author, job.request.tags):
                     add_tag(session, [found], tag)
             if not claims.mark_done(session, job.id, worker_id, found):
                 raise JobStopped  # rolls the generation back: a cancelled job stores nothing

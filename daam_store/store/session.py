@@ -45,6 +45,14 @@ def default_database_url() -> str:
     return os.environ.get(URL_VARIABLE) or f"sqlite:///{default_database_path()}"
 
 
+def portable_database_url(url: str | None = None) -> str:
+    """The URL (default: `default_database_url()`) that other processes (workers, Ray actors, started elsewhere
+    or in another folder) open as the same database: a relative SQLite path made absolute."""
+    url = url or default_database_url()
+    path = sqlite_file(parse_database_url(url))
+    return f"sqlite:///{Path(path).resolve()}" if path is not None else url
+
+
 def parse_database_url(url: str | None = None) -> URL:
     """The URL as SQLAlchemy wants it: plain `postgresql://` (or `postgres://`) means psycopg 3."""
     try:

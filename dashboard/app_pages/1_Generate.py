@@ -80,8 +80,7 @@ if submitted:
             save_steps=save_steps,
             mid_block=mid_block,
         )
-        model = chosen_model(actor, choices[model_label], other_model)
-        ui.require_allowed_model(model)
+        model = chosen_model(actor, choices[model_label], other_model)  # roots and registration: checked by submit
         jobs_ui.remember_batch(submit_batch(store, actor, batch, model))
 
 

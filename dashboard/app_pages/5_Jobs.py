@@ -50,6 +50,7 @@ def manage_form(jobs) -> None:
 
 @st.fragment(run_every=2.0)
 def queue() -> None:
+    ui.recheck(store, Permission.BROWSE)
     jobs = ui.or_stop(list_jobs, store, statuses or None, author, None, LIST_LIMIT)
     if not jobs:
         st.info("No jobs match.", icon="ℹ️")

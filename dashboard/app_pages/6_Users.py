@@ -3,7 +3,7 @@
 import streamlit as st
 import ui
 
-from daam_store.access import Permission, Role, list_accounts, parse_role, roles_table, set_role
+from daam_store.access import Permission, Role, list_accounts, normalize_identity, parse_role, roles_table, set_role
 
 actor = ui.require(Permission.MANAGE_ROLES)
 store = ui.get_store()
@@ -25,7 +25,7 @@ if changed:
     with ui.errors_as_messages():
         set_role(store, identity, parse_role(role), by=actor)
         st.success("Role set.")
-        st.text(f"{identity.strip().lower()}: {role}")
+        st.text(f"{normalize_identity(identity)}: {role}")
 
 with ui.errors_as_messages():
     rows = roles_table(list_accounts(store))
