@@ -110,7 +110,7 @@ def show_gallery(store, filters, any_stored: bool) -> None:
 
 
 def tag_form(store, generation_id: int) -> None:
-    with st.form("add_tags", border=False):
+    with st.expander("Add tags"), st.form("add_tags", border=False):
         text = st.text_input("Add tags, comma-separated", key="new_tags")
         if st.form_submit_button("Add tags"):
             with ui.errors_as_messages():
