@@ -16,7 +16,6 @@ import streamlit as st
 from daam_store.access import LOCAL_ACTOR, Actor, Permission, actor_for, record_visit
 from daam_store.errors import UserError, first_line, unexpected_cause
 from daam_store.views.common import escape_markdown
-from daam_store.views.models import require_allowed_model as views_require_allowed_model
 
 log = logging.getLogger("daam_store.dashboard")
 
@@ -168,26 +167,13 @@ def _worker_count() -> int:
     return int(text)
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _load_pipeline(name: str):
+def load_model(name: str):
+    """Load a model to register it (the Models page: views.models.register_model checks the name first). Not
+    kept: generations load their models in the job workers, so the page holds no pipeline of its own."""
     from daam_store.models import load_pipeline
 
-    return load_pipeline(name)
-
-
-def require_allowed_model(name: str) -> None:
-    """$DAAM_STORE_MODEL_ROOTS (in team mode: none unless set) holds for every page that names a model."""
-    views_require_allowed_model(name, team_mode())
-
-
-def get_pipeline(name: str):
-    """The pipeline for a built-in name, local folder or hub id; loaded once per process and model.
-
-    Two models stay in memory, enough to alternate between an SD1-like and an SD2-like one.
-    """
-    require_allowed_model(name)
     with st.spinner(f"Loading model {name}…"):
-        return _load_pipeline(name)
+        return load_pipeline(name)
 
 
 def show_error(error: BaseException) -> None:

@@ -30,7 +30,7 @@ if actor.may(Permission.REGISTER_MODELS):
         added = st.form_submit_button("Load and register")
     if added:
         with ui.errors_as_messages():
-            model = register_model(store, ui.get_pipeline, name, actor)
+            model = register_model(store, ui.load_model, name, actor)
             st.success("Registered: it is now in the Generate page's model list.")
             st.text(f"{model.name} · {model.family} · {model.source} · revision {model.revision}")
 else:
