@@ -201,16 +201,22 @@ def across_models(selection: compare.Selection, options: compare.CompareOptions)
             st.plotly_chart(figure, key=f"side_{side}_{generation_id}")
 
 
+def pick_generation(choices: dict[int, str], none_message: str) -> int | None:
+    """One generation of `choices` (id -> label; kept in the URL), or None after saying there is none."""
+    if not choices:
+        st.info(none_message)
+        return None
+    return URL.choice(st.selectbox, "Generation", list(choices), "generation", format_func=choices.get)
+
+
 def word_overlap(selection: compare.Selection) -> None:
     scope = URL.choice(
         st.radio, "Overlap of", ["One generation", "The selection, averaged"], "overlap", horizontal=True
     )
     if scope == "One generation":
-        choices = get("generation_choices", selection)
-        if not choices:
-            st.info("No generation in this selection.")
+        generation_id = pick_generation(get("generation_choices", selection), "No generation in this selection.")
+        if generation_id is None:
             return
-        generation_id = URL.choice(st.selectbox, "Generation", list(choices), "generation", format_func=choices.get)
         matrix = get("overlap_of_generation", generation_id)
         title = f"Word x word IoU of the tau-masks, generation {generation_id}"
     else:
@@ -225,11 +231,12 @@ def word_overlap(selection: compare.Selection) -> None:
 
 
 def per_step(selection: compare.Selection) -> None:
-    choices = get("generations_with_steps", selection)
-    if not choices:
-        st.info("No generation in this selection has per-step maps: sweep with `--save-steps` to record them.")
+    generation_id = pick_generation(
+        get("generations_with_steps", selection),
+        "No generation in this selection has per-step maps: sweep with `--save-steps` to record them.",
+    )
+    if generation_id is None:
         return
-    generation_id = URL.choice(st.selectbox, "Generation", list(choices), "generation", format_func=choices.get)
     steps = get("step_shares", generation_id)
     chart(draw("step_figure", steps, generation_id), "steps")
     csv_button(steps, f"step_shares_{generation_id}")
