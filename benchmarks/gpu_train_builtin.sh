@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Train the built-in models on a lent GPU in one fixed-time call, as the built-in models were trained:
-# four variants in parallel (sd1-tiny / sd2-tiny x text encoder with 0 / 1 layers), each for BUDGET
+# Train the built-in models on a lent GPU in one fixed-time call: the three built-in models (sd1-tiny,
+# sd2-tiny, sdxl-tiny, each with its recipe's text encoder) in parallel on the one GPU, each for BUDGET
 # seconds (the UNet step count follows from the speed measured after 100 steps), then the benchmark
 # for each. Leaves in $OUT: <model>-L<layers>.safetensors (one-file bundles of the EMA weights,
 # rewritten every 500 steps, so a time-out still returns weights), train.log and eval.md.
@@ -17,7 +17,7 @@ TRAIN_ARGS=${TRAIN_ARGS:-}
 EVAL_ARGS=${EVAL_ARGS:---n 96}
 WORK=${WORK:-/tmp/gpu-train}
 PYTHON=${PYTHON:-python3}
-VARIANTS=${VARIANTS:-"sd1-tiny:0 sd1-tiny:1 sd2-tiny:0 sd2-tiny:1"}
+VARIANTS=${VARIANTS:-"sd1-tiny:0 sd2-tiny:0 sdxl-tiny:1"}  # model:text-layers (SDXL reads the penultimate layer)
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 TRANSFORMERS_VERBOSITY=error
 mkdir -p "$OUT" "$WORK"
 LOG=$OUT/train.log

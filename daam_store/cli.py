@@ -29,7 +29,9 @@ output.png, <word>.heat_map.png, generation.pt, prompt.txt and seed.txt (plus me
 def daam_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="daam", description=DAAM_DESCRIPTION)
     parser.add_argument("prompt", help="the text prompt")
-    parser.add_argument("--model", default=None, help="built-in name (sd1-tiny, sd2-tiny), hub id or local folder")
+    parser.add_argument(
+        "--model", default=None, help="built-in name (sd1-tiny, sd2-tiny, sdxl-tiny), hub id or local folder"
+    )
     parser.add_argument("--seed", default="0", help="random seed, a whole number (default 0)")
     parser.add_argument(
         "--steps", "-n", "--num-timesteps", dest="steps", type=int, default=25, help="denoising steps (default 25)"

@@ -88,8 +88,9 @@ def test_bad_arguments_give_one_line_errors(capsys, tmp_path):
 
 
 def test_recipes_fix_steps_and_seeds():
-    assert set(RECIPES) == {"sd1-tiny", "sd2-tiny"}
-    assert RECIPES["sd1-tiny"].family == "sd1" and RECIPES["sd2-tiny"].family == "sd2"
+    assert set(RECIPES) == {"sd1-tiny", "sd2-tiny", "sdxl-tiny"}
+    assert [RECIPES[name].family for name in ("sd1-tiny", "sd2-tiny", "sdxl-tiny")] == ["sd1", "sd2", "sdxl"]
+    assert len({r.seed for r in RECIPES.values()}) == len(RECIPES)
     assert all(r.unet_steps > 1000 and r.vae_steps > 100 for r in RECIPES.values())
 
 
@@ -110,3 +111,65 @@ def test_ema_warms_up_and_tracks_the_weights():
     for _ in range(200):
         ema.update()
     assert torch.allclose(ema.weights("")["w"], torch.ones(3), atol=1e-6)
+
+
+# -- SDXL ---------------------------------------------------------------------------------------------
+
+
+def test_sdxl_smoke_training_writes_an_sdxl_pipeline_and_a_bundle_of_both_encoders(tmp_path):
+    out = tmp_path / "sdxl"
+    args = ["train-builtin", "sdxl-tiny", "--out", str(out), "--steps", "2", *SMOKE]
+    assert store_main([*args, "--snapshot", str(out / "snap.safetensors"), "--snapshot-every", "2"]) == 0
+    pipe = load_pipeline(str(out / "pipeline"))
+    assert type(pipe).__name__ == "StableDiffusionXLPipeline" and type(pipe.scheduler).__name__.startswith("Euler")
+    assert pipe("a red circle", num_inference_steps=2, output_type="np").images[0].shape == (32, 32, 3)
+
+    weights, configs, info = load_bundle(out / "snap.safetensors")
+    assert {"text_encoder", "text_encoder_2"} <= set(weights) <= set(configs)
+    red, exclamation = 736, 0  # "red</w>" and "!" (the second tokenizer's padding): world rows, stored exactly
+    for encoder in ("text_encoder", "text_encoder_2"):
+        (key,) = [k for k in weights[encoder] if k.endswith("token_embedding.weight")]
+        table = weights[encoder][key]
+        assert not torch.equal(table[red], table[red].half().float())
+        assert torch.equal(table[5000], table[5000].half().float())
+    assert not torch.equal(table[exclamation], table[exclamation].half().float())
+    bundle_to_folder(out / "snap.safetensors", tmp_path / "unpacked")
+    unpacked = load_pipeline(str(tmp_path / "unpacked"))
+    assert type(unpacked).__name__ == "StableDiffusionXLPipeline"
+    shipped, again = unet_weights(out / "pipeline"), unet_weights(tmp_path / "unpacked")
+    assert all(torch.equal(shipped[k], again[k]) for k in shipped)
+
+
+def test_sdxl_training_conditions_the_unet_as_the_pipeline_does(tmp_path):
+    """The conditioning trained on is what `StableDiffusionXLPipeline` passes at inference: both encoders'
+    penultimate states, the pooled projection, the size/crop ids, and zeros for the empty caption."""
+    from daam_store.training.data import Batch
+    from daam_store.training.loop import Trainer
+
+    recipe = get_recipe("sdxl-tiny").with_overrides(batch_size=2)
+    trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
+    pipe = trainer.pipe
+    caption = "a red circle and a blue square"
+
+    def ids(tokenizer):
+        tokens = tokenizer([caption] * 2, padding="max_length", max_length=77, return_tensors="pt")
+        return tokens.input_ids
+
+    batch = Batch(
+        torch.zeros(2, 3, 32, 32), ids(pipe.tokenizer), ids(pipe.tokenizer_2), torch.tensor([True, False]), None
+    )
+    with torch.no_grad():
+        hidden, added = trainer._condition(batch)
+        embeds, negative, pooled, negative_pooled = pipe.encode_prompt(caption, device="cpu", num_images_per_prompt=1)
+    assert torch.allclose(hidden[1], embeds[0], atol=1e-6) and torch.allclose(
+        added["text_embeds"][1], pooled[0], atol=1e-6
+    )
+    assert torch.equal(hidden[0], negative[0]) and torch.equal(added["text_embeds"][0], negative_pooled[0])
+    assert not negative.any()
+
+    seen = []
+    pipe.unet.register_forward_pre_hook(
+        lambda _, args, kwargs: seen.append(kwargs["added_cond_kwargs"]), with_kwargs=True
+    )
+    pipe(caption, num_inference_steps=1)
+    assert seen[0]["time_ids"][0].tolist() == added["time_ids"][0].tolist()

@@ -14,7 +14,7 @@ from daam_store.training.recipes import RECIPES
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train-builtin",
-        help="train a built-in model (sd1-tiny, sd2-tiny) on the generated world",
+        help="train a built-in model (sd1-tiny, sd2-tiny, sdxl-tiny) on the generated world",
         description="Train a built-in model from its recipe (fixed seeds and step counts). "
         "Interrupted runs resume from OUT/checkpoint.pt; the result is OUT/pipeline, a diffusers folder.",
     )

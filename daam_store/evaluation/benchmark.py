@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 
 from daam_store import world
 from daam_store.evaluation.metrics import (
@@ -53,7 +53,7 @@ def evaluation_items(split: str, n: int, first_seed: int = 0) -> list[tuple[list
     return items
 
 
-def evaluate(pipe: StableDiffusionPipeline, settings: EvalSettings, progress=None) -> dict:
+def evaluate(pipe: DiffusionPipeline, settings: EvalSettings, progress=None) -> dict:
     """Run the benchmark; returns a JSON-ready dict (see `format_report`). `progress(done, total)`."""
     settings.validate()
     started = time.perf_counter()
@@ -73,6 +73,7 @@ def evaluate(pipe: StableDiffusionPipeline, settings: EvalSettings, progress=Non
                 progress(min(start + len(batch), len(items)), len(items))
     results = {
         "settings": asdict(settings),
+        "sampler": type(pipe.scheduler).__name__.removesuffix("Scheduler"),
         "images": {
             "total": len(items),
             "one_object": sum(len(o) == 1 for o, _ in items),

@@ -32,33 +32,35 @@ def model_card(folder: Path, name: str, results: dict) -> str:
     info_file = folder / "training.json"
     info = json.loads(info_file.read_text()) if info_file.exists() else {}
     recipe = info.get("recipe", {})
+    pipeline_class = json.loads((folder / "model_index.json").read_text())["_class_name"]
     unet = json.loads((folder / "unet" / "config.json").read_text())
-    text = json.loads((folder / "text_encoder" / "config.json").read_text())
     scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     vae = json.loads((folder / "vae" / "config.json").read_text())
     held_out = ", ".join(f"{c} {s}" for c, s in world.HELD_OUT_PAIRS)
-    sizes = {c: _parameters(folder, c) for c in ("unet", "vae", "text_encoder")}
+    encoders = [c for c in ("text_encoder", "text_encoder_2") if (folder / c / "config.json").exists()]
+    sizes = {c: _parameters(folder, c) for c in ("unet", "vae", *encoders)}
+    sampler = scheduler["_class_name"].removesuffix("Scheduler")
     minutes = info.get("training_seconds", 0) / 60
     lines = [
         f"# {name}",
         "",
-        "A tiny text-to-image model with the real Stable Diffusion architecture (a diffusers "
-        "`StableDiffusionPipeline`: CLIPTextModel, the real CLIP tokenizer, AutoencoderKL, UNet2DConditionModel, "
-        "DDIM), trained from scratch on daam-store's generated world so that its DAAM word maps can be scored "
-        "against known objects. It draws coloured shapes on gray at 32x32 pixels and nothing else.",
+        f"A tiny text-to-image model with the real Stable Diffusion architecture (a diffusers `{pipeline_class}`: "
+        f"{', '.join(_encoder_classes(folder, encoders))}, the real CLIP tokenizer, AutoencoderKL, "
+        f"UNet2DConditionModel, {sampler}), trained from scratch on daam-store's generated world so that its DAAM "
+        "word maps can be scored against known objects. It draws coloured shapes on gray at 32x32 pixels and "
+        "nothing else.",
         "",
         "## Configuration",
         f"- UNet: {sizes['unet']:,} parameters, channels {unet['block_out_channels']}, "
-        f"{unet['layers_per_block']} layer per block, cross-attention at 16x16, 8x8 and the mid block, "
+        f"{unet['layers_per_block']} layer per block, {_attention_layout(unet)}, "
         f"attention_head_dim {unet['attention_head_dim']}, "
-        f"{'linear' if unet.get('use_linear_projection') else 'conv'} projection in the transformer blocks.",
-        f"- Prediction: {scheduler['prediction_type']}; scheduler DDIM ({scheduler['beta_schedule']} betas, "
+        f"{'linear' if unet.get('use_linear_projection') else 'conv'} projection in the transformer blocks"
+        f"{_added_conditioning(unet)}.",
+        f"- Prediction: {scheduler['prediction_type']}; scheduler {sampler} ({scheduler['beta_schedule']} betas, "
         f"{scheduler['num_train_timesteps']} training timesteps).",
         f"- VAE: {sizes['vae']:,} parameters, factor 2 (32x32x3 images, 16x16x4 latents), "
         f"latent scaling factor {vae['scaling_factor']:.4f} (1 / std of its latents).",
-        f"- Text encoder: CLIPTextModel with {text['num_hidden_layers']} transformer layers, hidden size "
-        f"{text['hidden_size']}, the full {text['vocab_size']:,}-token CLIP vocabulary ({sizes['text_encoder']:,} "
-        "parameters, almost all in the token table; only the world's words were trained).",
+        *[_encoder_line(folder, encoder, sizes[encoder], len(encoders)) for encoder in encoders],
         "",
         "## Data",
         "Generated on the fly by `daam_store.world` (seeded per step): a gray (128,128,128) 32x32 image with 1-3 "
@@ -92,6 +94,45 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _encoder_classes(folder: Path, encoders: list[str]) -> list[str]:
+    return [json.loads((folder / e / "config.json").read_text())["architectures"][0] for e in encoders]
+
+
+def _attention_layout(unet: dict) -> str:
+    """Where the cross-attention layers are, in latent pixels (16x16 latents, halved by each down block)."""
+    sides = [16 // 2**i for i in range(len(unet["down_block_types"]))]
+    depths = unet.get("transformer_layers_per_block", 1)
+    depths = depths if isinstance(depths, list) else [depths] * len(sides)
+    placed = [
+        f"{side}x{side}" + (f" ({depth} transformer layers)" if depth > 1 else "")
+        for side, depth, kind in zip(sides, depths, unet["down_block_types"], strict=True)
+        if kind.startswith("CrossAttn")
+    ]
+    return f"cross-attention at {', '.join(placed)} and the mid block"
+
+
+def _added_conditioning(unet: dict) -> str:
+    if unet.get("addition_embed_type") != "text_time":
+        return ""
+    return "; SDXL's 'text_time' added conditioning (the second encoder's pooled embedding and the size/crop ids)"
+
+
+def _encoder_line(folder: Path, encoder: str, parameters: int, count: int) -> str:
+    text = json.loads((folder / encoder / "config.json").read_text())
+    label = "Text encoder" if count == 1 else f"Text encoder {1 if encoder == 'text_encoder' else 2}"
+    # SDXL's pipeline conditions on the penultimate hidden state: the last layer only feeds the pooled embedding.
+    penultimate = " (the UNet reads the penultimate hidden state)" if count > 1 else ""
+    return (
+        f"- {label}: {text['architectures'][0]} with {_layers(text['num_hidden_layers'])}{penultimate}, "
+        f"hidden size {text['hidden_size']}, the full {text['vocab_size']:,}-token CLIP vocabulary ({parameters:,} "
+        "parameters, almost all in the token table; only the world's words were trained)."
+    )
+
+
+def _layers(count: int) -> str:
+    return f"{count} transformer layer{'' if count == 1 else 's'}"
 
 
 def _unmet(results: dict) -> list[str]:

@@ -22,8 +22,8 @@ def format_markdown(results: dict, model: str) -> str:
     lines = [
         f"Model `{model}`: {images['total']} {s['split']} images ({images['one_object']} one-object, "
         f"{images['two_objects']} two-object; seeds {s['first_seed']}-{s['first_seed'] + images['total'] - 1}), "
-        f"DDIM {s['steps']} steps, guidance {s['guidance']:g}, maps by the original DAAM's rule (the down and up "
-        "blocks' cross-attention, summed over steps).",
+        f"{results.get('sampler', 'DDIM')} {s['steps']} steps, guidance {s['guidance']:g}, maps by the original "
+        "DAAM's rule (the down and up blocks' cross-attention, summed over steps).",
         "",
         "| adherence | all | one-object | two-object |",
         "|---|---|---|---|",

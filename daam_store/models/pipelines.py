@@ -127,14 +127,25 @@ def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipe
 
 def _random_sdxl_pipeline(text_layers: int) -> StableDiffusionXLPipeline:
     text_config = configs.sdxl_text_encoder_config(text_layers)
-    pipe = StableDiffusionXLPipeline(
-        vae=AutoencoderKL(**configs.vae_config()),
+    return assemble_sdxl_pipeline(
         text_encoder=CLIPTextModel(CLIPTextConfig(**text_config)),
         text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_config)),
-        tokenizer=load_clip_tokenizer(),
-        tokenizer_2=load_clip_tokenizer(pad_token="!"),  # as OpenCLIP's tokenizer in SDXL pads
+        vae=AutoencoderKL(**configs.vae_config()),
         unet=UNet2DConditionModel(**configs.sdxl_unet_config()),
         scheduler=EulerDiscreteScheduler(**configs.sdxl_scheduler_config()),
+    )
+
+
+def assemble_sdxl_pipeline(text_encoder, text_encoder_2, vae, unet, scheduler) -> StableDiffusionXLPipeline:
+    """An SDXL pipeline from components built in code, with the shipped CLIP tokenizer for both encoders."""
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=load_clip_tokenizer(),
+        tokenizer_2=load_clip_tokenizer(pad_token="!"),  # as OpenCLIP's tokenizer in SDXL pads
+        unet=unet,
+        scheduler=scheduler,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -1,10 +1,10 @@
 """One-file snapshots of a pipeline's weights (safetensors), small enough to copy off a remote run.
 
-A bundle holds the UNet, VAE and text encoder weights with their configs as JSON metadata. The text
-encoder's 49,408 x 64 token table is most of its size but the world uses a dozen tokens: the table is
+A bundle holds the UNet, VAE and text encoder(s) weights with their configs as JSON metadata. A text
+encoder's 49,408-token table is most of its size but the world uses a dozen tokens: each table is
 stored in float16 and the rows of the tokens the world uses (`rows`) exactly in float32, so every
 caption of the world sees the trained weights bit for bit, and words outside it see their (random,
-untrained) rows rounded to float16.
+untrained) rows rounded to float16. SDXL bundles hold both text encoders.
 """
 
 from __future__ import annotations
@@ -13,18 +13,25 @@ import json
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, EulerDiscreteScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, safe_open, save_file
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from daam_store.models import load_clip_tokenizer
+from daam_store.models.pipelines import assemble_pipeline as assemble_sd_pipeline
+from daam_store.models.pipelines import assemble_sdxl_pipeline
 
 TOKEN_TABLE = "token_embedding.weight"  # key suffix: transformers versions differ in the prefix
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
 
 
-def _token_table_key(keys) -> str:
-    (key,) = [k for k in keys if k.startswith("text_encoder.") and k.endswith(TOKEN_TABLE)]
-    return key
+def _token_table_keys(keys) -> dict[str, str]:
+    """{text encoder module: its token table's key}."""
+    tables = {}
+    for key in keys:
+        module = key.split(".", 1)[0]
+        if module in TEXT_ENCODERS and key.endswith(TOKEN_TABLE):
+            tables[module] = key
+    return tables
 
 
 def save_bundle(
@@ -34,18 +41,18 @@ def save_bundle(
     rows: list[int],
     info: dict | None = None,
 ) -> None:
-    """Write `weights` {"unet"|"vae"|"text_encoder": state_dict} and their `configs` to one file."""
+    """Write `weights` {"unet"|"vae"|"text_encoder"[_2]: state_dict} and their `configs` to one file."""
     tensors = {
         f"{module}.{name}": tensor.detach().float().cpu().contiguous()
         for module, state in weights.items()
         for name, tensor in state.items()
     }
-    table_key = _token_table_key(tensors)
-    table = tensors.pop(table_key)
     index = torch.tensor(sorted(set(rows)), dtype=torch.long)
-    tensors[table_key] = table.half()
-    tensors["rows.index"] = index
-    tensors["rows.values"] = table[index].clone()
+    for module, table_key in _token_table_keys(tensors).items():
+        table = tensors.pop(table_key)
+        tensors[table_key] = table.half()
+        tensors[f"rows.{module}.index"] = index.clone()
+        tensors[f"rows.{module}.values"] = table[index].clone()
     metadata = {"configs": json.dumps(configs), "info": json.dumps(info or {})}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,10 +66,10 @@ def load_bundle(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[st
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata()
     tensors = load_file(str(path))
-    table_key = _token_table_key(tensors)
-    table = tensors.pop(table_key).float()
-    table[tensors.pop("rows.index")] = tensors.pop("rows.values")
-    tensors[table_key] = table
+    for module, table_key in _token_table_keys(tensors).items():
+        table = tensors.pop(table_key).float()
+        table[tensors.pop(f"rows.{module}.index")] = tensors.pop(f"rows.{module}.values")
+        tensors[table_key] = table
     weights: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
         module, name = key.split(".", 1)
@@ -70,41 +77,41 @@ def load_bundle(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[st
     return weights, json.loads(metadata["configs"]), json.loads(metadata["info"])
 
 
-def pipeline_configs(pipe: StableDiffusionPipeline) -> dict[str, dict]:
+def pipeline_configs(pipe: DiffusionPipeline) -> dict[str, dict]:
     """The component configs, without diffusers' private keys (`_use_default_values` would make
     `from_config` forget a changed default such as the VAE's scaling factor)."""
 
     def public(config) -> dict:
         return {key: value for key, value in dict(config).items() if not key.startswith("_")}
 
-    return {
+    configs = {
         "unet": public(pipe.unet.config),
         "vae": public(pipe.vae.config),
-        "text_encoder": pipe.text_encoder.config.to_dict(),
         "scheduler": public(pipe.scheduler.config),
     }
+    for module in TEXT_ENCODERS:
+        if getattr(pipe, module, None) is not None:
+            configs[module] = getattr(pipe, module).config.to_dict()
+    return configs
 
 
-def assemble_pipeline(weights: dict[str, dict[str, torch.Tensor]], configs: dict[str, dict]) -> StableDiffusionPipeline:
-    """A `StableDiffusionPipeline` from configs and weights (the shipped CLIP tokenizer, DDIM)."""
-    unet = UNet2DConditionModel.from_config(configs["unet"])
-    vae = AutoencoderKL.from_config(configs["vae"])
-    text_encoder = CLIPTextModel(CLIPTextConfig(**configs["text_encoder"]))
-    for module, name in ((unet, "unet"), (vae, "vae"), (text_encoder, "text_encoder")):
+def assemble_pipeline(weights: dict[str, dict[str, torch.Tensor]], configs: dict[str, dict]) -> DiffusionPipeline:
+    """A Stable Diffusion pipeline (DDIM), or an SDXL one (Euler) when there are two text encoders."""
+    sdxl = "text_encoder_2" in configs
+    modules = {
+        "unet": UNet2DConditionModel.from_config(configs["unet"]),
+        "vae": AutoencoderKL.from_config(configs["vae"]),
+        "text_encoder": CLIPTextModel(CLIPTextConfig(**configs["text_encoder"])),
+    }
+    if sdxl:
+        modules["text_encoder_2"] = CLIPTextModelWithProjection(CLIPTextConfig(**configs["text_encoder_2"]))
+    for name, module in modules.items():
         module.load_state_dict(_align_keys(weights[name], module.state_dict().keys()), strict=True)
         module.eval()
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=load_clip_tokenizer(),
-        unet=unet,
-        scheduler=DDIMScheduler.from_config(configs["scheduler"]),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    if sdxl:
+        scheduler = EulerDiscreteScheduler.from_config(configs["scheduler"])
+        return assemble_sdxl_pipeline(**modules, scheduler=scheduler)
+    return assemble_sd_pipeline(**modules, scheduler=DDIMScheduler.from_config(configs["scheduler"]))
 
 
 def _align_keys(state: dict[str, torch.Tensor], wanted) -> dict[str, torch.Tensor]:

@@ -6,6 +6,8 @@ the batches an uninterrupted run would have seen, with no data-loader state to s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from daam_store import world
@@ -18,22 +20,46 @@ def step_generator(seed: int, phase: str, step: int, device: torch.device) -> to
     return torch.Generator(device=device).manual_seed(mixed)
 
 
-class WorldBatches:
-    """Images in [-1, 1] (B, 3, 32, 32) and caption token ids (B, 77) of training scenes."""
+@dataclass
+class Batch:
+    images: torch.Tensor  # (B, 3, 32, 32) in [-1, 1]
+    ids: torch.Tensor  # (B, 77) caption token ids; dropped captions are the empty caption
+    ids_2: torch.Tensor | None  # the same captions for SDXL's second tokenizer (it pads with "!")
+    dropped: torch.Tensor  # (B,) bool: the caption was dropped for classifier-free guidance
+    generator: torch.Generator  # the step's generator, for the step's noise (drawn after)
 
-    def __init__(self, tokenizer, batch_size: int, seed: int, device: torch.device, empty_caption_prob: float = 0.0):
+
+class WorldBatches:
+    """Training scenes as images and caption token ids (for one tokenizer, or SDXL's two)."""
+
+    def __init__(
+        self,
+        tokenizer,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        empty_caption_prob: float = 0.0,
+        tokenizer_2=None,
+    ):
         self.tokens = world.CaptionTokens(tokenizer)
+        self.tokens_2 = world.CaptionTokens(tokenizer_2) if tokenizer_2 is not None else None
         self.batch_size = batch_size
         self.seed = seed
         self.device = torch.device(device)
         self.empty_caption_prob = empty_caption_prob
 
-    def batch(self, phase: str, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
-        """The step's images and token ids, and its generator (for the step's noise, drawn after)."""
+    def batch(self, phase: str, step: int) -> Batch:
         generator = step_generator(self.seed, phase, step, self.device)
         scenes = world.sample_scenes(self.batch_size, generator)
         images, _ = world.render(scenes)
-        ids = self.tokens(scenes)
-        drop = torch.rand(self.batch_size, generator=generator, device=self.device) < self.empty_caption_prob
-        ids = torch.where(drop[:, None], self.tokens.empty(self.batch_size, self.device), ids)
-        return images * 2 - 1, ids, generator
+        dropped = torch.rand(self.batch_size, generator=generator, device=self.device) < self.empty_caption_prob
+        return Batch(
+            images=images * 2 - 1,
+            ids=self._captions(self.tokens, scenes, dropped),
+            ids_2=self._captions(self.tokens_2, scenes, dropped) if self.tokens_2 is not None else None,
+            dropped=dropped,
+            generator=generator,
+        )
+
+    def _captions(self, tokens: world.CaptionTokens, scenes: world.Scenes, dropped: torch.Tensor) -> torch.Tensor:
+        return torch.where(dropped[:, None], tokens.empty(self.batch_size, self.device), tokens(scenes))

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
-from daam_store import world
 from daam_store.models import build_random_pipeline
+from daam_store.models.configs import IMAGE_SIZE
 from daam_store.training.bundle import pipeline_configs, save_bundle
 from daam_store.training.checkpoint import load_checkpoint, save_checkpoint
 from daam_store.training.data import WorldBatches
@@ -32,6 +33,9 @@ PIPELINE_DIR = "pipeline"
 # With a time budget, the UNet step count is fixed from the speed measured over these steps
 # (inside the warm-up, whose learning rates do not depend on the step count).
 BUDGET_PROBE = (20, 100)
+# SDXL's size and crop conditioning as its pipeline passes it at the built-in size: original (32, 32),
+# crop top-left (0, 0), target (32, 32).
+SDXL_TIME_IDS = [IMAGE_SIZE, IMAGE_SIZE, 0, 0, IMAGE_SIZE, IMAGE_SIZE]
 
 
 @dataclass
@@ -81,10 +85,19 @@ class Trainer:
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.vae = pipe.vae.to(self.device, memory_format=self.memory_format)
         self.unet = pipe.unet.to(self.device, memory_format=self.memory_format)
-        self.text_encoder = pipe.text_encoder.to(self.device)
-        self.scheduler = pipe.scheduler
-        self.data = WorldBatches(pipe.tokenizer, recipe.batch_size, recipe.seed, self.device, recipe.empty_caption_prob)
-        self.world_rows = _world_token_rows(self.data.tokens)
+        self.sdxl = recipe.family == "sdxl"
+        self.text_encoders = {name: getattr(pipe, name).to(self.device) for name in _text_encoder_names(recipe)}
+        # Noise is added as in DDPM training whichever sampler the pipeline ships (SDXL's Euler included).
+        self.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.data = WorldBatches(
+            pipe.tokenizer,
+            recipe.batch_size,
+            recipe.seed,
+            self.device,
+            recipe.empty_caption_prob,
+            tokenizer_2=pipe.tokenizer_2 if self.sdxl else None,
+        )
+        self.world_rows = _world_token_rows(self.data)
         self.state = RunState(unet_steps=recipe.unet_steps)
         self.ema = EMA(self._unet_and_text_parameters(), recipe.ema_decay)
         self.optimizer: torch.optim.Optimizer | None = None
@@ -102,8 +115,12 @@ class Trainer:
 
     def _unet_and_text_parameters(self) -> dict[str, torch.nn.Parameter]:
         named = {f"unet.{n}": p for n, p in self.unet.named_parameters()}
-        named.update({f"text_encoder.{n}": p for n, p in self.text_encoder.named_parameters()})
+        for module_name, module in self.text_encoders.items():
+            named.update({f"{module_name}.{n}": p for n, p in module.named_parameters()})
         return named
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        return {"vae": self.vae, "unet": self.unet, **self.text_encoders}
 
     def _train_vae(self) -> None:
         recipe = self.recipe
@@ -112,8 +129,8 @@ class Trainer:
             self.optimizer = torch.optim.AdamW(self.vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
         losses = []
         for step in self._steps("vae", recipe.vae_steps):
-            images, _, generator = self.data.batch("vae", step)
-            images = images.contiguous(memory_format=self.memory_format)
+            batch = self.data.batch("vae", step)
+            images, generator = batch.images.contiguous(memory_format=self.memory_format), batch.generator
             posterior = self.vae.encode(images).latent_dist
             reconstruction = self.vae.decode(posterior.sample(generator=generator)).sample
             kl = posterior.kl().mean() / posterior.mean[0].numel()  # per latent element
@@ -131,15 +148,16 @@ class Trainer:
     def _latent_scaling_factor(self) -> float:
         """1 / std of the latents, as Stable Diffusion scales them (unit variance for the UNet)."""
         self.vae.eval()
-        images, _, generator = self.data.batch("vae", self.recipe.vae_steps)
-        latents = self.vae.encode(images).latent_dist.sample(generator=generator)
+        batch = self.data.batch("vae", self.recipe.vae_steps)
+        latents = self.vae.encode(batch.images).latent_dist.sample(generator=batch.generator)
         return float(1.0 / latents.float().std())
 
     def _train_unet(self) -> None:
         recipe = self.recipe
         self.vae.eval().requires_grad_(False)
         self.unet.train()
-        self.text_encoder.train()
+        for module in self.text_encoders.values():
+            module.train()
         if self.optimizer is None:
             self.optimizer = self._unet_optimizer()
         alphas = self.scheduler.alphas_cumprod.to(self.device)
@@ -148,16 +166,18 @@ class Trainer:
         losses = []
         probe_start = None
         for step in self._steps("unet", self.state.unet_steps):
-            images, ids, generator = self.data.batch("unet", step)
+            batch = self.data.batch("unet", step)
+            generator = batch.generator
             with torch.no_grad():
-                posterior = self.vae.encode(images.contiguous(memory_format=self.memory_format)).latent_dist
+                posterior = self.vae.encode(batch.images.contiguous(memory_format=self.memory_format)).latent_dist
                 latents = posterior.sample(generator=generator) * self.state.scaling_factor
             noise = torch.randn(latents.shape, generator=generator, device=self.device)
             timesteps = torch.randint(0, len(alphas), (len(latents),), generator=generator, device=self.device)
             noisy = self.scheduler.add_noise(latents, noise, timesteps)
             target = noise if self._epsilon() else self.scheduler.get_velocity(latents, noise, timesteps)
-            hidden = self.text_encoder(ids)[0]
-            prediction = self.unet(noisy.contiguous(memory_format=self.memory_format), timesteps, hidden).sample
+            hidden, added = self._condition(batch)
+            noisy = noisy.contiguous(memory_format=self.memory_format)
+            prediction = self.unet(noisy, timesteps, hidden, added_cond_kwargs=added).sample
             per_sample = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
             loss = (per_sample * weights[timesteps]).mean()
             lr = learning_rate(step, self.state.unet_steps, recipe.unet_lr, recipe.warmup_steps)
@@ -175,6 +195,21 @@ class Trainer:
         self.state.phase, self.state.step = "done", self.state.unet_steps
         self._checkpoint()
 
+    def _condition(self, batch) -> tuple[torch.Tensor, dict | None]:
+        """The UNet's text conditioning for a batch, computed as the family's pipeline computes it."""
+        if not self.sdxl:
+            return self.text_encoders["text_encoder"](batch.ids)[0], None
+        # SDXL: both encoders' penultimate hidden states side by side; the second one's pooled projection
+        # and the size/crop ids as added conditioning; a dropped caption is all zeros, as the pipeline's
+        # unconditional input is (force_zeros_for_empty_prompt).
+        first = self.text_encoders["text_encoder"](batch.ids, output_hidden_states=True)
+        second = self.text_encoders["text_encoder_2"](batch.ids_2, output_hidden_states=True)
+        kept = (~batch.dropped).to(second.text_embeds.dtype)
+        hidden = torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1) * kept[:, None, None]
+        pooled = second.text_embeds * kept[:, None]
+        time_ids = torch.tensor([SDXL_TIME_IDS], device=self.device).expand(len(pooled), -1)
+        return hidden, {"text_embeds": pooled, "time_ids": time_ids}
+
     def _fit_steps_to_budget(self, step: int, probe_start: float) -> None:
         _synchronize(self.device)
         per_step = (time.perf_counter() - probe_start) / (BUDGET_PROBE[1] - BUDGET_PROBE[0])
@@ -188,9 +223,10 @@ class Trainer:
         self._bar.refresh()
 
     def _unet_optimizer(self) -> torch.optim.Optimizer:
+        text_parameters = [p for module in self.text_encoders.values() for p in module.parameters()]
         groups = [
             {"params": list(self.unet.parameters()), "weight_decay": 0.01},
-            {"params": list(self.text_encoder.parameters()), "weight_decay": 0.0},
+            {"params": text_parameters, "weight_decay": 0.0},
         ]
         fused = self.device.type == "cuda"
         return torch.optim.AdamW(groups, lr=self.recipe.unet_lr, fused=fused)
@@ -255,7 +291,7 @@ class Trainer:
             self.out / CHECKPOINT_NAME,
             recipe=self.recipe,
             state=self.state,
-            modules={"vae": self.vae, "unet": self.unet, "text_encoder": self.text_encoder},
+            modules=self._modules(),
             ema=self.ema,
             optimizer=self.optimizer,
         )
@@ -267,7 +303,7 @@ class Trainer:
         saved = load_checkpoint(
             path,
             recipe=self.recipe,
-            modules={"vae": self.vae, "unet": self.unet, "text_encoder": self.text_encoder},
+            modules=self._modules(),
             ema=self.ema,
         )
         self.state = RunState(**saved["state"])
@@ -290,7 +326,7 @@ class Trainer:
     # -- outputs ------------------------------------------------------------------------------------
     def _ema_weights(self) -> dict[str, dict[str, torch.Tensor]]:
         weights = {"vae": self.vae.state_dict()}
-        for module_name, module in (("unet", self.unet), ("text_encoder", self.text_encoder)):
+        for module_name, module in (("unet", self.unet), *self.text_encoders.items()):
             state = module.state_dict()
             state.update(self.ema.weights(f"{module_name}."))
             weights[module_name] = state
@@ -319,8 +355,8 @@ class Trainer:
         weights = self._ema_weights()
         if self.options.snapshot:
             save_bundle(self.options.snapshot, weights, pipeline_configs(self.pipe), self.world_rows, self.info())
-        self.unet.load_state_dict(weights["unet"])
-        self.text_encoder.load_state_dict(weights["text_encoder"])
+        for module_name, module in (("unet", self.unet), *self.text_encoders.items()):
+            module.load_state_dict(weights[module_name])
         folder = self.out / PIPELINE_DIR
         self.pipe.to("cpu")
         self.unet.to(memory_format=torch.contiguous_format)
@@ -336,8 +372,16 @@ def train_builtin(recipe: Recipe, options: TrainOptions) -> Path:
     return Trainer(recipe, options).run()
 
 
-def _world_token_rows(tokens: world.CaptionTokens) -> list[int]:
+def _text_encoder_names(recipe: Recipe) -> tuple[str, ...]:
+    return ("text_encoder", "text_encoder_2") if recipe.family == "sdxl" else ("text_encoder",)
+
+
+def _world_token_rows(data: WorldBatches) -> list[int]:
+    """The token ids the world's captions use (both tokenizers': SDXL's second pads with another token)."""
+    tokens = data.tokens
     ids = [tokens.bos, tokens.eos, tokens.pad, tokens.a, tokens.comma, tokens.and_]
+    if data.tokens_2 is not None:
+        ids.append(data.tokens_2.pad)
     return ids + tokens.colour_ids.tolist() + tokens.shape_ids.tolist()
 
 

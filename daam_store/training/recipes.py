@@ -37,6 +37,12 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "sd1-tiny": Recipe(name="sd1-tiny", family="sd1", seed=1, unet_steps=1310),
     "sd2-tiny": Recipe(name="sd2-tiny", family="sd2", seed=2, unet_steps=1698),
+    # SDXL reads its encoders' penultimate hidden states: with 1 layer that is the token + position
+    # embeddings, the text side the SD models use (0 layers); the layer feeds only the pooled embedding.
+    # Trained on the project's 2-core CPU (no GPU was lent): a smaller batch for more steps.
+    "sdxl-tiny": Recipe(
+        name="sdxl-tiny", family="sdxl", seed=3, text_layers=1, batch_size=32, vae_steps=600, unet_steps=3600
+    ),
 }
 
 
