@@ -236,8 +236,34 @@ class CaptionTokens:
         self.colour_ids = torch.tensor([single(c) for c in COLOURS])
         self.shape_ids = torch.tensor([single(s) for s in SHAPES])
 
-    def __call__(self, scenes: Scenes) -> torch.Tensor:
-        """(B, model_max_length) long token ids, padded like the pipeline's tokenizer call."""
+    def __call__(self, scenes: Scenes, without_colour: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, model_max_length) long token ids, padded like the pipeline's tokenizer call.
+
+        `without_colour` (B, 3) bool: phrases written without their colour word ("a triangle"), a caption
+        variation of the training data (the image keeps its colours).
+        """
+        ids = self._full_captions(scenes)
+        if without_colour is None:
+            return ids
+        for i in without_colour[:, :MAX_OBJECTS].any(dim=1).nonzero().flatten().tolist():
+            ids[i] = self._caption_row(scenes, i, without_colour[i].tolist())
+        return ids
+
+    def _caption_row(self, scenes: Scenes, i: int, without_colour: list[bool]) -> torch.Tensor:
+        count = int(scenes.count[i])
+        words = [self.bos]
+        for k in range(count):
+            if k > 0:
+                words.append(self.and_ if k == count - 1 else self.comma)
+            words.append(self.a)
+            if not without_colour[k]:
+                words.append(int(self.colour_ids[scenes.colours[i, k]]))
+            words.append(int(self.shape_ids[scenes.shapes[i, k]]))
+        words.append(self.eos)
+        words += [self.pad] * (self.length - len(words))
+        return torch.tensor(words, dtype=torch.long, device=scenes.count.device)
+
+    def _full_captions(self, scenes: Scenes) -> torch.Tensor:
         device = scenes.count.device
         batch = len(scenes.count)
         colour = self.colour_ids.to(device)[scenes.colours]

@@ -85,6 +85,23 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path):
     assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--steps", "0"]) == 2
     assert "--steps must be at least 1" in capsys.readouterr().err
+    assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--colourless-phrases", "1.5"]) == 2
+    assert "--colourless-phrases must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_a_checkpoint_from_before_a_new_recipe_field_resumes_with_its_default(smoke_run, tmp_path):
+    import shutil
+
+    shutil.copytree(smoke_run / "straight", tmp_path / "old")
+    path = tmp_path / "old" / "checkpoint.pt"
+    payload = torch.load(path, weights_only=True)
+    del payload["recipe"]["colourless_phrase_prob"]  # written before the field existed
+    torch.save(payload, path)
+    recipe = get_recipe("sd2-tiny").with_overrides(batch_size=2, vae_steps=2, unet_steps=3)
+    assert train_builtin(recipe, TrainOptions(out=tmp_path / "old", progress=False)).exists()
+    changed = recipe.with_overrides(colourless_phrase_prob=0.3)
+    with pytest.raises(UserError, match="different recipe.*colourless_phrase_prob"):
+        train_builtin(changed, TrainOptions(out=tmp_path / "old", progress=False))
 
 
 def test_recipes_fix_steps_and_seeds():

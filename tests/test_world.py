@@ -80,6 +80,21 @@ def test_caption_tokens_match_the_real_tokenizer():
     assert torch.equal(tokens.empty(2, "cpu"), empty)
 
 
+def test_colourless_phrases_drop_only_the_chosen_colour_words():
+    tokenizer = load_clip_tokenizer()
+    batch = scenes(40, seed=3)
+    without = torch.rand(40, 3, generator=torch.Generator().manual_seed(0)) < 0.5
+    tokens = world.CaptionTokens(tokenizer)
+    captions = []
+    for i, objects in enumerate(batch.objects(i) for i in range(40)):
+        phrases = [(shape,) if without[i, k] else (colour, shape) for k, (colour, shape) in enumerate(objects)]
+        words = [" ".join(("a", *phrase)) for phrase in phrases]
+        captions.append(words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1])
+    expected = tokenizer(captions, padding="max_length", max_length=77, return_tensors="pt").input_ids
+    assert torch.equal(tokens(batch, without), expected)
+    assert torch.equal(tokens(batch, torch.zeros(40, 3, dtype=torch.bool)), tokens(batch))
+
+
 def test_reading_rendered_scenes_recovers_every_colour_and_shape():
     batch = scenes(300, seed=7)
     images = world.to_uint8(world.render(batch)[0])

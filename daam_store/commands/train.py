@@ -25,6 +25,12 @@ def register(subparsers) -> None:
     parser.add_argument("--vae-steps", type=int, default=None, help="VAE steps (default: the recipe's)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
     parser.add_argument("--text-layers", type=int, default=None, help="text encoder layers (default: the recipe's)")
+    parser.add_argument(
+        "--colourless-phrases",
+        type=float,
+        default=None,
+        help="share of caption phrases written without their colour word (default: the recipe's)",
+    )
     parser.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     parser.add_argument(
@@ -43,11 +49,17 @@ def run(args: argparse.Namespace) -> int:
     from daam_store.training import TrainOptions, get_recipe, train_builtin
 
     recipe = get_recipe(args.name).with_overrides(
-        unet_steps=args.steps, vae_steps=args.vae_steps, batch_size=args.batch_size, text_layers=args.text_layers
+        unet_steps=args.steps,
+        vae_steps=args.vae_steps,
+        batch_size=args.batch_size,
+        text_layers=args.text_layers,
+        colourless_phrase_prob=args.colourless_phrases,
     )
     for flag, value in (("--steps", args.steps), ("--vae-steps", args.vae_steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.colourless_phrases is not None and not 0 <= args.colourless_phrases <= 1:
+        raise UserError(f"--colourless-phrases must be between 0 and 1, got {args.colourless_phrases}")
     check_device(args.device)
     options = TrainOptions(
         out=args.out or Path(f"train-{args.name}"),

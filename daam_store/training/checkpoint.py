@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import torch
@@ -30,7 +30,9 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
     shorten a run).
     """
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    saved, wanted = dict(payload["recipe"]), recipe.to_dict()
+    # A field added to Recipe after the checkpoint was written has its default there.
+    defaults = {f.name: f.default for f in fields(recipe) if f.default is not MISSING}
+    saved, wanted = defaults | dict(payload["recipe"]), recipe.to_dict()
     saved.pop("unet_steps"), wanted.pop("unet_steps")
     if saved != wanted:
         changed = sorted(k for k in wanted if saved.get(k) != wanted[k])

@@ -40,6 +40,7 @@ class WorldBatches:
         device: torch.device,
         empty_caption_prob: float = 0.0,
         tokenizer_2=None,
+        colourless_phrase_prob: float = 0.0,
     ):
         self.tokens = world.CaptionTokens(tokenizer)
         self.tokens_2 = world.CaptionTokens(tokenizer_2) if tokenizer_2 is not None else None
@@ -47,19 +48,25 @@ class WorldBatches:
         self.seed = seed
         self.device = torch.device(device)
         self.empty_caption_prob = empty_caption_prob
+        self.colourless_phrase_prob = colourless_phrase_prob
 
     def batch(self, phase: str, step: int) -> Batch:
         generator = step_generator(self.seed, phase, step, self.device)
         scenes = world.sample_scenes(self.batch_size, generator)
         images, _ = world.render(scenes)
         dropped = torch.rand(self.batch_size, generator=generator, device=self.device) < self.empty_caption_prob
+        without_colour = None
+        if self.colourless_phrase_prob > 0:  # drawn only then: recipes without it keep their batches
+            shape = (self.batch_size, world.MAX_OBJECTS)
+            without_colour = torch.rand(shape, generator=generator, device=self.device) < self.colourless_phrase_prob
         return Batch(
             images=images * 2 - 1,
-            ids=self._captions(self.tokens, scenes, dropped),
-            ids_2=self._captions(self.tokens_2, scenes, dropped) if self.tokens_2 is not None else None,
+            ids=self._captions(self.tokens, scenes, dropped, without_colour),
+            ids_2=self._captions(self.tokens_2, scenes, dropped, without_colour) if self.tokens_2 is not None else None,
             dropped=dropped,
             generator=generator,
         )
 
-    def _captions(self, tokens: world.CaptionTokens, scenes: world.Scenes, dropped: torch.Tensor) -> torch.Tensor:
-        return torch.where(dropped[:, None], tokens.empty(self.batch_size, self.device), tokens(scenes))
+    def _captions(self, tokens: world.CaptionTokens, scenes, dropped, without_colour) -> torch.Tensor:
+        captions = tokens(scenes, without_colour)
+        return torch.where(dropped[:, None], tokens.empty(self.batch_size, self.device), captions)

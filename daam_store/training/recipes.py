@@ -23,6 +23,7 @@ class Recipe:
     ema_decay: float = 0.999
     empty_caption_prob: float = 0.1  # classifier-free guidance needs the unconditional caption
     min_snr_gamma: float = 5.0  # min-SNR loss weighting: shape is decided at middle noise levels
+    colourless_phrase_prob: float = 0.0  # a caption variation: "a triangle" for a phrase, whatever its colour
     kl_weight: float = 1e-6
 
     def to_dict(self) -> dict:
