@@ -153,6 +153,8 @@ def test_eval_command_writes_json_and_refuses_bad_input(tiny_sd2_model_dir, tmp_
     assert store_main(["eval", "--model", str(tiny_sd2_model_dir), "--n", "0"]) == 2
     assert store_main(["eval", "--model", "no-such-model", "--n", "1"]) == 2
     assert "error:" in capsys.readouterr().err
+    assert store_main(["eval", "--model", str(tiny_sd2_model_dir), "--split", "train", "--write-card"]) == 2
+    assert "--write-card reports the held-out benchmark" in capsys.readouterr().err
 
 
 def test_model_card_names_config_data_training_and_results(tiny_sd2_model_dir, tmp_path):
@@ -163,6 +165,23 @@ def test_model_card_names_config_data_training_and_results(tiny_sd2_model_dir, t
     results = evaluate(load_pipeline(str(folder)), EvalSettings(n=1, steps=2, influence_n=0))
     card = write_model_card(folder, "tiny", results).read_text()
     assert "v_prediction" in card and "held out" in card.lower() and "| target | measured |" in card
+    assert "DDIM" in card and "In distribution" not in card
+
+    train = evaluate(load_pipeline(str(folder)), EvalSettings(n=2, steps=2, influence_n=0, split="train"))
+    (folder / "evaluation-train.json").write_text(json.dumps(train))
+    card = write_model_card(folder, "tiny", results).read_text()
+    assert "## In distribution" in card and "on 2 images of prompts made of training pairs" in card
+
+
+def test_model_card_of_an_sdxl_model_names_both_encoders_and_euler(tiny_sdxl_model_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_sdxl_model_dir, folder)
+    results = evaluate(load_pipeline(str(folder)), EvalSettings(n=1, steps=2, influence_n=0))
+    card = write_model_card(folder, "tiny-xl", results).read_text()
+    assert "`StableDiffusionXLPipeline`: CLIPTextModel, CLIPTextModelWithProjection" in card
+    assert "Text encoder 2:" in card and "EulerDiscrete 2 steps" in card and "'text_time'" in card
 
 
 @pytest.mark.parametrize("name", BUILTIN_MODELS)

@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         tau=args.tau,
     )
     settings.validate()
+    if args.write_card and args.split != "heldout":
+        raise UserError(
+            "--write-card reports the held-out benchmark; save a training-pairs run with "
+            "--json MODEL_FOLDER/evaluation-train.json and the card includes it"
+        )
     try:
         pipe = load_pipeline(args.model, device=args.device)
     except ModelNotFoundError as error:

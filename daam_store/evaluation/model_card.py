@@ -8,6 +8,8 @@ from pathlib import Path
 from daam_store import world
 from daam_store.evaluation.report import fmt, format_markdown
 
+TRAIN_RESULTS = "evaluation-train.json"
+
 
 def _parameters(folder: Path, component: str) -> int:
     from safetensors import safe_open
@@ -86,6 +88,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "",
         format_markdown(results, name),
         "",
+        *_in_distribution(folder),
         "## Limits",
         *_unmet(results),
         "Only the world's words mean anything to this model; other words map to untrained embeddings. "
@@ -94,6 +97,36 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _in_distribution(folder: Path) -> list[str]:
+    """The training-pairs check (`daam-store eval --split train --json FOLDER/evaluation-train.json`), if run:
+    it tells binding (right in distribution) from generalising to the held-out pairs."""
+    path = folder / TRAIN_RESULTS
+    if not path.exists():
+        return []
+    train = json.loads(path.read_text())
+
+    def value(*keys):  # a figure, or None where the run had no image to score it on
+        node = train
+        for key in keys:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        return node if isinstance(node, int | float) else None
+
+    return [
+        "## In distribution (`daam-store eval --split train`)",
+        "",
+        f"The same benchmark on {train['images']['total']} images of prompts made of training pairs only "
+        "(objects the model has seen, in new combinations and positions): shape correct "
+        f"{fmt(value('adherence', 'shape', 'all'))} (two-object {fmt(value('adherence', 'shape', 'two_objects'))}), "
+        f"colour present {fmt(value('adherence', 'colour', 'all'))}; mIoU colour words "
+        f"{fmt(value('miou', 'colour', 'word', 'mean'))} (other object's "
+        f"{fmt(value('miou', 'colour', 'other_object', 'mean'))}), shape words "
+        f"{fmt(value('miou', 'shape', 'word', 'mean'))} (other object's "
+        f"{fmt(value('miou', 'shape', 'other_object', 'mean'))}). "
+        "The targets above are measured on the held-out pairs.",
+        "",
+    ]
 
 
 def _encoder_classes(folder: Path, encoders: list[str]) -> list[str]:
