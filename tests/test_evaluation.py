@@ -108,6 +108,24 @@ def test_missing_object_and_wrong_shape_count_against_adherence():
     assert summary["adherence"]["colour"]["two_objects"] == 0.5
     assert summary["adherence"]["shape"]["two_objects"] == 0.0
     assert summary["miou"]["colour"]["word"]["n"] == 1  # only the present object is scored
+    # red triangle and green circle are held-out pairs; the missing green object leaves binding unscored
+    assert summary["adherence"]["colour"]["held_out_pair"] == 0.5 and "seen_pair" not in summary["adherence"]["colour"]
+    assert summary["binding"] == {"n": 0}
+
+
+def test_binding_tells_shapes_on_their_own_colours_from_swapped_ones():
+    named = [("red", "circle"), ("blue", "triangle")]
+    outcomes = {}
+    for drawn in ([("red", "circle"), ("blue", "triangle")], [("red", "triangle"), ("blue", "circle")]):
+        image, _ = _scene_image(drawn, [(9.0, 16.0), (23.0, 16.0)])
+        scores = _Scores(tau=0.4)
+        scores.add(0, named, image, _word_maps(named, {}))
+        summary = scores.summary()
+        outcomes[drawn[0][1]] = summary["binding"]
+        assert summary["adherence"]["shape"]["seen_pair"] == (1.0 if drawn == named else 0.0)
+        assert "held_out_pair" not in summary["adherence"]["shape"]  # neither named pair is held out
+    assert outcomes["circle"] == {"right": 1.0, "swapped": 0.0, "other": 0.0, "n": 1}
+    assert outcomes["triangle"] == {"right": 0.0, "swapped": 1.0, "other": 0.0, "n": 1}
 
 
 def test_targets_compare_in_the_stated_direction():

@@ -103,6 +103,7 @@ class _Scores:
         self.adherence = defaultdict(list)  # (kind, subset) -> [0/1]
         self.iou = defaultdict(list)  # (word class, map kind, tau) -> [iou]
         self.groups = defaultdict(list)  # same keys -> [image index]
+        self.binding: list[str] = []  # two objects of different shapes, both drawn: "right" | "swapped" | "other"
         self.centre: np.ndarray | None = None
 
     def add(self, index: int, objects: list[world.Pair], image, word_maps) -> None:
@@ -116,12 +117,14 @@ class _Scores:
             raise RuntimeError(f"heat map words {[s.text for s, _ in word_maps]} do not match {words}")
         maps = [normalise(WordHeatMap(m).expand_as(image).numpy()) for _, m in word_maps]
         positions = world.object_word_indices(objects)
+        self._record_binding(objects, found)
         for k, (colour, shape) in enumerate(objects):
             present = colour in found
             correct = present and found[colour][1] == shape
+            pair = "held_out_pair" if (colour, shape) in world.HELD_OUT_PAIRS else "seen_pair"
             for kind, value in (("colour", present), ("shape", correct)):
-                self.adherence[(kind, subset)].append(float(value))
-                self.adherence[(kind, "all")].append(float(value))
+                for key in (subset, "all", pair):
+                    self.adherence[(kind, key)].append(float(value))
             if not present:
                 continue  # no region to score against
             region = found[colour][0]
@@ -134,6 +137,15 @@ class _Scores:
                     for kind, heat_map in candidates.items():
                         self._record((word_class, kind, tau), index, map_iou(heat_map, region, tau))
                     self._record((word_class, "uniform", tau), index, uniform_iou(region))
+
+    def _record_binding(self, objects: list[world.Pair], found: dict) -> None:
+        """Did the two named shapes land on their own colours, or on each other's?"""
+        if len(objects) != 2 or objects[0][1] == objects[1][1] or any(c not in found for c, _ in objects):
+            return
+        (first, first_shape), (second, second_shape) = objects
+        drawn = (found[first][1], found[second][1])
+        outcome = {(first_shape, second_shape): "right", (second_shape, first_shape): "swapped"}.get(drawn, "other")
+        self.binding.append(outcome)
 
     def _record(self, key, index: int, value: float) -> None:
         self.iou[key].append(value)
@@ -151,7 +163,14 @@ class _Scores:
             if tau == self.tau:
                 miou.setdefault(word_class, {})[kind] = summary
             sweep[f"{word_class}.{kind}"][f"{tau:g}"] = round(summary["mean"], 4)
-        return {"adherence": dict(adherence), "miou": miou, "tau_sweep": dict(sweep)}
+        outcomes = ("right", "swapped", "other")
+        binding = {o: self.binding.count(o) / len(self.binding) for o in outcomes} if self.binding else {}
+        return {
+            "adherence": dict(adherence),
+            "binding": binding | {"n": len(self.binding)},
+            "miou": miou,
+            "tau_sweep": dict(sweep),
+        }
 
 
 def _word_influence(pipe, items, base_images: list[np.ndarray], settings: EvalSettings) -> dict:

@@ -25,14 +25,21 @@ def format_markdown(results: dict, model: str) -> str:
         f"{results.get('sampler', 'DDIM')} {s['steps']} steps, guidance {s['guidance']:g}, maps by the original "
         "DAAM's rule (the down and up blocks' cross-attention, summed over steps).",
         "",
-        "| adherence | all | one-object | two-object |",
-        "|---|---|---|---|",
+        "| adherence | all | one-object | two-object | objects of held-out pairs | objects of seen pairs |",
+        "|---|---|---|---|---|---|",
     ]
     for kind, label in (("colour", "colour present"), ("shape", "shape correct")):
         row = results["adherence"].get(kind, {})
-        lines.append(
-            f"| {label} | {fmt(row.get('all'))} | {fmt(row.get('one_object'))} | {fmt(row.get('two_objects'))} |"
-        )
+        subsets = ("all", "one_object", "two_objects", "held_out_pair", "seen_pair")
+        lines.append(f"| {label} | " + " | ".join(fmt(row.get(subset)) for subset in subsets) + " |")
+    binding = results.get("binding", {})
+    if binding.get("n"):
+        lines += [
+            "",
+            f"Binding: of {binding['n']} two-object images with two different shapes and both colours drawn, "
+            f"both shapes on their own colour {fmt(binding['right'])}, the two shapes swapped "
+            f"{fmt(binding['swapped'])}, otherwise {fmt(binding['other'])}.",
+        ]
     tau = s["tau"]
     lines += [
         "",
