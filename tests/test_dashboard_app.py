@@ -9,6 +9,7 @@ finished, as its live fragment would) shows what the store says.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import time
@@ -374,10 +375,10 @@ def test_an_unknown_model_is_one_failed_job_line_and_saves_nothing(empty_store_u
 def test_generate_offers_the_builtin_models_and_registered_ones(empty_store_url, tiny_model_dir):
     app = run_page("app_pages/1_Generate.py")
     options = widget(app.selectbox, "Model").options
-    assert options[:2] == ["sd1-tiny (built-in)", "sd2-tiny (built-in)"]
+    assert options == ["sd1-tiny (built-in)", "sd2-tiny (built-in)", "sdxl-tiny (built-in)"]
     until_finished(fill_generate_form(app, str(tiny_model_dir), "a dog", "0", steps=2))
     options = widget(run_page("app_pages/1_Generate.py").selectbox, "Model").options
-    assert options[2:] == [f"{tiny_model_dir} (local, SD1)"]
+    assert options[3:] == [f"{tiny_model_dir} (local, SD1)"]
 
 
 def test_a_running_job_shows_its_denoising_step_on_the_page(empty_store_url, monkeypatch):
@@ -620,7 +621,9 @@ def test_models_page_lists_counts_and_registers_a_folder(filled_store_url, tiny_
     app = run_page("app_pages/3_Models.py")
     assert_clean(app)
     builtin, registered, families = (frame.value for frame in app.dataframe)
-    assert list(builtin["name"]) == ["sd1-tiny", "sd2-tiny"] and list(builtin["family"]) == ["SD1", "SD2"]
+    assert list(builtin["name"]) == ["sd1-tiny", "sd2-tiny", "sdxl-tiny"]
+    assert list(builtin["family"]) == ["SD1", "SD2", "SDXL"]
+    assert all(met.split(":")[0].endswith(" of 6") for met in builtin["benchmark targets met"])
     assert list(families["family"]) == ["SD1", "SD2", "SDXL"]
     assert list(families["pipeline"]) == ["StableDiffusionPipeline"] * 2 + ["StableDiffusionXLPipeline"]
     assert sorted(zip(registered["family"], registered["generations"], strict=True)) == [("SD1", 5), ("SD2", 2)]
@@ -650,6 +653,17 @@ def test_models_page_refuses_a_hub_id_it_cannot_download(empty_store_url):
     app.run()
     assert not app.exception and len(app.error) == 1
     assert "could not load model 'someone/some-model'" in shown_error(app)  # HF_HUB_OFFLINE=1 in tests
+
+
+def test_targets_met_reads_a_models_evaluation_and_survives_a_broken_one(tmp_path):
+    from daam_store.views.models import targets_met
+
+    targets = [{"label": "adherence: colour present", "met": True}, {"label": "mIoU shape words", "met": False}]
+    (tmp_path / "evaluation.json").write_text(json.dumps({"targets": targets}))
+    assert targets_met(tmp_path / "evaluation.json") == "1 of 2: colour present"
+    (tmp_path / "evaluation.json").write_text("{not json")
+    assert targets_met(tmp_path / "evaluation.json") == "not evaluated"
+    assert targets_met(tmp_path / "missing.json") == "not evaluated"
 
 
 def test_generate_on_the_builtin_model(empty_store_url):

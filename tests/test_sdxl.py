@@ -154,3 +154,21 @@ def test_a_different_prompt_2_warns_and_is_recorded(sdxl_pipe):
         warnings.simplefilter("error", UserWarning)  # the same second prompt (or none) says nothing
         with trace(sdxl_pipe):
             run(sdxl_pipe, "a red cube", prompt_2="a red cube", num_inference_steps=1)
+
+
+def test_builtin_sdxl_tiny_sweeps_beside_sd1_tiny_and_compares_across_families(tmp_path):
+    """The shipped SDXL-family model needs no download: a sweep runs it next to sd1-tiny and Compare pairs
+    the two families word by word."""
+    from daam_store.store import open_store, queries
+    from daam_store.sweep import SweepSettings, run_sweep
+    from daam_store.views import compare
+
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        run_sweep(store, [PROMPT], [0, 1], ["sd1-tiny", "sdxl-tiny"], SweepSettings(steps=4), name="families")
+        with store.session() as session:
+            models = {m.name: (m.id, m.family) for m in queries.list_models(session)}
+        assert {name: family for name, (_, family) in models.items()} == {"sd1-tiny": "SD1", "sdxl-tiny": "SDXL"}
+        selection = compare.Selection(tag="sweep:families")
+        means = compare.model_share_means(store, selection, models["sd1-tiny"][0], models["sdxl-tiny"][0])
+        assert set(means["word"]) == {"a", "red", "circle", "and", "blue", "square"}
+        assert (means["pairs"] == 2).all() and means[["share_a", "share_b"]].notna().all().all()

@@ -87,6 +87,8 @@ def test_bad_arguments_give_one_line_errors(capsys, tmp_path):
     assert "--steps must be at least 1" in capsys.readouterr().err
     assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--colourless-phrases", "1.5"]) == 2
     assert "--colourless-phrases must be between 0 and 1" in capsys.readouterr().err
+    assert store_main(["train-builtin", "sdxl-tiny", "--out", str(tmp_path), "--pooled-dropout", "-0.1"]) == 2
+    assert "--pooled-dropout must be between 0 and 1" in capsys.readouterr().err
 
 
 def test_a_checkpoint_from_before_a_new_recipe_field_resumes_with_its_default(smoke_run, tmp_path):
@@ -140,6 +142,10 @@ def test_sdxl_smoke_training_writes_an_sdxl_pipeline_and_a_bundle_of_both_encode
     pipe = load_pipeline(str(out / "pipeline"))
     assert type(pipe).__name__ == "StableDiffusionXLPipeline" and type(pipe.scheduler).__name__.startswith("Euler")
     assert pipe("a red circle", num_inference_steps=2, output_type="np").images[0].shape == (32, 32, 3)
+    # the vocabulary ships as vocab.json + merges.txt, and the second tokenizer still pads with "!"
+    assert not list(out.glob("pipeline/tokenizer*/tokenizer.json"))
+    assert pipe.tokenizer("a photo of a dog").input_ids == [49406, 320, 1125, 539, 320, 1929, 49407]
+    assert pipe.tokenizer_2.pad_token_id == 0 and pipe.tokenizer.pad_token_id == 49407
 
     weights, configs, info = load_bundle(out / "snap.safetensors")
     assert {"text_encoder", "text_encoder_2"} <= set(weights) <= set(configs)
@@ -163,7 +169,7 @@ def test_sdxl_training_conditions_the_unet_as_the_pipeline_does(tmp_path):
     from daam_store.training.data import Batch
     from daam_store.training.loop import Trainer
 
-    recipe = get_recipe("sdxl-tiny").with_overrides(batch_size=2)
+    recipe = get_recipe("sdxl-tiny").with_overrides(batch_size=2, pooled_dropout=0.0)
     trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
     pipe = trainer.pipe
     caption = "a red circle and a blue square"
@@ -183,6 +189,11 @@ def test_sdxl_training_conditions_the_unet_as_the_pipeline_does(tmp_path):
     )
     assert torch.equal(hidden[0], negative[0]) and torch.equal(added["text_embeds"][0], negative_pooled[0])
     assert not negative.any()
+
+    trainer.recipe = recipe.with_overrides(pooled_dropout=1.0)  # the global path off, cross-attention kept
+    with torch.no_grad():
+        hidden_without, added_without = trainer._condition(batch)
+    assert not added_without["text_embeds"].any() and torch.equal(hidden_without, hidden)
 
     seen = []
     pipe.unet.register_forward_pre_hook(

@@ -31,6 +31,12 @@ def register(subparsers) -> None:
         default=None,
         help="share of caption phrases written without their colour word (default: the recipe's)",
     )
+    parser.add_argument(
+        "--pooled-dropout",
+        type=float,
+        default=None,
+        help="SDXL: share of samples trained without the pooled text embedding (default: the recipe's)",
+    )
     parser.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     parser.add_argument(
@@ -54,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         text_layers=args.text_layers,
         colourless_phrase_prob=args.colourless_phrases,
+        pooled_dropout=args.pooled_dropout,
     )
     for flag, value in (("--steps", args.steps), ("--vae-steps", args.vae_steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
-    if args.colourless_phrases is not None and not 0 <= args.colourless_phrases <= 1:
-        raise UserError(f"--colourless-phrases must be between 0 and 1, got {args.colourless_phrases}")
+    for flag, share in (("--colourless-phrases", args.colourless_phrases), ("--pooled-dropout", args.pooled_dropout)):
+        if share is not None and not 0 <= share <= 1:
+            raise UserError(f"{flag} must be between 0 and 1, got {share}")
     check_device(args.device)
     options = TrainOptions(
         out=args.out or Path(f"train-{args.name}"),

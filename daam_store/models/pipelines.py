@@ -28,7 +28,7 @@ from daam_store.models.configs import Family
 
 TOKENIZER_DIR = Path(__file__).parent / "clip_tokenizer"
 BUILTIN_DIR = Path(__file__).parent / "builtin"
-BUILTIN_FAMILIES = {"sd1-tiny": "SD1", "sd2-tiny": "SD2"}  # built-in model -> its family's name
+BUILTIN_FAMILIES = {"sd1-tiny": "SD1", "sd2-tiny": "SD2", "sdxl-tiny": "SDXL"}  # built-in model -> its family's name
 BUILTIN_MODELS = tuple(BUILTIN_FAMILIES)
 DEFAULT_MODEL = "sd1-tiny"
 

@@ -10,6 +10,7 @@ untrained) rows rounded to float16. SDXL bundles hold both text encoders.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -17,8 +18,8 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, EulerDisc
 from safetensors.torch import load_file, safe_open, save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
+from daam_store.models.pipelines import TOKENIZER_DIR, assemble_sdxl_pipeline
 from daam_store.models.pipelines import assemble_pipeline as assemble_sd_pipeline
-from daam_store.models.pipelines import assemble_sdxl_pipeline
 
 TOKEN_TABLE = "token_embedding.weight"  # key suffix: transformers versions differ in the prefix
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
@@ -130,9 +131,23 @@ def _align_keys(state: dict[str, torch.Tensor], wanted) -> dict[str, torch.Tenso
     return state  # strict loading then names the mismatch
 
 
+def compact_tokenizers(folder: Path) -> None:
+    """Ship the CLIP vocabulary as vocab.json + merges.txt (1.5 MB) instead of the 3.6 MB tokenizer.json
+    that save_pretrained writes: the same tokenizer, and SDXL folders hold two of them."""
+    for tokenizer_dir in sorted(Path(folder).glob("tokenizer*")):
+        config = json.loads((tokenizer_dir / "tokenizer_config.json").read_text())
+        shipped = json.loads((TOKENIZER_DIR / "tokenizer_config.json").read_text())
+        for name in ("vocab.json", "merges.txt"):
+            shutil.copyfile(TOKENIZER_DIR / name, tokenizer_dir / name)
+        shipped["pad_token"] = config["pad_token"]  # SDXL's second tokenizer pads with "!"
+        (tokenizer_dir / "tokenizer_config.json").write_text(json.dumps(shipped, indent=2) + "\n")
+        (tokenizer_dir / "tokenizer.json").unlink(missing_ok=True)
+
+
 def bundle_to_folder(bundle: Path, folder: Path) -> dict:
     """Unpack a bundle into a diffusers pipeline folder (safetensors); returns the bundle's info."""
     weights, configs, info = load_bundle(bundle)
     assemble_pipeline(weights, configs).save_pretrained(str(folder), safe_serialization=True)
+    compact_tokenizers(folder)
     (Path(folder) / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from daam_store.models import build_random_pipeline
 from daam_store.models.configs import IMAGE_SIZE
-from daam_store.training.bundle import pipeline_configs, save_bundle
+from daam_store.training.bundle import compact_tokenizers, pipeline_configs, save_bundle
 from daam_store.training.checkpoint import load_checkpoint, save_checkpoint
 from daam_store.training.data import WorldBatches
 from daam_store.training.ema import EMA
@@ -207,7 +207,8 @@ class Trainer:
         second = self.text_encoders["text_encoder_2"](batch.ids_2, output_hidden_states=True)
         kept = (~batch.dropped).to(second.text_embeds.dtype)
         hidden = torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1) * kept[:, None, None]
-        pooled = second.text_embeds * kept[:, None]
+        pooled_kept = torch.rand(len(kept), generator=batch.generator, device=self.device) >= self.recipe.pooled_dropout
+        pooled = second.text_embeds * (kept * pooled_kept)[:, None]
         time_ids = torch.tensor([SDXL_TIME_IDS], device=self.device).expand(len(pooled), -1)
         return hidden, {"text_embeds": pooled, "time_ids": time_ids}
 
@@ -363,6 +364,7 @@ class Trainer:
         self.unet.to(memory_format=torch.contiguous_format)
         self.vae.to(memory_format=torch.contiguous_format)
         self.pipe.save_pretrained(str(folder), safe_serialization=True)
+        compact_tokenizers(folder)
         (folder / "training.json").write_text(json.dumps(self.info(), indent=2) + "\n")
         self._log(f"wrote {folder}")
         return folder

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 from daam_store.access import Actor, Permission
 from daam_store.errors import UserError
@@ -16,11 +18,22 @@ def builtin_model_table() -> list[dict[str, str]]:
     rows = []
     for name, family in BUILTIN_FAMILIES.items():
         try:
-            status = f"ready ({resolve_model(name).location})"
+            folder = resolve_model(name).location
+            status, targets = f"ready ({folder})", targets_met(Path(folder) / "evaluation.json")
         except ModelNotFoundError as error:
-            status = str(error)
-        rows.append({"name": name, "family": family, "status": status})
+            status, targets = str(error), ""
+        rows.append({"name": name, "family": family, "benchmark targets met": targets, "status": status})
     return rows
+
+
+def targets_met(evaluation_file: Path) -> str:
+    """'2 of 6: colour present, ...' from a model's `daam-store eval --json` results (its model card has them all)."""
+    try:
+        targets = json.loads(evaluation_file.read_text())["targets"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "not evaluated"
+    met = [t["label"].removeprefix("adherence: ") for t in targets if t["met"]]
+    return f"{len(met)} of {len(targets)}" + (f": {', '.join(met)}" if met else "")
 
 
 def family_table() -> list[dict[str, str]]:

@@ -5,7 +5,7 @@ headless Chromium (the same helpers as tests/test_browser.py; the form queues a 
 until the dashboard's worker has run it and the page shows its result) and saves:
     docs/screenshots/generate.png   the Generate page's result: image and per-word overlays
     docs/screenshots/explore.png    that generation opened in Explore
-    docs/screenshots/compare.png    Compare, across models, on a small sweep over both built-in models
+    docs/screenshots/compare.png    Compare, across models, on a small sweep over sd1-tiny and sdxl-tiny (two families)
 The model is the built-in `sd1-tiny` by default; `--model` takes any other name, folder or hub id.
 """
 
@@ -46,7 +46,7 @@ def main() -> int:
             browser.open_page(page, f"{url}/Explore?generation=1", "Word heat maps")
             page.screenshot(path=str(HERE / "explore.png"))
 
-            sweep_both_builtin_models(f"sqlite:///{folder / 'store.db'}", args.steps)
+            sweep_two_families(f"sqlite:///{folder / 'store.db'}", args.steps)
             browser.open_page(page, f"{url}/Compare?tag=sweep:readme&view=Across+models", "Compare", heading=True)
             page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
             browser.wait_until_idle(page)
@@ -61,12 +61,13 @@ def main() -> int:
 SWEPT_PROMPTS = ["a red circle and a blue square", "a blue square and a red circle"]
 
 
-def sweep_both_builtin_models(url: str, steps: int) -> None:
+def sweep_two_families(url: str, steps: int) -> None:
     from daam_store.store import open_store
     from daam_store.sweep import SweepSettings, run_sweep
 
     with open_store(url) as store:
-        run_sweep(store, SWEPT_PROMPTS, range(4), ["sd1-tiny", "sd2-tiny"], SweepSettings(steps=steps), name="readme")
+        models = ["sd1-tiny", "sdxl-tiny"]
+        run_sweep(store, SWEPT_PROMPTS, range(4), models, SweepSettings(steps=steps), name="readme")
 
 
 if __name__ == "__main__":

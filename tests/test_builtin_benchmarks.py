@@ -1,0 +1,33 @@
+"""Smoke tests of the built-in models' benchmarks: a few steps each (the real runs take minutes)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script: str, *arguments: str) -> str:
+    command = [sys.executable, str(BENCHMARKS / script), *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_builtin_speed_prints_load_and_image_times_of_every_builtin_model():
+    output = run("builtin_speed.py", "--runs", "1", "--steps", "2")
+    rows = re.findall(r"\| (\S+-tiny) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", output)
+    assert [name for name, *_ in rows] == ["sd1-tiny", "sd2-tiny", "sdxl-tiny"], output
+    assert all(0 < float(load) < 60 and 0 < float(image) < 60 and 1 < float(mb) < 40 for _, load, image, mb in rows)
+
+
+def test_pooled_only_reads_the_images_of_each_conditioning(tiny_sdxl_model_dir):
+    output = run("pooled_only.py", "--model", str(tiny_sdxl_model_dir), "--n", "2", "--steps", "2")
+    rows = re.findall(r"\| ([a-z -]+) \| ([\d.]+) \| ([\d.]+) \|", output)
+    assert [way for way, *_ in rows] == [
+        "as the pipeline does",
+        "pooled embedding zeroed",
+        "cross-attention inputs zeroed",
+    ], output
+    assert all(0 <= float(present) <= 1 and 0 <= float(correct) <= 1 for _, present, correct in rows)
