@@ -78,6 +78,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         f"then UNet + text encoder {info.get('unet_steps_done')} steps (AdamW lr {recipe.get('unet_lr')}, "
         f"{recipe.get('warmup_steps')} warm-up steps then cosine decay, min-SNR weighting gamma "
         f"{recipe.get('min_snr_gamma')}, EMA {recipe.get('ema_decay')}; the EMA weights ship).",
+        *_recipe_variations(recipe),
         "- No loss uses attention maps or object masks: the maps below emerged from denoising alone.",
         f"- Trained in {minutes:.1f} min on {info.get('device', 'unknown')} (torch {info.get('torch', '?')}).",
         *([f"- {info['note']}"] if info.get("note") else []),
@@ -97,6 +98,20 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _recipe_variations(recipe: dict) -> list[str]:
+    lines = []
+    if recipe.get("pooled_dropout"):
+        lines.append(
+            f"- Pooled-embedding dropout {recipe['pooled_dropout']:.0%}: SDXL's pooled text embedding (its global "
+            "path) is zeroed in that share of training samples, so the caption also has to pass through "
+            "cross-attention; trained without it, the model drew from the pooled embedding alone and its maps "
+            "were noise (docs/builtin-models-ablations.md)."
+        )
+    if recipe.get("colourless_phrase_prob"):
+        lines.append(f"- {recipe['colourless_phrase_prob']:.0%} of caption phrases are written without their colour.")
+    return lines
 
 
 def _in_distribution(folder: Path) -> list[str]:
