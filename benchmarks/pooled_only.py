@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     args = parser.parse_args()
     pipe = load_pipeline(args.model)
+    if getattr(pipe, "text_encoder_2", None) is None:
+        raise SystemExit(f"{args.model} is not an SDXL-family model: it has no pooled text embedding")
     read = {way: [] for way in WAYS}
     for objects, seed in evaluation_items("train", args.n):
         prompt = world.caption(objects)

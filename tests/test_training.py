@@ -89,6 +89,24 @@ def test_bad_arguments_give_one_line_errors(capsys, tmp_path):
     assert "--colourless-phrases must be between 0 and 1" in capsys.readouterr().err
     assert store_main(["train-builtin", "sdxl-tiny", "--out", str(tmp_path), "--pooled-dropout", "-0.1"]) == 2
     assert "--pooled-dropout must be between 0 and 1" in capsys.readouterr().err
+    assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--pooled-dropout", "0.5"]) == 2
+    assert "--pooled-dropout applies to SDXL-family recipes only" in capsys.readouterr().err
+    assert store_main(["train-builtin", "sdxl-tiny", "--out", str(tmp_path), "--text-layers", "0"]) == 2
+    assert "--text-layers must be at least 1 for sdxl-tiny" in capsys.readouterr().err
+
+
+def test_a_bundle_written_before_sdxl_support_still_loads(smoke_run, tmp_path):
+    from safetensors.torch import safe_open, save_file
+
+    snapshot = smoke_run / "resumed" / "snap.safetensors"
+    tensors = load_file(str(snapshot))
+    tensors["rows.index"] = tensors.pop("rows.text_encoder.index")  # the keys of the first bundles
+    tensors["rows.values"] = tensors.pop("rows.text_encoder.values")
+    with safe_open(str(snapshot), framework="pt") as handle:
+        save_file(tensors, str(tmp_path / "old.safetensors"), metadata=handle.metadata())
+    old, new = load_bundle(tmp_path / "old.safetensors")[0], load_bundle(snapshot)[0]
+    assert old.keys() == new.keys() == {"unet", "vae", "text_encoder"}
+    assert all(torch.equal(old["text_encoder"][k], new["text_encoder"][k]) for k in new["text_encoder"])
 
 
 def test_a_checkpoint_from_before_a_new_recipe_field_resumes_with_its_default(smoke_run, tmp_path):

@@ -68,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     for flag, share in (("--colourless-phrases", args.colourless_phrases), ("--pooled-dropout", args.pooled_dropout)):
         if share is not None and not 0 <= share <= 1:
             raise UserError(f"{flag} must be between 0 and 1, got {share}")
+    sdxl = recipe.family == "sdxl"
+    if recipe.pooled_dropout and not sdxl:
+        raise UserError(f"--pooled-dropout applies to SDXL-family recipes only, not {args.name}")
+    if recipe.text_layers < (1 if sdxl else 0):
+        # SDXL reads the penultimate hidden state, so its encoders need a layer after the embeddings
+        raise UserError(f"--text-layers must be at least {1 if sdxl else 0} for {args.name}, got {recipe.text_layers}")
     check_device(args.device)
     options = TrainOptions(
         out=args.out or Path(f"train-{args.name}"),

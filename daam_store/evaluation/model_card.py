@@ -102,7 +102,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
 
 def _recipe_variations(recipe: dict) -> list[str]:
     lines = []
-    if recipe.get("pooled_dropout"):
+    if recipe.get("pooled_dropout") and recipe.get("family") == "sdxl":
         lines.append(
             f"- Pooled-embedding dropout {recipe['pooled_dropout']:.0%}: SDXL's pooled text embedding (its global "
             "path) is zeroed in that share of training samples, so the caption also has to pass through "
@@ -131,7 +131,8 @@ def _in_distribution(folder: Path) -> list[str]:
     return [
         "## In distribution (`daam-store eval --split train`)",
         "",
-        f"The same benchmark on {train['images']['total']} images of prompts made of training pairs only "
+        f"The same benchmark ({_settings(train)}) on {train['images']['total']} images of prompts made of training "
+        "pairs only "
         "(objects the model has seen, in new combinations and positions): shape correct "
         f"{fmt(value('adherence', 'shape', 'all'))} (two-object {fmt(value('adherence', 'shape', 'two_objects'))}), "
         f"colour present {fmt(value('adherence', 'colour', 'all'))}; mIoU colour words "
@@ -142,6 +143,11 @@ def _in_distribution(folder: Path) -> list[str]:
         "The targets above are measured on the held-out pairs.",
         "",
     ]
+
+
+def _settings(results: dict) -> str:
+    settings = results.get("settings", {})
+    return f"{results.get('sampler', 'DDIM')} {settings.get('steps')} steps, guidance {settings.get('guidance')}"
 
 
 def _encoder_classes(folder: Path, encoders: list[str]) -> list[str]:

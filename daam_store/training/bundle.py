@@ -67,6 +67,9 @@ def load_bundle(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[st
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata()
     tensors = load_file(str(path))
+    if "rows.index" in tensors:  # bundles written before SDXL: one text encoder, unprefixed rows
+        tensors["rows.text_encoder.index"] = tensors.pop("rows.index")
+        tensors["rows.text_encoder.values"] = tensors.pop("rows.values")
     for module, table_key in _token_table_keys(tensors).items():
         table = tensors.pop(table_key).float()
         table[tensors.pop(f"rows.{module}.index")] = tensors.pop(f"rows.{module}.values")

@@ -56,7 +56,8 @@ class WorldBatches:
         images, _ = world.render(scenes)
         dropped = torch.rand(self.batch_size, generator=generator, device=self.device) < self.empty_caption_prob
         without_colour = None
-        if self.colourless_phrase_prob > 0:  # drawn only then: recipes without it keep their batches
+        # drawn only then and only for the UNet: recipes without it keep their batches, and its VAE is the baseline's
+        if self.colourless_phrase_prob > 0 and phase == "unet":
             shape = (self.batch_size, world.MAX_OBJECTS)
             without_colour = torch.rand(shape, generator=generator, device=self.device) < self.colourless_phrase_prob
         return Batch(
