@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 from daam_store import world
+from daam_store.evaluation.benchmark import lookup
 from daam_store.evaluation.report import fmt, format_markdown
 
 TRAIN_RESULTS = "evaluation-train.json"
@@ -121,12 +123,7 @@ def _in_distribution(folder: Path) -> list[str]:
     if not path.exists():
         return []
     train = json.loads(path.read_text())
-
-    def value(*keys):  # a figure, or None where the run had no image to score it on
-        node = train
-        for key in keys:
-            node = node.get(key, {}) if isinstance(node, dict) else {}
-        return node if isinstance(node, int | float) else None
+    value = partial(lookup, train)  # None where the run had no image to score it on
 
     return [
         "## In distribution (`daam-store eval --split train`)",
@@ -134,12 +131,12 @@ def _in_distribution(folder: Path) -> list[str]:
         f"The same benchmark ({_settings(train)}) on {train['images']['total']} images of prompts made of training "
         "pairs only "
         "(objects the model has seen, in new combinations and positions): shape correct "
-        f"{fmt(value('adherence', 'shape', 'all'))} (two-object {fmt(value('adherence', 'shape', 'two_objects'))}), "
-        f"colour present {fmt(value('adherence', 'colour', 'all'))}; mIoU colour words "
-        f"{fmt(value('miou', 'colour', 'word', 'mean'))} (other object's "
-        f"{fmt(value('miou', 'colour', 'other_object', 'mean'))}), shape words "
-        f"{fmt(value('miou', 'shape', 'word', 'mean'))} (other object's "
-        f"{fmt(value('miou', 'shape', 'other_object', 'mean'))}). "
+        f"{fmt(value('adherence.shape.all'))} (two-object {fmt(value('adherence.shape.two_objects'))}), "
+        f"colour present {fmt(value('adherence.colour.all'))}; mIoU colour words "
+        f"{fmt(value('miou.colour.word.mean'))} (other object's "
+        f"{fmt(value('miou.colour.other_object.mean'))}), shape words "
+        f"{fmt(value('miou.shape.word.mean'))} (other object's "
+        f"{fmt(value('miou.shape.other_object.mean'))}). "
         "The targets above are measured on the held-out pairs.",
         "",
     ]

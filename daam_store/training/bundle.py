@@ -137,9 +137,9 @@ def _align_keys(state: dict[str, torch.Tensor], wanted) -> dict[str, torch.Tenso
 def compact_tokenizers(folder: Path) -> None:
     """Ship the CLIP vocabulary as vocab.json + merges.txt (1.5 MB) instead of the 3.6 MB tokenizer.json
     that save_pretrained writes: the same tokenizer, and SDXL folders hold two of them."""
+    shipped = json.loads((TOKENIZER_DIR / "tokenizer_config.json").read_text())
     for tokenizer_dir in sorted(Path(folder).glob("tokenizer*")):
         config = json.loads((tokenizer_dir / "tokenizer_config.json").read_text())
-        shipped = json.loads((TOKENIZER_DIR / "tokenizer_config.json").read_text())
         for name in ("vocab.json", "merges.txt"):
             shutil.copyfile(TOKENIZER_DIR / name, tokenizer_dir / name)
         shipped["pad_token"] = config["pad_token"]  # SDXL's second tokenizer pads with "!"

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from daam_store.models import build_random_pipeline
 from daam_store.models.configs import IMAGE_SIZE
-from daam_store.training.bundle import compact_tokenizers, pipeline_configs, save_bundle
+from daam_store.training.bundle import TEXT_ENCODERS, compact_tokenizers, pipeline_configs, save_bundle
 from daam_store.training.checkpoint import load_checkpoint, save_checkpoint
 from daam_store.training.data import WorldBatches
 from daam_store.training.ema import EMA
@@ -86,7 +86,9 @@ class Trainer:
         self.vae = pipe.vae.to(self.device, memory_format=self.memory_format)
         self.unet = pipe.unet.to(self.device, memory_format=self.memory_format)
         self.sdxl = recipe.family == "sdxl"
-        self.text_encoders = {name: getattr(pipe, name).to(self.device) for name in _text_encoder_names(recipe)}
+        encoder_names = TEXT_ENCODERS if self.sdxl else TEXT_ENCODERS[:1]
+        self.text_encoders = {name: getattr(pipe, name).to(self.device) for name in encoder_names}
+        self.sdxl_time_ids = torch.tensor([SDXL_TIME_IDS], device=self.device)
         # Noise is added as in DDPM training whichever sampler the pipeline ships (SDXL's Euler included).
         self.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
         self.data = WorldBatches(
@@ -209,8 +211,7 @@ class Trainer:
         hidden = torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1) * kept[:, None, None]
         pooled_kept = torch.rand(len(kept), generator=batch.generator, device=self.device) >= self.recipe.pooled_dropout
         pooled = second.text_embeds * (kept * pooled_kept)[:, None]
-        time_ids = torch.tensor([SDXL_TIME_IDS], device=self.device).expand(len(pooled), -1)
-        return hidden, {"text_embeds": pooled, "time_ids": time_ids}
+        return hidden, {"text_embeds": pooled, "time_ids": self.sdxl_time_ids.expand(len(pooled), -1)}
 
     def _fit_steps_to_budget(self, step: int, probe_start: float) -> None:
         _synchronize(self.device)
@@ -373,10 +374,6 @@ class Trainer:
 def train_builtin(recipe: Recipe, options: TrainOptions) -> Path:
     """Train (or resume training) `recipe` into `options.out`; returns the pipeline folder."""
     return Trainer(recipe, options).run()
-
-
-def _text_encoder_names(recipe: Recipe) -> tuple[str, ...]:
-    return ("text_encoder", "text_encoder_2") if recipe.family == "sdxl" else ("text_encoder",)
 
 
 def _world_token_rows(data: WorldBatches) -> list[int]:
