@@ -26,7 +26,20 @@ IMAGE_SIZE = 32
 MAX_OBJECTS = 3
 BACKGROUND = (128, 128, 128)
 COLOURS = ("red", "green", "blue", "yellow")
-PALETTE = {"red": (255, 0, 0), "green": (0, 204, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
+# Training-only colours (single CLIP tokens), far from the benchmark palette and the background so that
+# the palette reader never takes one for a benchmark colour.
+EXTRA_COLOURS = ("magenta", "white", "black", "purple")
+ALL_COLOURS = COLOURS + EXTRA_COLOURS
+PALETTE = {
+    "red": (255, 0, 0),
+    "green": (0, 204, 0),
+    "blue": (0, 0, 255),
+    "yellow": (255, 255, 0),
+    "magenta": (255, 0, 255),
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "purple": (128, 0, 128),
+}
 SHAPES = ("circle", "square", "triangle")
 # Each colour and each shape still appears in training, only these pairs do not.
 HELD_OUT_PAIRS = (("red", "triangle"), ("green", "circle"), ("blue", "square"))
@@ -89,14 +102,14 @@ class Scenes:
     """A batch of scenes; object slot k is the k-th object of the caption. Unused slots have count <= k."""
 
     count: torch.Tensor  # (B,) long, 1..3
-    colours: torch.Tensor  # (B, 3) long index into COLOURS
+    colours: torch.Tensor  # (B, 3) long index into ALL_COLOURS (COLOURS first)
     shapes: torch.Tensor  # (B, 3) long index into SHAPES
     centres: torch.Tensor  # (B, 3, 2) float pixel coordinates (x, y)
     radii: torch.Tensor  # (B, 3) float
 
     def objects(self, i: int) -> list[Pair]:
         n = int(self.count[i])
-        return [(COLOURS[int(self.colours[i, k])], SHAPES[int(self.shapes[i, k])]) for k in range(n)]
+        return [(ALL_COLOURS[int(self.colours[i, k])], SHAPES[int(self.shapes[i, k])]) for k in range(n)]
 
     def captions(self) -> list[str]:
         return [caption(self.objects(i)) for i in range(len(self.count))]
@@ -107,13 +120,19 @@ def _uniform(low, high, shape, generator: torch.Generator) -> torch.Tensor:
     return low + (high - low) * u
 
 
-def sample_scenes(batch: int, generator: torch.Generator, exclude: tuple[Pair, ...] = HELD_OUT_PAIRS) -> Scenes:
-    """Sample `batch` scenes on the generator's device. Colours are distinct within a scene."""
+def sample_scenes(
+    batch: int, generator: torch.Generator, exclude: tuple[Pair, ...] = HELD_OUT_PAIRS, extra_colours: int = 0
+) -> Scenes:
+    """Sample `batch` scenes on the generator's device. Colours are distinct within a scene, drawn from
+    COLOURS and the first `extra_colours` of EXTRA_COLOURS."""
+    if not 0 <= extra_colours <= len(EXTRA_COLOURS):
+        raise ValueError(f"extra_colours must be between 0 and {len(EXTRA_COLOURS)}, got {extra_colours}")
     device = generator.device
     u = torch.rand(batch, generator=generator, device=device)
     bounds = np.cumsum(OBJECT_COUNT_PROBS)[:-1]
     count = 1 + sum((u >= float(b)).long() for b in bounds)
-    colours = torch.rand(batch, len(COLOURS), generator=generator, device=device).argsort(dim=1)[:, :MAX_OBJECTS]
+    n_colours = len(COLOURS) + extra_colours
+    colours = torch.rand(batch, n_colours, generator=generator, device=device).argsort(dim=1)[:, :MAX_OBJECTS]
     shapes = _sample_allowed_shapes(colours, exclude, generator)
     centres, radii = _sample_layout(batch, count, generator)
     return Scenes(count=count, colours=colours, shapes=shapes, centres=centres, radii=radii)
@@ -121,7 +140,7 @@ def sample_scenes(batch: int, generator: torch.Generator, exclude: tuple[Pair, .
 
 def _sample_allowed_shapes(colours: torch.Tensor, exclude: tuple[Pair, ...], generator) -> torch.Tensor:
     """For each colour, a uniform choice among the shapes it may take (held-out pairs removed)."""
-    allowed = [[SHAPES.index(s) for s in SHAPES if (c, s) not in exclude] for c in COLOURS]
+    allowed = [[SHAPES.index(s) for s in SHAPES if (c, s) not in exclude] for c in ALL_COLOURS]
     if any(not shapes for shapes in allowed):
         raise ValueError("every colour needs at least one allowed shape")
     table = torch.tensor([a + [a[0]] * (len(SHAPES) - len(a)) for a in allowed], device=colours.device)
@@ -207,7 +226,7 @@ def shape_masks(scenes: Scenes, size: int = IMAGE_SIZE) -> torch.Tensor:
 def render(scenes: Scenes, size: int = IMAGE_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (B, 3, size, size) float in [0, 1] and object masks (B, 3, size, size) bool."""
     masks = shape_masks(scenes, size)
-    palette = torch.tensor([PALETTE[c] for c in COLOURS], device=masks.device, dtype=torch.float32) / 255
+    palette = torch.tensor([PALETTE[c] for c in ALL_COLOURS], device=masks.device, dtype=torch.float32) / 255
     batch = len(scenes.count)
     images = torch.tensor(BACKGROUND, device=masks.device, dtype=torch.float32).div(255)
     images = images.view(1, 3, 1, 1).expand(batch, 3, size, size).clone()
@@ -233,7 +252,7 @@ class CaptionTokens:
         self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
         self.length = tokenizer.model_max_length
         self.a, self.comma, self.and_ = single("a"), single(","), single("and")
-        self.colour_ids = torch.tensor([single(c) for c in COLOURS])
+        self.colour_ids = torch.tensor([single(c) for c in ALL_COLOURS])
         self.shape_ids = torch.tensor([single(s) for s in SHAPES])
 
     def __call__(self, scenes: Scenes, without_colour: torch.Tensor | None = None) -> torch.Tensor:

@@ -202,6 +202,14 @@ def test_model_card_of_an_sdxl_model_names_both_encoders_and_euler(tiny_sdxl_mod
     assert "Text encoder 2:" in card and "EulerDiscrete 2 steps" in card and "'text_time'" in card
 
 
+def test_model_card_names_the_recipes_caption_and_scene_variations():
+    from daam_store.evaluation.model_card import _recipe_variations
+
+    lines = " ".join(_recipe_variations({"family": "sd1", "extra_colours": 2, "colourless_phrase_prob": 0.3}))
+    assert "also use magenta, white (not in the benchmark)" in lines and "30% of caption phrases" in lines
+    assert _recipe_variations({"family": "sd1", "extra_colours": 0, "pooled_dropout": 0.5}) == []
+
+
 @pytest.mark.parametrize("name", BUILTIN_MODELS)
 def test_shipped_model_colour_words_point_at_their_objects(name):
     """A small run of the benchmark on each shipped model: colour-word maps land on their own object

@@ -93,6 +93,8 @@ def test_bad_arguments_give_one_line_errors(capsys, tmp_path):
     assert "--pooled-dropout applies to SDXL-family recipes only" in capsys.readouterr().err
     assert store_main(["train-builtin", "sdxl-tiny", "--out", str(tmp_path), "--text-layers", "0"]) == 2
     assert "--text-layers must be at least 1 for sdxl-tiny" in capsys.readouterr().err
+    assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--extra-colours", "5"]) == 2
+    assert "--extra-colours must be between 0 and 4" in capsys.readouterr().err
 
 
 def test_a_bundle_written_before_sdxl_support_still_loads(smoke_run, tmp_path):

@@ -70,12 +70,37 @@ def test_captions_follow_the_grammar_with_both_object_orders():
     assert "a yellow circle and a red square" in captions and "a red square and a yellow circle" in captions
 
 
+def test_extra_colours_take_every_shape_and_leave_the_benchmark_pairs_as_they_were():
+    generator = torch.Generator().manual_seed(5)
+    batch = world.sample_scenes(3000, generator, extra_colours=2)
+    seen = {pair for i in range(3000) for pair in batch.objects(i)}
+    extras = {(c, s) for c in world.EXTRA_COLOURS[:2] for s in world.SHAPES}
+    assert seen == set(world.training_pairs()) | extras
+    # without extras the draw is unchanged, so recipes from before keep their batches
+    plain = world.sample_scenes(64, torch.Generator().manual_seed(9))
+    zero = world.sample_scenes(64, torch.Generator().manual_seed(9), extra_colours=0)
+    assert torch.equal(plain.colours, zero.colours) and torch.equal(plain.centres, zero.centres)
+    with pytest.raises(ValueError, match="extra_colours must be between 0 and 4"):
+        world.sample_scenes(4, generator, extra_colours=5)
+
+
+def test_extra_colours_are_never_read_as_a_benchmark_colour():
+    batch = world.sample_scenes(400, torch.Generator().manual_seed(2), extra_colours=4)
+    images = world.to_uint8(world.render(batch)[0])
+    for i in range(400):
+        benchmark_colours = {c for c, _ in batch.objects(i) if c in world.COLOURS}
+        assert set(world.read_objects(images[i])) == benchmark_colours
+
+
 def test_caption_tokens_match_the_real_tokenizer():
     tokenizer = load_clip_tokenizer()
     batch = scenes(300)
     expected = tokenizer(batch.captions(), padding="max_length", max_length=77, return_tensors="pt").input_ids
     tokens = world.CaptionTokens(tokenizer)
     assert torch.equal(tokens(batch), expected)
+    with_extras = world.sample_scenes(300, torch.Generator().manual_seed(1), extra_colours=4)
+    expected = tokenizer(with_extras.captions(), padding="max_length", max_length=77, return_tensors="pt").input_ids
+    assert torch.equal(tokens(with_extras), expected)
     empty = tokenizer([""] * 2, padding="max_length", max_length=77, return_tensors="pt").input_ids
     assert torch.equal(tokens.empty(2, "cpu"), empty)
 

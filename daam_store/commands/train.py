@@ -9,6 +9,7 @@ from pathlib import Path
 from daam_store.commands.common import check_device, single_command_main
 from daam_store.errors import UserError
 from daam_store.training.recipes import RECIPES
+from daam_store.world import EXTRA_COLOURS
 
 
 def register(subparsers) -> None:
@@ -37,6 +38,12 @@ def register(subparsers) -> None:
         default=None,
         help="SDXL: share of samples trained without the pooled text embedding (default: the recipe's)",
     )
+    parser.add_argument(
+        "--extra-colours",
+        type=int,
+        default=None,
+        help="training-only colours added to the scenes, each with every shape (default: the recipe's)",
+    )
     parser.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     parser.add_argument(
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         text_layers=args.text_layers,
         colourless_phrase_prob=args.colourless_phrases,
         pooled_dropout=args.pooled_dropout,
+        extra_colours=args.extra_colours,
     )
     for flag, value in (("--steps", args.steps), ("--vae-steps", args.vae_steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
@@ -68,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, share in (("--colourless-phrases", args.colourless_phrases), ("--pooled-dropout", args.pooled_dropout)):
         if share is not None and not 0 <= share <= 1:
             raise UserError(f"{flag} must be between 0 and 1, got {share}")
+    if not 0 <= recipe.extra_colours <= len(EXTRA_COLOURS):
+        raise UserError(f"--extra-colours must be between 0 and {len(EXTRA_COLOURS)}, got {recipe.extra_colours}")
     sdxl = recipe.family == "sdxl"
     if recipe.pooled_dropout and not sdxl:
         raise UserError(f"--pooled-dropout applies to SDXL-family recipes only, not {args.name}")

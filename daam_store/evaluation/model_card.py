@@ -111,6 +111,12 @@ def _recipe_variations(recipe: dict) -> list[str]:
             "cross-attention; trained without it, the model drew from the pooled embedding alone and its maps "
             "were noise (docs/builtin-models-ablations.md)."
         )
+    if recipe.get("extra_colours"):
+        extras = world.EXTRA_COLOURS[: recipe["extra_colours"]]
+        lines.append(
+            f"- Training scenes also use {', '.join(extras)} (not in the benchmark), each with every shape: "
+            "more colour-shape pairs whose binding only the caption tells."
+        )
     if recipe.get("colourless_phrase_prob"):
         lines.append(f"- {recipe['colourless_phrase_prob']:.0%} of caption phrases are written without their colour.")
     return lines

@@ -41,6 +41,7 @@ class WorldBatches:
         empty_caption_prob: float = 0.0,
         tokenizer_2=None,
         colourless_phrase_prob: float = 0.0,
+        extra_colours: int = 0,
     ):
         self.tokens = world.CaptionTokens(tokenizer)
         self.tokens_2 = world.CaptionTokens(tokenizer_2) if tokenizer_2 is not None else None
@@ -49,10 +50,11 @@ class WorldBatches:
         self.device = torch.device(device)
         self.empty_caption_prob = empty_caption_prob
         self.colourless_phrase_prob = colourless_phrase_prob
+        self.extra_colours = extra_colours
 
     def batch(self, phase: str, step: int) -> Batch:
         generator = step_generator(self.seed, phase, step, self.device)
-        scenes = world.sample_scenes(self.batch_size, generator)
+        scenes = world.sample_scenes(self.batch_size, generator, extra_colours=self.extra_colours)
         images, _ = world.render(scenes)
         dropped = torch.rand(self.batch_size, generator=generator, device=self.device) < self.empty_caption_prob
         without_colour = None

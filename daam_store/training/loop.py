@@ -99,6 +99,7 @@ class Trainer:
             recipe.empty_caption_prob,
             tokenizer_2=pipe.tokenizer_2 if self.sdxl else None,
             colourless_phrase_prob=recipe.colourless_phrase_prob,
+            extra_colours=recipe.extra_colours,
         )
         self.world_rows = _world_token_rows(self.data)
         self.state = RunState(unet_steps=recipe.unet_steps)
