@@ -1,7 +1,7 @@
 """The generated world the built-in models learn: coloured shapes on gray, with known ground truth.
 
-A scene is a gray 32x32 image with 1-3 non-overlapping objects (circle, square, triangle in red,
-green, blue, yellow; colours distinct within a scene), a mask per object and a caption from a small
+A scene is a gray 32x32 image with 1-3 non-overlapping objects (circle, square, triangle in the
+benchmark colours red, green, blue, yellow; colours distinct within a scene), a mask per object and a caption from a small
 grammar whose object order is random ("a red circle and a blue square" or "a blue square and a red
 circle"). Some colour-shape pairs never appear in training scenes (`HELD_OUT_PAIRS`): the evaluation
 asks for them.
@@ -311,8 +311,8 @@ class CaptionTokens:
 
 
 def segment_by_palette(image) -> dict[str, np.ndarray]:
-    """Per palette colour, the (H, W) bool mask of pixels within PALETTE_TOLERANCE of it and nearer
-    to it than to any other palette colour or the background."""
+    """Per benchmark colour (COLOURS), the (H, W) bool mask of pixels within PALETTE_TOLERANCE of it and
+    nearer to it than to any other benchmark colour or the background."""
     rgb = np.asarray(image, dtype=np.float32)[..., :3]
     names = ["background", *COLOURS]
     centres = np.array([BACKGROUND, *(PALETTE[c] for c in COLOURS)], dtype=np.float32)
@@ -378,7 +378,7 @@ def classify_shape(mask: np.ndarray) -> str | None:
 
 
 def read_objects(image) -> dict[str, tuple[np.ndarray, str | None]]:
-    """For each palette colour with at least MIN_OBJECT_PIXELS pixels: (its mask, the shape read)."""
+    """For each benchmark colour with at least MIN_OBJECT_PIXELS pixels: (its mask, the shape read)."""
     found = {}
     for colour, mask in segment_by_palette(image).items():
         if mask.sum() >= MIN_OBJECT_PIXELS:

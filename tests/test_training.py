@@ -221,3 +221,20 @@ def test_sdxl_training_conditions_the_unet_as_the_pipeline_does(tmp_path):
     )
     pipe(caption, num_inference_steps=1)
     assert seen[0]["time_ids"][0].tolist() == added["time_ids"][0].tolist()
+
+
+def test_a_recipe_with_extra_colours_trains_on_them_with_both_tokenizers(tmp_path):
+    """The recipe field reaches the trainer's batches: extra colours drawn, captions with their words, and
+    SDXL's second tokenizer (padding with "!") writes them too."""
+    from daam_store import world
+    from daam_store.training.loop import Trainer
+
+    recipe = get_recipe("sdxl-tiny").with_overrides(batch_size=64, extra_colours=2)
+    trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
+    batch = trainer.data.batch("unet", 0)
+    extra_ids = {trainer.pipe.tokenizer.convert_tokens_to_ids(f"{c}</w>") for c in world.EXTRA_COLOURS[:2]}
+    unused_id = trainer.pipe.tokenizer.convert_tokens_to_ids(f"{world.EXTRA_COLOURS[2]}</w>")
+    for ids in (batch.ids, batch.ids_2):
+        used = set(ids.flatten().tolist())
+        assert extra_ids <= used and unused_id not in used
+    assert set(extra_ids) <= set(trainer.world_rows)

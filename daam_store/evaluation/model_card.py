@@ -114,7 +114,8 @@ def _recipe_variations(recipe: dict) -> list[str]:
     if recipe.get("extra_colours"):
         extras = world.EXTRA_COLOURS[: recipe["extra_colours"]]
         lines.append(
-            f"- Training scenes also use {', '.join(extras)} (not in the benchmark), each with every shape: "
+            f"- Training scenes also use {', '.join(f'{c} {world.PALETTE[c]}' for c in extras)} (not in the "
+            "benchmark), each with every shape: "
             "more colour-shape pairs whose binding only the caption tells."
         )
     if recipe.get("colourless_phrase_prob"):
