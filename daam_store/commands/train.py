@@ -9,7 +9,6 @@ from pathlib import Path
 from daam_store.commands.common import check_device, single_command_main
 from daam_store.errors import UserError
 from daam_store.training.recipes import RECIPES
-from daam_store.world import EXTRA_COLOURS
 
 
 def register(subparsers) -> None:
@@ -60,6 +59,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from daam_store.training import TrainOptions, get_recipe, train_builtin
+    from daam_store.world import EXTRA_COLOURS
 
     recipe = get_recipe(args.name).with_overrides(
         unet_steps=args.steps,

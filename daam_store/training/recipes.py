@@ -27,6 +27,8 @@ class Recipe:
     # SDXL: share of samples trained with the pooled text embedding zeroed (its global path otherwise carries
     # the whole caption and cross-attention maps stop localising)
     pooled_dropout: float = 0.0
+    # training-only colours (world.EXTRA_COLOURS) with every shape: more pairs that bind only by the caption
+    extra_colours: int = 0
     kl_weight: float = 1e-6
 
     def to_dict(self) -> dict:
@@ -36,10 +38,14 @@ class Recipe:
         return replace(self, **{key: value for key, value in overrides.items() if value is not None})
 
 
-# The shipped models were trained on one H200 with a time budget that set the UNet step counts
-# (four variants in parallel for 407 s); the recipes fix those counts so a rerun repeats them.
+# sd2-tiny was trained on one H200 with a time budget that set its UNet step count (four variants in
+# parallel for 407 s); the recipes fix every count so a rerun repeats it.
 RECIPES: dict[str, Recipe] = {
-    "sd1-tiny": Recipe(name="sd1-tiny", family="sd1", seed=1, unet_steps=1310),
+    # Trained on the project's 2-core CPU (batch 32): the extra colours lifted held-out shapes in the
+    # ablations (docs/builtin-models-ablations.md, session 7).
+    "sd1-tiny": Recipe(
+        name="sd1-tiny", family="sd1", seed=1, batch_size=32, vae_steps=600, unet_steps=4800, extra_colours=4
+    ),
     "sd2-tiny": Recipe(name="sd2-tiny", family="sd2", seed=2, unet_steps=1698),
     # SDXL reads its encoders' penultimate hidden states: with 1 layer that is the token + position
     # embeddings, the text side the SD models use (0 layers); the layer feeds only the pooled embedding.
