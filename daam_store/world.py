@@ -1,8 +1,8 @@
 """The generated world the built-in models learn: coloured shapes on gray, with known ground truth.
 
 A scene is a gray 32x32 image with 1-3 non-overlapping objects (circle, square, triangle in the
-benchmark colours red, green, blue, yellow; colours distinct within a scene), a mask per object and a caption from a small
-grammar whose object order is random ("a red circle and a blue square" or "a blue square and a red
+benchmark colours red, green, blue, yellow; colours distinct within a scene), a mask per object and a
+caption from a small grammar whose object order is random ("a red circle and a blue square" or "a blue square and a red
 circle"). Some colour-shape pairs never appear in training scenes (`HELD_OUT_PAIRS`): the evaluation
 asks for them.
 
