@@ -2,9 +2,9 @@
 
 A scene is a gray 32x32 image with 1-3 non-overlapping objects (circle, square, triangle in the
 benchmark colours red, green, blue, yellow; colours distinct within a scene), a mask per object and a
-caption from a small grammar whose object order is random ("a red circle and a blue square" or "a blue square and a red
-circle"). Some colour-shape pairs never appear in training scenes (`HELD_OUT_PAIRS`): the evaluation
-asks for them.
+caption from a small grammar whose object order is random ("a red circle and a blue square" or "a blue
+square and a red circle"). Some colour-shape pairs never appear in training scenes (`HELD_OUT_PAIRS`):
+the evaluation asks for them.
 
 Scenes are sampled in batches with torch (CPU or GPU) and no rejection sampling: each layout splits
 the image into disjoint regions, one per object, so objects cannot overlap by construction.

@@ -82,19 +82,20 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         train_builtin(other, options)
 
 
-def test_bad_arguments_give_one_line_errors(capsys, tmp_path):
-    assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--steps", "0"]) == 2
-    assert "--steps must be at least 1" in capsys.readouterr().err
-    assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--colourless-phrases", "1.5"]) == 2
-    assert "--colourless-phrases must be between 0 and 1" in capsys.readouterr().err
-    assert store_main(["train-builtin", "sdxl-tiny", "--out", str(tmp_path), "--pooled-dropout", "-0.1"]) == 2
-    assert "--pooled-dropout must be between 0 and 1" in capsys.readouterr().err
-    assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--pooled-dropout", "0.5"]) == 2
-    assert "--pooled-dropout applies to SDXL-family recipes only" in capsys.readouterr().err
-    assert store_main(["train-builtin", "sdxl-tiny", "--out", str(tmp_path), "--text-layers", "0"]) == 2
-    assert "--text-layers must be at least 1 for sdxl-tiny" in capsys.readouterr().err
-    assert store_main(["train-builtin", "sd1-tiny", "--out", str(tmp_path), "--extra-colours", "5"]) == 2
-    assert "--extra-colours must be between 0 and 4" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "model, flag, value, error",
+    [
+        ("sd1-tiny", "--steps", "0", "--steps must be at least 1"),
+        ("sd1-tiny", "--colourless-phrases", "1.5", "--colourless-phrases must be between 0 and 1"),
+        ("sdxl-tiny", "--pooled-dropout", "-0.1", "--pooled-dropout must be between 0 and 1"),
+        ("sd1-tiny", "--pooled-dropout", "0.5", "--pooled-dropout applies to SDXL-family recipes only"),
+        ("sdxl-tiny", "--text-layers", "0", "--text-layers must be at least 1 for sdxl-tiny"),
+        ("sd1-tiny", "--extra-colours", "5", "--extra-colours must be between 0 and 4"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(capsys, tmp_path, model, flag, value, error):
+    assert store_main(["train-builtin", model, "--out", str(tmp_path), flag, value]) == 2
+    assert error in capsys.readouterr().err
 
 
 def test_a_bundle_written_before_sdxl_support_still_loads(smoke_run, tmp_path):

@@ -115,8 +115,7 @@ def _recipe_variations(recipe: dict) -> list[str]:
         extras = world.EXTRA_COLOURS[: recipe["extra_colours"]]
         lines.append(
             f"- Training scenes also use {', '.join(f'{c} {world.PALETTE[c]}' for c in extras)} (not in the "
-            "benchmark), each with every shape: "
-            "more colour-shape pairs whose binding only the caption tells."
+            "benchmark), each with every shape: more colour-shape pairs whose binding only the caption tells."
         )
     if recipe.get("colourless_phrase_prob"):
         lines.append(f"- {recipe['colourless_phrase_prob']:.0%} of caption phrases are written without their colour.")
