@@ -26,9 +26,10 @@ IMAGE_SIZE = 32
 MAX_OBJECTS = 3
 BACKGROUND = (128, 128, 128)
 COLOURS = ("red", "green", "blue", "yellow")
-# Training-only colours (single CLIP tokens), far from the benchmark palette and the background so that
-# the palette reader never takes one for a benchmark colour.
-EXTRA_COLOURS = ("magenta", "white", "black", "purple")
+# Training-only colours (single CLIP tokens), far from the benchmark palette and the background (RGB
+# distance >= 127; the reader's tolerance is 90) so that the palette reader never takes one for a benchmark
+# colour. A recipe uses the first N: new ones go at the end, so a recipe's draw never changes.
+EXTRA_COLOURS = ("magenta", "white", "black", "purple", "pink", "teal", "olive", "navy")
 ALL_COLOURS = COLOURS + EXTRA_COLOURS
 PALETTE = {
     "red": (255, 0, 0),
@@ -39,6 +40,10 @@ PALETTE = {
     "white": (255, 255, 255),
     "black": (0, 0, 0),
     "purple": (128, 0, 128),
+    "pink": (255, 192, 203),
+    "teal": (0, 128, 128),
+    "olive": (128, 128, 0),
+    "navy": (0, 0, 128),
 }
 SHAPES = ("circle", "square", "triangle")
 # Each colour and each shape still appears in training, only these pairs do not.

@@ -90,7 +90,7 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sdxl-tiny", "--pooled-dropout", "-0.1", "--pooled-dropout must be between 0 and 1"),
         ("sd1-tiny", "--pooled-dropout", "0.5", "--pooled-dropout applies to SDXL-family recipes only"),
         ("sdxl-tiny", "--text-layers", "0", "--text-layers must be at least 1 for sdxl-tiny"),
-        ("sd1-tiny", "--extra-colours", "5", "--extra-colours must be between 0 and 4"),
+        ("sd1-tiny", "--extra-colours", "9", "--extra-colours must be between 0 and 8"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, model, flag, value, error):

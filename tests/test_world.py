@@ -83,12 +83,16 @@ def test_extra_colours_take_every_shape_and_leave_the_benchmark_pairs_as_they_we
     assert plain.colours.tolist() == [[0, 2, 3], [2, 3, 1], [3, 1, 0], [0, 1, 2], [3, 2, 1], [3, 1, 0]]
     assert plain.shapes.tolist() == [[1, 2, 2], [2, 2, 1], [0, 2, 1], [0, 2, 0], [2, 2, 1], [2, 1, 1]]
     assert plain.centres[:, 0, 0].tolist() == pytest.approx([8.952, 12.593, 24.243, 15.347, 6.678, 7.085], abs=1e-3)
-    with pytest.raises(ValueError, match="extra_colours must be between 0 and 4"):
-        world.sample_scenes(4, generator, extra_colours=5)
+    # and with the shipped recipes' four extras it is the one made before more extras were added
+    four = world.sample_scenes(6, torch.Generator().manual_seed(9), extra_colours=4)
+    assert four.colours.tolist() == [[6, 7, 0], [3, 4, 1], [3, 2, 7], [6, 5, 7], [3, 6, 1], [3, 0, 5]]
+    assert four.shapes.tolist() == [[1, 0, 0], [0, 0, 2], [0, 2, 1], [2, 1, 0], [1, 1, 1], [2, 1, 1]]
+    with pytest.raises(ValueError, match="extra_colours must be between 0 and 8"):
+        world.sample_scenes(4, generator, extra_colours=9)
 
 
 def test_extra_colours_are_never_read_as_a_benchmark_colour():
-    batch = world.sample_scenes(400, torch.Generator().manual_seed(2), extra_colours=4)
+    batch = world.sample_scenes(400, torch.Generator().manual_seed(2), extra_colours=len(world.EXTRA_COLOURS))
     images = world.to_uint8(world.render(batch)[0])
     for i in range(400):
         benchmark_colours = {c for c, _ in batch.objects(i) if c in world.COLOURS}
@@ -101,7 +105,7 @@ def test_caption_tokens_match_the_real_tokenizer():
     expected = tokenizer(batch.captions(), padding="max_length", max_length=77, return_tensors="pt").input_ids
     tokens = world.CaptionTokens(tokenizer)
     assert torch.equal(tokens(batch), expected)
-    with_extras = world.sample_scenes(300, torch.Generator().manual_seed(1), extra_colours=4)
+    with_extras = world.sample_scenes(300, torch.Generator().manual_seed(1), extra_colours=len(world.EXTRA_COLOURS))
     expected = tokenizer(with_extras.captions(), padding="max_length", max_length=77, return_tensors="pt").input_ids
     assert torch.equal(tokens(with_extras), expected)
     empty = tokenizer([""] * 2, padding="max_length", max_length=77, return_tensors="pt").input_ids
