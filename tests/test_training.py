@@ -91,10 +91,12 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sd1-tiny", "--pooled-dropout", "0.5", "--pooled-dropout applies to SDXL-family recipes only"),
         ("sdxl-tiny", "--text-layers", "0", "--text-layers must be at least 1 for sdxl-tiny"),
         ("sd1-tiny", "--extra-colours", "9", "--extra-colours must be between 0 and 8"),
+        ("sd1-tiny", "--zero-text-residuals", None, "--zero-text-residuals needs text layers"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, model, flag, value, error):
-    assert store_main(["train-builtin", model, "--out", str(tmp_path), flag, value]) == 2
+    arguments = [flag] if value is None else [flag, value]
+    assert store_main(["train-builtin", model, "--out", str(tmp_path), *arguments]) == 2
     assert error in capsys.readouterr().err
 
 
@@ -239,3 +241,30 @@ def test_a_recipe_with_extra_colours_trains_on_them_with_both_tokenizers(tmp_pat
         used = set(ids.flatten().tolist())
         assert extra_ids <= used and unused_id not in used
     assert set(extra_ids) <= set(trainer.world_rows)
+
+
+@pytest.mark.parametrize("zeroed", [False, True])
+def test_zeroed_text_residuals_start_the_encoder_as_its_embeddings(tmp_path, zeroed):
+    """With the option a 1-layer encoder's output is its embeddings through the final layer norm (the 0-layer
+    encoder's), and the zeroed projections still get gradients; without it the layer changes the output."""
+    from daam_store.training.loop import Trainer
+
+    recipe = get_recipe("sd1-tiny").with_overrides(text_layers=1, zero_text_residuals=zeroed, batch_size=4)
+    trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
+    text_model = trainer.text_encoders["text_encoder"]
+    ids = trainer.data.batch("unet", 0).ids
+    output = text_model(ids).last_hidden_state
+    embeddings_only = text_model.final_layer_norm(text_model.embeddings(input_ids=ids))
+    assert torch.allclose(output, embeddings_only, atol=1e-5) == zeroed
+    output.square().mean().backward()
+    assert text_model.encoder.layers[0].mlp.fc2.weight.grad.abs().sum() > 0
+
+
+def test_zeroed_text_residuals_reach_both_sdxl_encoders(tmp_path):
+    from daam_store.training.loop import Trainer
+
+    recipe = get_recipe("sdxl-tiny").with_overrides(zero_text_residuals=True, batch_size=4)
+    trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
+    for name, encoder in trainer.text_encoders.items():
+        projections = [p for n, p in encoder.named_parameters() if "out_proj" in n or "fc2" in n]
+        assert projections and all(not p.any() for p in projections), name

@@ -26,6 +26,12 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
     parser.add_argument("--text-layers", type=int, default=None, help="text encoder layers (default: the recipe's)")
     parser.add_argument(
+        "--zero-text-residuals",
+        action="store_true",
+        default=None,
+        help="start each text layer as the identity (its output projections zeroed; default: the recipe's)",
+    )
+    parser.add_argument(
         "--colourless-phrases",
         type=float,
         default=None,
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         vae_steps=args.vae_steps,
         batch_size=args.batch_size,
         text_layers=args.text_layers,
+        zero_text_residuals=args.zero_text_residuals,
         colourless_phrase_prob=args.colourless_phrases,
         pooled_dropout=args.pooled_dropout,
         extra_colours=args.extra_colours,
@@ -78,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be between 0 and 1, got {share}")
     if not 0 <= recipe.extra_colours <= len(EXTRA_COLOURS):
         raise UserError(f"--extra-colours must be between 0 and {len(EXTRA_COLOURS)}, got {recipe.extra_colours}")
+    if recipe.zero_text_residuals and not recipe.text_layers:
+        raise UserError("--zero-text-residuals needs text layers: add --text-layers 1 or more")
     sdxl = recipe.family == "sdxl"
     if recipe.pooled_dropout and not sdxl:
         raise UserError(f"--pooled-dropout applies to SDXL-family recipes only, not {args.name}")

@@ -111,6 +111,11 @@ def _recipe_variations(recipe: dict) -> list[str]:
             "cross-attention; trained without it, the model drew from the pooled embedding alone and its maps "
             "were noise (docs/builtin-models-ablations.md)."
         )
+    if recipe.get("zero_text_residuals") and recipe.get("text_layers"):
+        lines.append(
+            "- The text layers started as the identity (attention and MLP output projections zeroed), so the "
+            "encoder began as its embeddings and learned to mix tokens only as denoising rewarded it."
+        )
     if recipe.get("extra_colours"):
         extras = world.EXTRA_COLOURS[: recipe["extra_colours"]]
         lines.append(

@@ -88,6 +88,9 @@ class Trainer:
         self.sdxl = recipe.family == "sdxl"
         encoder_names = TEXT_ENCODERS if self.sdxl else TEXT_ENCODERS[:1]
         self.text_encoders = {name: getattr(pipe, name).to(self.device) for name in encoder_names}
+        if recipe.zero_text_residuals:
+            for encoder in self.text_encoders.values():
+                _zero_residual_branches(encoder)
         self.sdxl_time_ids = torch.tensor([SDXL_TIME_IDS], device=self.device)
         # Noise is added as in DDPM training whichever sampler the pipeline ships (SDXL's Euler included).
         self.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -384,6 +387,17 @@ def _world_token_rows(data: WorldBatches) -> list[int]:
     if data.tokens_2 is not None:
         ids.append(data.tokens_2.pad)
     return ids + tokens.colour_ids.tolist() + tokens.shape_ids.tolist()
+
+
+@torch.no_grad()
+def _zero_residual_branches(text_encoder) -> None:
+    """Make each CLIP layer add nothing to its residual stream, so the encoder starts as its embeddings
+    (then the final layer norm). Gradients still reach the zeroed projections, so the layers can grow."""
+    text_model = getattr(text_encoder, "text_model", text_encoder)  # SDXL's second encoder wraps its layers
+    for layer in text_model.encoder.layers:
+        for projection in (layer.self_attn.out_proj, layer.mlp.fc2):
+            projection.weight.zero_()
+            projection.bias.zero_()
 
 
 def _speed_settings(device: torch.device) -> None:

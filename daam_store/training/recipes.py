@@ -13,6 +13,9 @@ class Recipe:
     name: str
     family: Family
     text_layers: int = 0  # CLIP text encoder layers (0 = token + position embeddings only)
+    # Start every text layer as the identity (its attention output and MLP output projections zeroed): the
+    # encoder begins as the 0-layer one, whose maps localise, and mixes tokens only as training finds it useful.
+    zero_text_residuals: bool = False
     seed: int = 0
     batch_size: int = 256
     vae_steps: int = 2000
