@@ -31,3 +31,12 @@ def test_pooled_only_reads_the_images_of_each_conditioning(tiny_sdxl_model_dir):
         "cross-attention inputs zeroed",
     ], output
     assert all(0 <= float(present) <= 1 and 0 <= float(correct) <= 1 for _, present, correct in rows)
+
+
+def test_word_map_zones_prints_each_words_zones_relative_to_its_map_mean():
+    output = run("word_map_zones.py", "--models", "sd1-tiny", "--n", "4", "--steps", "2")
+    rows = re.findall(r"\| sd1-tiny \| (colour|shape) \| (.+) \|", output)
+    assert [word for word, _ in rows] == ["colour", "shape"], output
+    for _, cells in rows:
+        values = [float(cell) for cell in cells.split(" | ") if cell != "-"]
+        assert len(values) >= 4 and all(0 <= value < 20 for value in values)
