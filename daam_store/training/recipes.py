@@ -41,15 +41,15 @@ class Recipe:
         return replace(self, **{key: value for key, value in overrides.items() if value is not None})
 
 
-# sd2-tiny was trained on one H200 with a time budget that set its UNet step count (four variants in
-# parallel for 407 s); the recipes fix every count so a rerun repeats it.
 RECIPES: dict[str, Recipe] = {
-    # Trained on the project's 2-core CPU (batch 32): the extra colours lifted held-out shapes in the
+    # Both trained on the project's 2-core CPU (batch 32): the extra colours lifted held-out shapes in the
     # ablations (docs/builtin-models-ablations.md, session 7).
     "sd1-tiny": Recipe(
         name="sd1-tiny", family="sd1", seed=1, batch_size=32, vae_steps=600, unet_steps=4800, extra_colours=4
     ),
-    "sd2-tiny": Recipe(name="sd2-tiny", family="sd2", seed=2, unet_steps=1698),
+    "sd2-tiny": Recipe(
+        name="sd2-tiny", family="sd2", seed=2, batch_size=32, vae_steps=600, unet_steps=4800, extra_colours=4
+    ),
     # SDXL reads its encoders' penultimate hidden states: with 1 layer that is the token + position
     # embeddings, the text side the SD models use (0 layers); the layer feeds only the pooled embedding.
     # Trained on the project's 2-core CPU (no GPU was lent): a smaller batch for more steps.
