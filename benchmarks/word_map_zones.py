@@ -1,11 +1,13 @@
 """Where do a built-in model's colour-word and shape-word maps put their weight?
 
-For images of the benchmark's prompts, each named object's word maps (DAAM's rule, before any normalisation)
-are averaged over four zones of the drawn image, each divided by the map's mean over the whole image (1.00 =
-no preference): the object's interior, its edge (the object's pixels within 2 px of the background), the
-background just outside it (within 2 px) and the far background (over 3 px from every object), and the other
-object's pixels. A word that localises on its object reads well above 1 inside and below 1 far away; a map
-near 1 everywhere is flat, and min-max normalising it (as the mIoU does) only magnifies noise.
+Generates the benchmark's first n images (its prompts, seeds and guidance) and, for each named object that the
+palette reader finds (objects it does not find are skipped, as in the mIoU), averages the object's colour-word
+and shape-word maps (DAAM's rule, resized to the image as the mIoU does, not normalised) over five zones, each
+divided by the map's mean over the whole image (1.00 = no preference): the object's interior, its edge (its
+pixels within 2 px of its outline), the background just outside it (within 2 px), the far background (over
+3 px from every object) and the other object's pixels. A word that localises on its object reads well above 1
+inside and below 1 far away; a map near 1 everywhere is flat, and min-max normalising it (as the mIoU does)
+only magnifies noise.
 Run: python benchmarks/word_map_zones.py [--models sd1-tiny sd2-tiny sdxl-tiny] [--n 24] [--split heldout]
 """
 
@@ -20,6 +22,8 @@ import torch.nn.functional as F
 
 from daam_store import trace, world
 from daam_store.evaluation.benchmark import evaluation_items
+from daam_store.evaluation.settings import EvalSettings
+from daam_store.heatmap import WordHeatMap
 from daam_store.models import load_pipeline
 
 ZONES = ("interior", "edge", "just outside", "far background", "other object")
@@ -32,6 +36,7 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def zones(region: np.ndarray, every_object: np.ndarray, other: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The zones of one object's `region` in an image whose objects cover `every_object`."""
     interior = ~dilate(~region, 2)
     masks = {
         "interior": interior,
@@ -44,43 +49,53 @@ def zones(region: np.ndarray, every_object: np.ndarray, other: np.ndarray | None
     return masks
 
 
-def measure(pipe, split: str, n: int, steps: int) -> dict[tuple[str, str], list[float]]:
+def score_image(ratios: dict, objects: list[world.Pair], image, word_maps: list[torch.Tensor]) -> None:
+    """Add each found object's zone ratios of its colour word and its shape word to `ratios`."""
+    found = world.read_objects(np.asarray(image.convert("RGB")))
+    every_object = np.zeros((image.height, image.width), bool)
+    for region, _ in found.values():
+        every_object |= region
+    for k, (colour, _) in enumerate(objects):
+        if colour not in found:
+            continue
+        others = [found[c][0] for c, _ in objects if c != colour and c in found]
+        masks = zones(found[colour][0], every_object, others[0] if others else None)
+        for word_class, index in zip(("colour", "shape"), world.object_word_indices(objects)[k], strict=True):
+            heat = WordHeatMap(word_maps[index]).expand_as(image, absolute=True).numpy()
+            for zone, mask in masks.items():
+                if mask.any():
+                    ratios[(word_class, zone)].append(float(heat[mask].mean() / heat.mean()))
+
+
+def measure(pipe, split: str, n: int, steps: int, guidance: float) -> dict[tuple[str, str], list[float]]:
     ratios = defaultdict(list)  # (word class, zone) -> [zone mean / map mean]
     for objects, seed in evaluation_items(split, n):
         with trace(pipe) as tc:
             generator = torch.Generator().manual_seed(seed)
-            image = pipe(world.caption(objects), generator=generator, num_inference_steps=steps).images[0]
+            prompt = world.caption(objects)
+            image = pipe(prompt, generator=generator, num_inference_steps=steps, guidance_scale=guidance).images[0]
             word_maps = [m for _, m in tc.compute_global_heat_map().word_heat_maps()]
-        found = world.read_objects(np.asarray(image.convert("RGB")))
-        every_object = np.zeros((image.height, image.width), bool)
-        for region, _ in found.values():
-            every_object |= region
-        for k, (colour, _) in enumerate(objects):
-            if colour not in found:
-                continue
-            others = [found[c][0] for c, _ in objects if c != colour and c in found]
-            masks = zones(found[colour][0], every_object, others[0] if others else None)
-            for word_class, index in zip(("colour", "shape"), world.object_word_indices(objects)[k], strict=True):
-                heat = F.interpolate(word_maps[index][None, None].float(), size=every_object.shape, mode="bilinear")
-                heat = heat[0, 0].numpy()
-                for zone, mask in masks.items():
-                    if mask.any():
-                        ratios[(word_class, zone)].append(float(heat[mask].mean() / heat.mean()))
+        score_image(ratios, objects, image, word_maps)
     return ratios
 
 
 def main() -> None:
+    defaults = EvalSettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["sd1-tiny", "sd2-tiny", "sdxl-tiny"])
     parser.add_argument("--n", type=int, default=24, help="images per model (the benchmark's first n)")
     parser.add_argument("--split", choices=("heldout", "train"), default="heldout")
-    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--guidance", type=float, default=defaults.guidance)
     args = parser.parse_args()
-    print(f"{args.split} prompts, {args.n} images each, {args.steps} steps; zone mean / map mean (1.00 = flat)\n")
+    print(
+        f"{args.split} prompts, {args.n} images each, {args.steps} steps, guidance {args.guidance:g}; "
+        "zone mean / map mean (1.00 = flat)\n"
+    )
     print("| model | word | " + " | ".join(ZONES) + " |")
     print("|---|---|" + "---|" * len(ZONES))
     for model in args.models:
-        ratios = measure(load_pipeline(model), args.split, args.n, args.steps)
+        ratios = measure(load_pipeline(model), args.split, args.n, args.steps, args.guidance)
         for word_class in ("colour", "shape"):
             cells = [ratios[(word_class, zone)] for zone in ZONES]
             row = " | ".join(f"{np.mean(values):.2f}" if values else "-" for values in cells)

@@ -251,7 +251,8 @@ def test_zeroed_text_residuals_start_the_encoder_as_its_embeddings(tmp_path, zer
 
     recipe = get_recipe("sd1-tiny").with_overrides(text_layers=1, zero_text_residuals=zeroed, batch_size=4)
     trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
-    text_model = trainer.text_encoders["text_encoder"]
+    encoder = trainer.text_encoders["text_encoder"]
+    text_model = getattr(encoder, "text_model", encoder)  # transformers 5 flattened CLIPTextModel
     ids = trainer.data.batch("unet", 0).ids
     output = text_model(ids).last_hidden_state
     embeddings_only = text_model.final_layer_norm(text_model.embeddings(input_ids=ids))

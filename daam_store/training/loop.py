@@ -393,7 +393,9 @@ def _world_token_rows(data: WorldBatches) -> list[int]:
 def _zero_residual_branches(text_encoder) -> None:
     """Make each CLIP layer add nothing to its residual stream, so the encoder starts as its embeddings
     (then the final layer norm). Gradients still reach the zeroed projections, so the layers can grow."""
-    text_model = getattr(text_encoder, "text_model", text_encoder)  # SDXL's second encoder wraps its layers
+    text_model = getattr(
+        text_encoder, "text_model", text_encoder
+    )  # CLIPTextModelWithProjection (and CLIPTextModel before transformers 5) wrap their layers
     for layer in text_model.encoder.layers:
         for projection in (layer.self_attn.out_proj, layer.mlp.fc2):
             projection.weight.zero_()

@@ -13,8 +13,9 @@ class Recipe:
     name: str
     family: Family
     text_layers: int = 0  # CLIP text encoder layers (0 = token + position embeddings only)
-    # Start every text layer as the identity (its attention output and MLP output projections zeroed): the
+    # Start every text layer as the identity (its attention output and MLP output projections zeroed): an SD
     # encoder begins as the 0-layer one, whose maps localise, and mixes tokens only as training finds it useful.
+    # (SDXL's cross-attention reads the penultimate states, the embeddings with 1 layer: only its pooled path changes.)
     zero_text_residuals: bool = False
     seed: int = 0
     batch_size: int = 256
