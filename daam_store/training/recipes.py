@@ -43,8 +43,8 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # Both trained on the project's 2-core CPU (batch 32): the extra colours lifted held-out shapes in the
-    # ablations (docs/builtin-models-ablations.md, session 7).
+    # All three trained on the project's 2-core CPU at batch 32, with four extra training-only colours: they
+    # lifted held-out shapes in the ablations (docs/builtin-models-ablations.md, sessions 7 and 8).
     "sd1-tiny": Recipe(
         name="sd1-tiny", family="sd1", seed=1, batch_size=32, vae_steps=600, unet_steps=4800, extra_colours=4
     ),
@@ -53,7 +53,6 @@ RECIPES: dict[str, Recipe] = {
     ),
     # SDXL reads its encoders' penultimate hidden states: with 1 layer that is the token + position
     # embeddings, the text side the SD models use (0 layers); the layer feeds only the pooled embedding.
-    # Trained on the project's 2-core CPU (no GPU was lent): a smaller batch for more steps.
     "sdxl-tiny": Recipe(
         name="sdxl-tiny",
         family="sdxl",
@@ -65,6 +64,7 @@ RECIPES: dict[str, Recipe] = {
         # Trained without it, the model drew every caption from the pooled embedding alone (zeroed
         # cross-attention inputs changed nothing) and its word maps were noise: see docs/builtin-models-ablations.md.
         pooled_dropout=0.8,
+        extra_colours=4,
     ),
 }
 
