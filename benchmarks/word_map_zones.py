@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from daam_store import trace, world
-from daam_store.evaluation.benchmark import evaluation_items
+from daam_store.evaluation.benchmark import evaluation_items, generate
 from daam_store.evaluation.settings import EvalSettings
 from daam_store.heatmap import WordHeatMap
 from daam_store.models import load_pipeline
@@ -67,15 +67,15 @@ def score_image(ratios: dict, objects: list[world.Pair], image, word_maps: list[
                     ratios[(word_class, zone)].append(float(heat[mask].mean() / heat.mean()))
 
 
-def measure(pipe, split: str, n: int, steps: int, guidance: float) -> dict[tuple[str, str], list[float]]:
+def measure(pipe, settings: EvalSettings) -> dict[tuple[str, str], list[float]]:
     ratios = defaultdict(list)  # (word class, zone) -> [zone mean / map mean]
-    for objects, seed in evaluation_items(split, n):
-        with trace(pipe) as tc:
-            generator = torch.Generator().manual_seed(seed)
-            prompt = world.caption(objects)
-            image = pipe(prompt, generator=generator, num_inference_steps=steps, guidance_scale=guidance).images[0]
-            word_maps = [m for _, m in tc.compute_global_heat_map().word_heat_maps()]
-        score_image(ratios, objects, image, word_maps)
+    items = evaluation_items(settings.split, settings.n)
+    with trace(pipe) as tc:
+        for start in range(0, len(items), settings.batch_size):
+            batch = items[start : start + settings.batch_size]
+            for i, ((objects, _), image) in enumerate(zip(batch, generate(pipe, batch, settings), strict=True)):
+                word_maps = [m for _, m in tc.compute_global_heat_map(image_idx=i).word_heat_maps()]
+                score_image(ratios, objects, image, word_maps)
     return ratios
 
 
@@ -95,7 +95,8 @@ def main() -> None:
     print("| model | word | " + " | ".join(ZONES) + " |")
     print("|---|---|" + "---|" * len(ZONES))
     for model in args.models:
-        ratios = measure(load_pipeline(model), args.split, args.n, args.steps, args.guidance)
+        settings = EvalSettings(n=args.n, steps=args.steps, guidance=args.guidance, split=args.split)
+        ratios = measure(load_pipeline(model), settings)
         for word_class in ("colour", "shape"):
             cells = [ratios[(word_class, zone)] for zone in ZONES]
             row = " | ".join(f"{np.mean(values):.2f}" if values else "-" for values in cells)

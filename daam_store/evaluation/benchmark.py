@@ -63,7 +63,7 @@ def evaluate(pipe: DiffusionPipeline, settings: EvalSettings, progress=None) -> 
     with trace(pipe) as tc:
         for start in range(0, len(items), settings.batch_size):
             batch = items[start : start + settings.batch_size]
-            images = _generate(pipe, batch, settings)
+            images = generate(pipe, batch, settings)
             for i, ((objects, _), image) in enumerate(zip(batch, images, strict=True)):
                 word_maps = tc.compute_global_heat_map(image_idx=i).word_heat_maps()
                 scores.add(start + i, objects, image, word_maps)
@@ -88,7 +88,8 @@ def evaluate(pipe: DiffusionPipeline, settings: EvalSettings, progress=None) -> 
     return results
 
 
-def _generate(pipe, batch, settings: EvalSettings) -> list:
+def generate(pipe, batch, settings: EvalSettings) -> list:
+    """The images of `batch` ((objects, seed) items) as the benchmark draws them: its steps and guidance."""
     prompts = [world.caption(objects) for objects, _ in batch]
     generators = [torch.Generator().manual_seed(seed) for _, seed in batch]
     output = pipe(prompts, generator=generators, num_inference_steps=settings.steps, guidance_scale=settings.guidance)
@@ -192,7 +193,7 @@ def _word_influence(pipe, items, base_images: list[np.ndarray], settings: EvalSe
         changes = []
         for start in range(0, len(edited), settings.batch_size):
             batch = edited[start : start + settings.batch_size]
-            for i, image in enumerate(_generate(pipe, batch, settings)):
+            for i, image in enumerate(generate(pipe, batch, settings)):
                 pixels = np.asarray(image, dtype=np.float32) / 255
                 changes.append(float(np.abs(pixels - base_images[start + i]).mean()))
         result[name] = mean_with_interval(changes)

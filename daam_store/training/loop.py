@@ -393,9 +393,8 @@ def _world_token_rows(data: WorldBatches) -> list[int]:
 def _zero_residual_branches(text_encoder) -> None:
     """Make each CLIP layer add nothing to its residual stream, so the encoder starts as its embeddings
     (then the final layer norm). Gradients still reach the zeroed projections, so the layers can grow."""
-    text_model = getattr(
-        text_encoder, "text_model", text_encoder
-    )  # CLIPTextModelWithProjection (and CLIPTextModel before transformers 5) wrap their layers
+    # CLIPTextModelWithProjection (and CLIPTextModel before transformers 5) wrap their layers in text_model
+    text_model = getattr(text_encoder, "text_model", text_encoder)
     for layer in text_model.encoder.layers:
         for projection in (layer.self_attn.out_proj, layer.mlp.fc2):
             projection.weight.zero_()
