@@ -48,7 +48,7 @@ with ui.errors_as_messages():
 st.subheader("How to start")
 st.markdown(
     """
-1. **Generate** — pick a model (the built-in `sd1-tiny` / `sd2-tiny` run on a CPU with no download,
+1. **Generate** — pick a model (the built-in `sd1-tiny` / `sd2-tiny` / `sdxl-tiny` run on a CPU with no download,
    or give a hub id or a local diffusers folder), write prompts, choose seeds, press *Generate*.
 2. **Explore** — filter what is stored by prompt, word, model, seed, date, author or tag; open a
    generation to see each word's heat map, its tokens and statistics, and download the files.
