@@ -92,6 +92,7 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sdxl-tiny", "--text-layers", "0", "--text-layers must be at least 1 for sdxl-tiny"),
         ("sd1-tiny", "--extra-colours", "9", "--extra-colours must be between 0 and 8"),
         ("sd1-tiny", "--zero-text-residuals", None, "--zero-text-residuals needs text layers"),
+        ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, model, flag, value, error):
@@ -269,3 +270,22 @@ def test_zeroed_text_residuals_reach_both_sdxl_encoders(tmp_path):
     for name, encoder in trainer.text_encoders.items():
         projections = [p for n, p in encoder.named_parameters() if "out_proj" in n or "fc2" in n]
         assert projections and all(not p.any() for p in projections), name
+
+
+@pytest.mark.parametrize("model", ["sd1-tiny", "sdxl-tiny"])
+def test_attention_heads_split_the_same_initial_weights_differently(tmp_path, model):
+    """A head-count ablation changes one thing: every cross- and self-attention layer has the new head count,
+    the config that ships says so, and the seeded initial weights are those of the recipe's own layout."""
+    from daam_store.training.loop import Trainer
+
+    def initial_unet(heads):
+        recipe = get_recipe(model).with_overrides(attention_heads=heads, batch_size=4)
+        return Trainer(recipe, TrainOptions(out=tmp_path / str(heads), progress=False)).unet
+
+    default, wide = initial_unet(None), initial_unet(2)
+    attention = [m for n, m in wide.named_modules() if n.endswith(("attn1", "attn2"))]
+    assert attention and {m.heads for m in attention} == {2}
+    assert {m.heads for n, m in default.named_modules() if n.endswith("attn2")} != {2}
+    assert wide.config.attention_head_dim in (2, [2, 2, 2], (2, 2, 2))
+    for (name, weight), expected in zip(wide.state_dict().items(), default.state_dict().values(), strict=True):
+        assert torch.equal(weight, expected), name

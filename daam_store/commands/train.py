@@ -32,6 +32,12 @@ def register(subparsers) -> None:
         help="start each text layer as the identity (its output projections zeroed; default: the recipe's)",
     )
     parser.add_argument(
+        "--attention-heads",
+        type=int,
+        default=None,
+        help="heads in every UNet attention block; fewer heads are wider (default: the recipe's)",
+    )
+    parser.add_argument(
         "--colourless-phrases",
         type=float,
         default=None,
@@ -64,6 +70,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from daam_store.models.configs import ATTENTION_HEAD_CHOICES
     from daam_store.training import TrainOptions, get_recipe, train_builtin
     from daam_store.world import EXTRA_COLOURS
 
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         text_layers=args.text_layers,
         zero_text_residuals=args.zero_text_residuals,
+        attention_heads=args.attention_heads,
         colourless_phrase_prob=args.colourless_phrases,
         pooled_dropout=args.pooled_dropout,
         extra_colours=args.extra_colours,
@@ -85,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be between 0 and 1, got {share}")
     if not 0 <= recipe.extra_colours <= len(EXTRA_COLOURS):
         raise UserError(f"--extra-colours must be between 0 and {len(EXTRA_COLOURS)}, got {recipe.extra_colours}")
+    heads = recipe.attention_heads
+    if heads is not None and heads not in ATTENTION_HEAD_CHOICES:
+        choices = ", ".join(map(str, ATTENTION_HEAD_CHOICES))
+        raise UserError(f"--attention-heads must be one of {choices} (they split 32 channels), got {heads}")
     if recipe.zero_text_residuals and not recipe.text_layers:
         raise UserError("--zero-text-residuals needs text layers: add --text-layers 1 or more")
     sdxl = recipe.family == "sdxl"

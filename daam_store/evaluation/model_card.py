@@ -57,7 +57,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "## Configuration",
         f"- UNet: {sizes['unet']:,} parameters, channels {unet['block_out_channels']}, "
         f"{unet['layers_per_block']} layer per block, {_attention_layout(unet)}, "
-        f"attention_head_dim {unet['attention_head_dim']}, "
+        f"{_attention_heads(unet['attention_head_dim'])}, "
         f"{'linear' if unet.get('use_linear_projection') else 'conv'} projection in the transformer blocks"
         f"{_added_conditioning(unet)}.",
         f"- Prediction: {scheduler['prediction_type']}; scheduler {sampler} ({scheduler['beta_schedule']} betas, "
@@ -160,6 +160,13 @@ def _settings(results: dict) -> str:
 
 def _encoder_classes(folder: Path, encoders: list[str]) -> list[str]:
     return [json.loads((folder / e / "config.json").read_text())["architectures"][0] for e in encoders]
+
+
+def _attention_heads(setting: int | list[int]) -> str:
+    # diffusers' SD configs name the head count `attention_head_dim` (a slip it keeps for old checkpoints)
+    if isinstance(setting, int):
+        return f"{setting} attention heads per block"
+    return f"attention heads {list(setting)} by block"
 
 
 def _attention_layout(unet: dict) -> str:

@@ -50,7 +50,12 @@ def vae_config() -> dict:
     )
 
 
-def unet_config(family: Family, sample_size: int = IMAGE_SIZE // 2) -> dict:
+# Every cross-attention block's channel count (32 or 64) must split evenly into heads.
+ATTENTION_HEAD_CHOICES = (1, 2, 4, 8, 16, 32)
+
+
+def unet_config(family: Family, sample_size: int = IMAGE_SIZE // 2, attention_heads: int | None = None) -> dict:
+    """`attention_heads` sets one head count for every block (None: the family's own layout)."""
     config = dict(
         sample_size=sample_size,
         in_channels=4,
@@ -66,6 +71,9 @@ def unet_config(family: Family, sample_size: int = IMAGE_SIZE // 2) -> dict:
         config.update(attention_head_dim=8, use_linear_projection=False)
     else:
         config.update(attention_head_dim=[2, 4, 4], use_linear_projection=True)
+    if attention_heads is not None:
+        # diffusers reads SD's `attention_head_dim` as the number of heads (a naming slip it keeps for old configs)
+        config.update(attention_head_dim=attention_heads if family == "sd1" else [attention_heads] * 3)
     return config
 
 
@@ -78,7 +86,7 @@ def sdxl_text_encoder_config(num_layers: int = 1) -> dict:
     return text_encoder_config(num_layers, SDXL_TEXT_HIDDEN)
 
 
-def sdxl_unet_config(sample_size: int = IMAGE_SIZE // 2) -> dict:
+def sdxl_unet_config(sample_size: int = IMAGE_SIZE // 2, attention_heads: int | None = None) -> dict:
     return dict(
         sample_size=sample_size,
         in_channels=4,
@@ -88,7 +96,7 @@ def sdxl_unet_config(sample_size: int = IMAGE_SIZE // 2) -> dict:
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
         transformer_layers_per_block=(1, 1, 2),
-        attention_head_dim=(2, 4, 4),
+        attention_head_dim=(2, 4, 4) if attention_heads is None else (attention_heads,) * 3,
         use_linear_projection=True,
         norm_num_groups=16,
         cross_attention_dim=TEXT_HIDDEN,

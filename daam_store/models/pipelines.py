@@ -97,14 +97,19 @@ def load_pipeline(
     return pipe.to(device) if device is not None else pipe
 
 
-def build_random_pipeline(family: Family = "sd1", seed: int = 0, text_layers: int = 0) -> DiffusionPipeline:
-    """A pipeline with the built-in geometry and seeded random weights: for tests and training."""
+def build_random_pipeline(
+    family: Family = "sd1", seed: int = 0, text_layers: int = 0, attention_heads: int | None = None
+) -> DiffusionPipeline:
+    """A pipeline with the built-in geometry and seeded random weights: for tests and training.
+
+    `attention_heads` (None: the family's layout) changes only how the attention splits its channels, not the
+    weights' shapes, so the same seed gives the same initial weights whatever the head count."""
     torch.manual_seed(seed)
     if family == "sdxl":
-        return _random_sdxl_pipeline(max(text_layers, 1))
+        return _random_sdxl_pipeline(max(text_layers, 1), attention_heads)
     text_encoder = CLIPTextModel(CLIPTextConfig(**configs.text_encoder_config(text_layers)))
     vae = AutoencoderKL(**configs.vae_config())
-    unet = UNet2DConditionModel(**configs.unet_config(family))
+    unet = UNet2DConditionModel(**configs.unet_config(family, attention_heads=attention_heads))
     scheduler = DDIMScheduler(**configs.scheduler_config(family))
     return assemble_pipeline(text_encoder, vae, unet, scheduler)
 
@@ -125,13 +130,13 @@ def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipe
     return pipe
 
 
-def _random_sdxl_pipeline(text_layers: int) -> StableDiffusionXLPipeline:
+def _random_sdxl_pipeline(text_layers: int, attention_heads: int | None) -> StableDiffusionXLPipeline:
     text_config = configs.sdxl_text_encoder_config(text_layers)
     return assemble_sdxl_pipeline(
         text_encoder=CLIPTextModel(CLIPTextConfig(**text_config)),
         text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_config)),
         vae=AutoencoderKL(**configs.vae_config()),
-        unet=UNet2DConditionModel(**configs.sdxl_unet_config()),
+        unet=UNet2DConditionModel(**configs.sdxl_unet_config(attention_heads=attention_heads)),
         scheduler=EulerDiscreteScheduler(**configs.sdxl_scheduler_config()),
     )
 

@@ -79,7 +79,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         _speed_settings(self.device)
 
-        pipe = build_random_pipeline(recipe.family, seed=recipe.seed, text_layers=recipe.text_layers)
+        pipe = build_random_pipeline(
+            recipe.family, seed=recipe.seed, text_layers=recipe.text_layers, attention_heads=recipe.attention_heads
+        )
         self.pipe = pipe
         # channels_last speeds up CPU convolutions; on CUDA the default layout is the well-trodden path.
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
