@@ -225,3 +225,17 @@ def test_shipped_model_colour_words_point_at_their_objects(name):
     colour = results["miou"]["colour"]
     assert results["adherence"]["colour"]["all"] >= 0.8
     assert colour["word"]["mean"] > colour["other_object"]["mean"] + 0.2
+
+
+def test_model_card_gives_the_heads_of_each_cross_attention_site():
+    """diffusers reads SD's `attention_head_dim` as head counts: per down block, the mid block taking the last."""
+    from daam_store.evaluation.model_card import _attention_layout
+    from daam_store.models import configs
+
+    assert _attention_layout(configs.unet_config("sd2")) == (
+        "cross-attention at 16x16 (2 heads), 8x8 (4 heads) and the mid block (4 heads)"
+    )
+    assert _attention_layout(configs.sdxl_unet_config()) == (
+        "cross-attention at 8x8 (4 heads), 4x4 (2 transformer layers, 4 heads) and the mid block (4 heads)"
+    )
+    assert "16x16 (1 head), 8x8 (1 head)" in _attention_layout(configs.unet_config("sd1", attention_heads=1))

@@ -272,7 +272,7 @@ def test_zeroed_text_residuals_reach_both_sdxl_encoders(tmp_path):
         assert projections and all(not p.any() for p in projections), name
 
 
-@pytest.mark.parametrize("model", ["sd1-tiny", "sdxl-tiny"])
+@pytest.mark.parametrize("model", ["sd1-tiny", "sd2-tiny", "sdxl-tiny"])
 def test_attention_heads_split_the_same_initial_weights_differently(tmp_path, model):
     """A head-count ablation changes one thing: every cross- and self-attention layer has the new head count,
     the config that ships says so, and the seeded initial weights are those of the recipe's own layout."""
@@ -289,3 +289,10 @@ def test_attention_heads_split_the_same_initial_weights_differently(tmp_path, mo
     assert wide.config.attention_head_dim in (2, [2, 2, 2], (2, 2, 2))
     for (name, weight), expected in zip(wide.state_dict().items(), default.state_dict().values(), strict=True):
         assert torch.equal(weight, expected), name
+
+
+def test_a_head_count_that_does_not_split_the_channels_is_refused_by_the_library_too():
+    from daam_store.models import build_random_pipeline
+
+    with pytest.raises(UserError, match="--attention-heads must be one of"):
+        build_random_pipeline("sd2", attention_heads=3)

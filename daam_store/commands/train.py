@@ -70,7 +70,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daam_store.models.configs import ATTENTION_HEAD_CHOICES
+    from daam_store.models.configs import check_attention_heads
     from daam_store.training import TrainOptions, get_recipe, train_builtin
     from daam_store.world import EXTRA_COLOURS
 
@@ -93,10 +93,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be between 0 and 1, got {share}")
     if not 0 <= recipe.extra_colours <= len(EXTRA_COLOURS):
         raise UserError(f"--extra-colours must be between 0 and {len(EXTRA_COLOURS)}, got {recipe.extra_colours}")
-    heads = recipe.attention_heads
-    if heads is not None and heads not in ATTENTION_HEAD_CHOICES:
-        choices = ", ".join(map(str, ATTENTION_HEAD_CHOICES))
-        raise UserError(f"--attention-heads must be one of {choices} (they split 32 channels), got {heads}")
+    check_attention_heads(recipe.attention_heads)  # before any output folder is made
     if recipe.zero_text_residuals and not recipe.text_layers:
         raise UserError("--zero-text-residuals needs text layers: add --text-layers 1 or more")
     sdxl = recipe.family == "sdxl"

@@ -57,7 +57,6 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "## Configuration",
         f"- UNet: {sizes['unet']:,} parameters, channels {unet['block_out_channels']}, "
         f"{unet['layers_per_block']} layer per block, {_attention_layout(unet)}, "
-        f"{_attention_heads(unet['attention_head_dim'])}, "
         f"{'linear' if unet.get('use_linear_projection') else 'conv'} projection in the transformer blocks"
         f"{_added_conditioning(unet)}.",
         f"- Prediction: {scheduler['prediction_type']}; scheduler {sampler} ({scheduler['beta_schedule']} betas, "
@@ -162,24 +161,25 @@ def _encoder_classes(folder: Path, encoders: list[str]) -> list[str]:
     return [json.loads((folder / e / "config.json").read_text())["architectures"][0] for e in encoders]
 
 
-def _attention_heads(setting: int | list[int]) -> str:
-    # diffusers' SD configs name the head count `attention_head_dim` (a slip it keeps for old checkpoints)
-    if isinstance(setting, int):
-        return f"{setting} attention heads per block"
-    return f"attention heads {list(setting)} by block"
-
-
 def _attention_layout(unet: dict) -> str:
-    """Where the cross-attention layers are, in latent pixels (16x16 latents, halved by each down block)."""
+    """Where the cross-attention layers are, in latent pixels (16x16 latents, halved by each down block), and
+    their heads (the up blocks mirror the down blocks; the mid block has the last down block's count)."""
     sides = [16 // 2**i for i in range(len(unet["down_block_types"]))]
     depths = unet.get("transformer_layers_per_block", 1)
-    depths = depths if isinstance(depths, list) else [depths] * len(sides)
+    depths = list(depths) if isinstance(depths, (list, tuple)) else [depths] * len(sides)
+    # diffusers' SD configs name the head count `attention_head_dim` (a slip it keeps for old checkpoints)
+    heads = unet["attention_head_dim"]
+    heads = list(heads) if isinstance(heads, (list, tuple)) else [heads] * len(sides)
     placed = [
-        f"{side}x{side}" + (f" ({depth} transformer layers)" if depth > 1 else "")
-        for side, depth, kind in zip(sides, depths, unet["down_block_types"], strict=True)
+        f"{side}x{side} (" + (f"{depth} transformer layers, " if depth > 1 else "") + f"{_heads(count)})"
+        for side, depth, count, kind in zip(sides, depths, heads, unet["down_block_types"], strict=True)
         if kind.startswith("CrossAttn")
     ]
-    return f"cross-attention at {', '.join(placed)} and the mid block"
+    return f"cross-attention at {', '.join(placed)} and the mid block ({_heads(heads[-1])})"
+
+
+def _heads(count: int) -> str:
+    return f"{count} head" + ("" if count == 1 else "s")
 
 
 def _added_conditioning(unet: dict) -> str:

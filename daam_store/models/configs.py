@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from daam_store.errors import UserError
+
 Family = Literal["sd1", "sd2", "sdxl"]
 
 TEXT_HIDDEN = 64
@@ -50,12 +52,19 @@ def vae_config() -> dict:
     )
 
 
-# Every cross-attention block's channel count (32 or 64) must split evenly into heads.
+# The smallest attention block has 32 channels: a head count must split it evenly.
 ATTENTION_HEAD_CHOICES = (1, 2, 4, 8, 16, 32)
+
+
+def check_attention_heads(heads: int | None) -> None:
+    if heads is not None and heads not in ATTENTION_HEAD_CHOICES:
+        choices = ", ".join(map(str, ATTENTION_HEAD_CHOICES))
+        raise UserError(f"--attention-heads must be one of {choices} (they split 32 channels), got {heads}")
 
 
 def unet_config(family: Family, sample_size: int = IMAGE_SIZE // 2, attention_heads: int | None = None) -> dict:
     """`attention_heads` sets one head count for every block (None: the family's own layout)."""
+    check_attention_heads(attention_heads)
     config = dict(
         sample_size=sample_size,
         in_channels=4,
@@ -87,6 +96,7 @@ def sdxl_text_encoder_config(num_layers: int = 1) -> dict:
 
 
 def sdxl_unet_config(sample_size: int = IMAGE_SIZE // 2, attention_heads: int | None = None) -> dict:
+    check_attention_heads(attention_heads)
     return dict(
         sample_size=sample_size,
         in_channels=4,
