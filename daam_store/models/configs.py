@@ -81,8 +81,9 @@ def unet_config(family: Family, sample_size: int = IMAGE_SIZE // 2, attention_he
     else:
         config.update(attention_head_dim=[2, 4, 4], use_linear_projection=True)
     if attention_heads is not None:
-        # diffusers reads SD's `attention_head_dim` as the number of heads (a naming slip it keeps for old configs)
-        config.update(attention_head_dim=attention_heads if family == "sd1" else [attention_heads] * 3)
+        # diffusers reads SD's `attention_head_dim` as the number of heads (a naming slip it keeps for old
+        # configs) and gives an int to every block
+        config.update(attention_head_dim=attention_heads)
     return config
 
 
@@ -106,7 +107,7 @@ def sdxl_unet_config(sample_size: int = IMAGE_SIZE // 2, attention_heads: int | 
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
         transformer_layers_per_block=(1, 1, 2),
-        attention_head_dim=(2, 4, 4) if attention_heads is None else (attention_heads,) * 3,
+        attention_head_dim=(2, 4, 4) if attention_heads is None else attention_heads,
         use_linear_projection=True,
         norm_num_groups=16,
         cross_attention_dim=TEXT_HIDDEN,
