@@ -96,6 +96,20 @@ def test_default_rule_skips_maps_at_an_eighth_of_the_latent_as_the_original():
     assert tc.default_layers(mid_block=True) == tc._layers()  # "daam+mid" is every layer, the 1/8 ones too
 
 
+def test_deeper_transformer_blocks_give_every_layer_its_own_map():
+    """Two transformer layers per block (`--transformer-layers 2`): each layer's cross-attention is a traced
+    layer of its own, and the word map still matches the reference's."""
+    from daam_store.models import build_random_pipeline
+
+    pipe = build_random_pipeline("sd1", seed=4, transformer_layers=2)
+    with trace(pipe) as tc, ReferenceMaps(pipe) as ref:
+        run(pipe, "a red circle", num_inference_steps=2)
+    assert len(tc.layer_names) == 14 and len(tc.default_layers()) == 12
+    rows = list(tc.compute_global_heat_map().words()[2].token_indices)
+    ours = tc.compute_global_heat_map().compute_word_heat_map("circle").value
+    torch.testing.assert_close(ours, ref.word_map(rows, 1, True, 0, (16, 16)), rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("path", ["cpu-flash", "sdpa-math", "other-processor"])
 def test_every_attention_path_changes_nothing_and_matches_reference(path, autocast, sd1_pipe, monkeypatch):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from diffusers import Transformer2DModel
 from safetensors.torch import load_file
 
 from daam_store.cli import store_main
@@ -93,6 +94,7 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sd1-tiny", "--extra-colours", "9", "--extra-colours must be between 0 and 8"),
         ("sd1-tiny", "--zero-text-residuals", None, "--zero-text-residuals needs text layers"),
         ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
+        ("sd1-tiny", "--transformer-layers", "0", "--transformer-layers must be between 1 and 4"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, model, flag, value, error):
@@ -289,6 +291,20 @@ def test_attention_heads_split_the_same_initial_weights_differently(tmp_path, mo
     assert wide.config.attention_head_dim in (2, [2, 2, 2], (2, 2, 2))
     for (name, weight), expected in zip(wide.state_dict().items(), default.state_dict().values(), strict=True):
         assert torch.equal(weight, expected), name
+
+
+@pytest.mark.parametrize("model", ["sd1-tiny", "sdxl-tiny"])
+def test_transformer_layers_deepen_every_cross_attention_block(tmp_path, model):
+    """A depth ablation: every cross-attention block, the mid block's too, gets the same number of transformer
+    layers, each with its own cross-attention for the tracer to see."""
+    from daam_store.training.loop import Trainer
+
+    recipe = get_recipe(model).with_overrides(transformer_layers=3, batch_size=4)
+    unet = Trainer(recipe, TrainOptions(out=tmp_path, progress=False)).unet
+    blocks = [m for m in unet.modules() if isinstance(m, Transformer2DModel)]
+    assert blocks and {len(m.transformer_blocks) for m in blocks} == {3}
+    assert sum(name.endswith("attn2") for name, _ in unet.named_modules()) == 3 * len(blocks)
+    assert unet.config.transformer_layers_per_block in (3, [3, 3, 3], (3, 3, 3))
 
 
 def test_a_head_count_that_does_not_split_the_channels_is_refused_by_the_library_too():

@@ -38,6 +38,12 @@ def register(subparsers) -> None:
         help="heads in every UNet attention block; fewer heads are wider (default: the recipe's)",
     )
     parser.add_argument(
+        "--transformer-layers",
+        type=int,
+        default=None,
+        help="transformer layers in every UNet cross-attention block, the mid block's too (default: the recipe's)",
+    )
+    parser.add_argument(
         "--colourless-phrases",
         type=float,
         default=None,
@@ -70,7 +76,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daam_store.models.configs import check_attention_heads
+    from daam_store.models.configs import check_attention_heads, check_transformer_layers
     from daam_store.training import TrainOptions, get_recipe, train_builtin
     from daam_store.world import EXTRA_COLOURS
 
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         text_layers=args.text_layers,
         zero_text_residuals=args.zero_text_residuals,
         attention_heads=args.attention_heads,
+        transformer_layers=args.transformer_layers,
         colourless_phrase_prob=args.colourless_phrases,
         pooled_dropout=args.pooled_dropout,
         extra_colours=args.extra_colours,
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= recipe.extra_colours <= len(EXTRA_COLOURS):
         raise UserError(f"--extra-colours must be between 0 and {len(EXTRA_COLOURS)}, got {recipe.extra_colours}")
     check_attention_heads(recipe.attention_heads)  # before any output folder is made
+    check_transformer_layers(recipe.transformer_layers)
     if recipe.zero_text_residuals and not recipe.text_layers:
         raise UserError("--zero-text-residuals needs text layers: add --text-layers 1 or more")
     sdxl = recipe.family == "sdxl"

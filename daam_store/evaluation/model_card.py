@@ -171,15 +171,16 @@ def _attention_layout(unet: dict) -> str:
     heads = unet["attention_head_dim"]
     heads = list(heads) if isinstance(heads, (list, tuple)) else [heads] * len(sides)
     placed = [
-        f"{side}x{side} (" + (f"{depth} transformer layers, " if depth > 1 else "") + f"{_heads(count)})"
+        f"{side}x{side} ({_site(depth, count)})"
         for side, depth, count, kind in zip(sides, depths, heads, unet["down_block_types"], strict=True)
         if kind.startswith("CrossAttn")
     ]
-    return f"cross-attention at {', '.join(placed)} and the mid block ({_heads(heads[-1])})"
+    return f"cross-attention at {', '.join(placed)} and the mid block ({_site(depths[-1], heads[-1])})"
 
 
-def _heads(count: int) -> str:
-    return f"{count} head" + ("" if count == 1 else "s")
+def _site(depth: int, heads: int) -> str:
+    layers = f"{depth} transformer layers, " if depth > 1 else ""
+    return layers + f"{heads} head" + ("" if heads == 1 else "s")
 
 
 def _added_conditioning(unet: dict) -> str:

@@ -62,9 +62,24 @@ def check_attention_heads(heads: int | None) -> None:
         raise UserError(f"--attention-heads must be one of {choices} (they split 32 channels), got {heads}")
 
 
-def unet_config(family: Family, sample_size: int = IMAGE_SIZE // 2, attention_heads: int | None = None) -> dict:
-    """`attention_heads` sets one head count for every block (None: the family's own layout)."""
+MAX_TRANSFORMER_LAYERS = 4
+
+
+def check_transformer_layers(layers: int | None) -> None:
+    if layers is not None and not 1 <= layers <= MAX_TRANSFORMER_LAYERS:
+        raise UserError(f"--transformer-layers must be between 1 and {MAX_TRANSFORMER_LAYERS}, got {layers}")
+
+
+def unet_config(
+    family: Family,
+    sample_size: int = IMAGE_SIZE // 2,
+    attention_heads: int | None = None,
+    transformer_layers: int | None = None,
+) -> dict:
+    """`attention_heads` sets one head count for every block and `transformer_layers` one depth for every
+    cross-attention block, the mid block included (None: the family's own layout)."""
     check_attention_heads(attention_heads)
+    check_transformer_layers(transformer_layers)
     config = dict(
         sample_size=sample_size,
         in_channels=4,
@@ -84,6 +99,8 @@ def unet_config(family: Family, sample_size: int = IMAGE_SIZE // 2, attention_he
         # diffusers reads SD's `attention_head_dim` as the number of heads (a naming slip it keeps for old
         # configs) and gives an int to every block
         config.update(attention_head_dim=attention_heads)
+    if transformer_layers is not None:
+        config.update(transformer_layers_per_block=transformer_layers)
     return config
 
 
@@ -96,8 +113,11 @@ def sdxl_text_encoder_config(num_layers: int = 1) -> dict:
     return text_encoder_config(num_layers, SDXL_TEXT_HIDDEN)
 
 
-def sdxl_unet_config(sample_size: int = IMAGE_SIZE // 2, attention_heads: int | None = None) -> dict:
+def sdxl_unet_config(
+    sample_size: int = IMAGE_SIZE // 2, attention_heads: int | None = None, transformer_layers: int | None = None
+) -> dict:
     check_attention_heads(attention_heads)
+    check_transformer_layers(transformer_layers)
     return dict(
         sample_size=sample_size,
         in_channels=4,
@@ -106,7 +126,7 @@ def sdxl_unet_config(sample_size: int = IMAGE_SIZE // 2, attention_heads: int | 
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
-        transformer_layers_per_block=(1, 1, 2),
+        transformer_layers_per_block=(1, 1, 2) if transformer_layers is None else transformer_layers,
         attention_head_dim=(2, 4, 4) if attention_heads is None else attention_heads,
         use_linear_projection=True,
         norm_num_groups=16,

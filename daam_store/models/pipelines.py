@@ -98,18 +98,24 @@ def load_pipeline(
 
 
 def build_random_pipeline(
-    family: Family = "sd1", seed: int = 0, text_layers: int = 0, attention_heads: int | None = None
+    family: Family = "sd1",
+    seed: int = 0,
+    text_layers: int = 0,
+    attention_heads: int | None = None,
+    transformer_layers: int | None = None,
 ) -> DiffusionPipeline:
     """A pipeline with the built-in geometry and seeded random weights: for tests and training.
 
     `attention_heads` (None: the family's layout) changes only how the attention splits its channels, not the
-    weights' shapes, so the same seed gives the same initial weights whatever the head count."""
+    weights' shapes, so the same seed gives the same initial weights whatever the head count.
+    `transformer_layers` (None: the family's layout) sets the depth of every cross-attention block."""
     torch.manual_seed(seed)
+    unet_layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers)
     if family == "sdxl":
-        return _random_sdxl_pipeline(max(text_layers, 1), attention_heads)
+        return _random_sdxl_pipeline(max(text_layers, 1), unet_layout)
     text_encoder = CLIPTextModel(CLIPTextConfig(**configs.text_encoder_config(text_layers)))
     vae = AutoencoderKL(**configs.vae_config())
-    unet = UNet2DConditionModel(**configs.unet_config(family, attention_heads=attention_heads))
+    unet = UNet2DConditionModel(**configs.unet_config(family, **unet_layout))
     scheduler = DDIMScheduler(**configs.scheduler_config(family))
     return assemble_pipeline(text_encoder, vae, unet, scheduler)
 
@@ -130,13 +136,13 @@ def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipe
     return pipe
 
 
-def _random_sdxl_pipeline(text_layers: int, attention_heads: int | None) -> StableDiffusionXLPipeline:
+def _random_sdxl_pipeline(text_layers: int, unet_layout: dict) -> StableDiffusionXLPipeline:
     text_config = configs.sdxl_text_encoder_config(text_layers)
     return assemble_sdxl_pipeline(
         text_encoder=CLIPTextModel(CLIPTextConfig(**text_config)),
         text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_config)),
         vae=AutoencoderKL(**configs.vae_config()),
-        unet=UNet2DConditionModel(**configs.sdxl_unet_config(attention_heads=attention_heads)),
+        unet=UNet2DConditionModel(**configs.sdxl_unet_config(**unet_layout)),
         scheduler=EulerDiscreteScheduler(**configs.sdxl_scheduler_config()),
     )
 

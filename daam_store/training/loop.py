@@ -80,7 +80,11 @@ class Trainer:
         _speed_settings(self.device)
 
         pipe = build_random_pipeline(
-            recipe.family, seed=recipe.seed, text_layers=recipe.text_layers, attention_heads=recipe.attention_heads
+            recipe.family,
+            seed=recipe.seed,
+            text_layers=recipe.text_layers,
+            attention_heads=recipe.attention_heads,
+            transformer_layers=recipe.transformer_layers,
         )
         self.pipe = pipe
         # channels_last speeds up CPU convolutions; on CUDA the default layout is the well-trodden path.

@@ -18,6 +18,7 @@ class Recipe:
     # (SDXL's cross-attention reads the penultimate states, the embeddings with 1 layer: only its pooled path changes.)
     zero_text_residuals: bool = False
     attention_heads: int | None = None  # one head count for every UNet attention block (None: the family's)
+    transformer_layers: int | None = None  # one depth for every UNet cross-attention block (None: the family's)
     seed: int = 0
     batch_size: int = 256
     vae_steps: int = 2000
