@@ -3,7 +3,7 @@
 The built-in models issue bounds a 25-step image at 2 s on the project's 2-core CPU. Each round loads every
 model and times one traced generation (guidance 5, maps computed for every word), rotating the models'
 order so drift on a shared VM spreads evenly; prints the medians and the bundle size on disk.
-Run: python benchmarks/builtin_speed.py [--runs 5] [--steps 25]
+Run: python benchmarks/builtin_speed.py [--runs 5] [--steps 25] [--models sd1-tiny,runs/X/pipeline]
 """
 
 from __future__ import annotations
@@ -41,8 +41,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument(
+        "--models", default=",".join(BUILTIN_MODELS), help="names or folders, comma-separated"
+    )
     args = parser.parse_args()
-    models = list(BUILTIN_MODELS)
+    models = args.models.split(",")
     for name in models:  # warm-up: imports, first-call allocations
         time_one(name, 2)
     loads, images = {m: [] for m in models}, {m: [] for m in models}

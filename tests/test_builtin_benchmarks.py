@@ -24,6 +24,12 @@ def test_builtin_speed_prints_load_and_image_times_of_every_builtin_model():
     assert all(0 < float(load) < 60 and 0 < float(image) < 60 and 1 < float(mb) < 40 for _, load, image, mb in rows)
 
 
+def test_builtin_speed_times_a_trained_folder_beside_a_builtin_model(tiny_model_dir):
+    output = run("builtin_speed.py", "--runs", "1", "--steps", "2", "--models", f"sd1-tiny,{tiny_model_dir}")
+    rows = re.findall(r"\| (\S+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", output)
+    assert [name for name, *_ in rows] == ["sd1-tiny", str(tiny_model_dir)], output
+
+
 def test_pooled_only_reads_the_images_of_each_conditioning(tiny_sdxl_model_dir):
     output = run("pooled_only.py", "--model", str(tiny_sdxl_model_dir), "--n", "2", "--steps", "2")
     rows = re.findall(r"\| ([a-z -]+) \| ([\d.]+) \| ([\d.]+) \|", output)
