@@ -41,9 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument(
-        "--models", default=",".join(BUILTIN_MODELS), help="names or folders, comma-separated"
-    )
+    parser.add_argument("--models", default=",".join(BUILTIN_MODELS), help="names or folders, comma-separated")
     args = parser.parse_args()
     models = args.models.split(",")
     for name in models:  # warm-up: imports, first-call allocations
