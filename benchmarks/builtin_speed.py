@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--models", default=",".join(BUILTIN_MODELS), help="names or folders, comma-separated")
     args = parser.parse_args()
-    models = args.models.split(",")
+    models = list(dict.fromkeys(m.strip() for m in args.models.split(",") if m.strip()))  # each once, in order
     for name in models:  # warm-up: imports, first-call allocations
         time_one(name, 2)
     loads, images = {m: [] for m in models}, {m: [] for m in models}

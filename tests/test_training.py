@@ -95,6 +95,7 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sd1-tiny", "--zero-text-residuals", None, "--zero-text-residuals needs text layers"),
         ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
         ("sd1-tiny", "--transformer-layers", "0", "--transformer-layers must be between 1 and 4"),
+        ("sdxl-tiny", "--transformer-layers", "5", "--transformer-layers must be between 1 and 4"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, model, flag, value, error):
@@ -303,7 +304,8 @@ def test_transformer_layers_deepen_every_cross_attention_block(tmp_path, model):
     unet = Trainer(recipe, TrainOptions(out=tmp_path, progress=False)).unet
     blocks = [m for m in unet.modules() if isinstance(m, Transformer2DModel)]
     assert blocks and {len(m.transformer_blocks) for m in blocks} == {3}
-    assert sum(name.endswith("attn2") for name, _ in unet.named_modules()) == 3 * len(blocks)
+    # 7 cross-attention blocks in both layouts (SDXL's one level lower): 7 or 11 attn2 layers by default
+    assert sum(name.endswith("attn2") for name, _ in unet.named_modules()) == 3 * 7
     assert unet.config.transformer_layers_per_block in (3, [3, 3, 3], (3, 3, 3))
 
 

@@ -162,8 +162,8 @@ def _encoder_classes(folder: Path, encoders: list[str]) -> list[str]:
 
 
 def _attention_layout(unet: dict) -> str:
-    """Where the cross-attention layers are, in latent pixels (16x16 latents, halved by each down block), and
-    their heads (the up blocks mirror the down blocks; the mid block has the last down block's count)."""
+    """Where the cross-attention layers are, in latent pixels (16x16 latents, halved by each down block), their
+    depth and heads (the up blocks mirror the down blocks; the mid block has the last down block's depth and heads)."""
     sides = [16 // 2**i for i in range(len(unet["down_block_types"]))]
     depths = unet.get("transformer_layers_per_block", 1)
     depths = list(depths) if isinstance(depths, (list, tuple)) else [depths] * len(sides)

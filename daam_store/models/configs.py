@@ -62,6 +62,7 @@ def check_attention_heads(heads: int | None) -> None:
         raise UserError(f"--attention-heads must be one of {choices} (they split 32 channels), got {heads}")
 
 
+# Each layer adds a self- and a cross-attention per block: past 4 a CPU step costs several times the shipped one.
 MAX_TRANSFORMER_LAYERS = 4
 
 

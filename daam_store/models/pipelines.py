@@ -108,7 +108,8 @@ def build_random_pipeline(
 
     `attention_heads` (None: the family's layout) changes only how the attention splits its channels, not the
     weights' shapes, so the same seed gives the same initial weights whatever the head count.
-    `transformer_layers` (None: the family's layout) sets the depth of every cross-attention block."""
+    `transformer_layers` (None: the family's layout) sets the depth of every cross-attention block; the added
+    layers draw from the seeded stream, so the UNet starts from other weights (the text encoder and VAE do not)."""
     torch.manual_seed(seed)
     unet_layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers)
     if family == "sdxl":
