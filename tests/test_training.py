@@ -100,8 +100,10 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
 )
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, model, flag, value, error):
     arguments = [flag] if value is None else [flag, value]
-    assert store_main(["train-builtin", model, "--out", str(tmp_path), *arguments]) == 2
+    out = tmp_path / "run"
+    assert store_main(["train-builtin", model, "--out", str(out), *arguments]) == 2
     assert error in capsys.readouterr().err
+    assert not out.exists()  # refused before any output folder is made
 
 
 def test_a_bundle_written_before_sdxl_support_still_loads(smoke_run, tmp_path):

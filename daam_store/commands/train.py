@@ -76,7 +76,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daam_store.models.configs import check_attention_heads, check_transformer_layers
     from daam_store.training import TrainOptions, get_recipe, train_builtin
     from daam_store.world import EXTRA_COLOURS
 
@@ -100,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be between 0 and 1, got {share}")
     if not 0 <= recipe.extra_colours <= len(EXTRA_COLOURS):
         raise UserError(f"--extra-colours must be between 0 and {len(EXTRA_COLOURS)}, got {recipe.extra_colours}")
-    check_attention_heads(recipe.attention_heads)  # before any output folder is made
-    check_transformer_layers(recipe.transformer_layers)
     if recipe.zero_text_residuals and not recipe.text_layers:
         raise UserError("--zero-text-residuals needs text layers: add --text-layers 1 or more")
     sdxl = recipe.family == "sdxl"

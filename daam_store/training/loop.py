@@ -75,10 +75,9 @@ class Trainer:
         self.recipe = recipe
         self.options = options
         self.device = torch.device(options.device)
-        self.out = Path(options.out)
-        self.out.mkdir(parents=True, exist_ok=True)
         _speed_settings(self.device)
 
+        # built before the output folder: a layout the configs refuse leaves no folder behind
         pipe = build_random_pipeline(
             recipe.family,
             seed=recipe.seed,
@@ -86,6 +85,8 @@ class Trainer:
             attention_heads=recipe.attention_heads,
             transformer_layers=recipe.transformer_layers,
         )
+        self.out = Path(options.out)
+        self.out.mkdir(parents=True, exist_ok=True)
         self.pipe = pipe
         # channels_last speeds up CPU convolutions; on CUDA the default layout is the well-trodden path.
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
