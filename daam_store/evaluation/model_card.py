@@ -165,17 +165,20 @@ def _attention_layout(unet: dict) -> str:
     """Where the cross-attention layers are, in latent pixels (16x16 latents, halved by each down block), their
     depth and heads (the up blocks mirror the down blocks; the mid block has the last down block's depth and heads)."""
     sides = [16 // 2**i for i in range(len(unet["down_block_types"]))]
-    depths = unet.get("transformer_layers_per_block", 1)
-    depths = list(depths) if isinstance(depths, (list, tuple)) else [depths] * len(sides)
+    depths = _per_block(unet.get("transformer_layers_per_block", 1), len(sides))
     # diffusers' SD configs name the head count `attention_head_dim` (a slip it keeps for old checkpoints)
-    heads = unet["attention_head_dim"]
-    heads = list(heads) if isinstance(heads, (list, tuple)) else [heads] * len(sides)
+    heads = _per_block(unet["attention_head_dim"], len(sides))
     placed = [
         f"{side}x{side} ({_site(depth, count)})"
         for side, depth, count, kind in zip(sides, depths, heads, unet["down_block_types"], strict=True)
         if kind.startswith("CrossAttn")
     ]
     return f"cross-attention at {', '.join(placed)} and the mid block ({_site(depths[-1], heads[-1])})"
+
+
+def _per_block(value: int | list[int], blocks: int) -> list[int]:
+    """diffusers takes one value for every block or a list with one per block."""
+    return list(value) if isinstance(value, (list, tuple)) else [value] * blocks
 
 
 def _site(depth: int, heads: int) -> str:
