@@ -96,6 +96,8 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
         ("sd1-tiny", "--transformer-layers", "0", "--transformer-layers must be between 1 and 4"),
         ("sdxl-tiny", "--transformer-layers", "5", "--transformer-layers must be between 1 and 4"),
+        ("sd2-tiny", "--seed", "-1", "bad seed '-1': a seed is a whole number"),
+        ("sd1-tiny", "--seed", "1.5", "bad seed '1.5'"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, model, flag, value, error):
@@ -316,3 +318,13 @@ def test_a_head_count_that_does_not_split_the_channels_is_refused_by_the_library
 
     with pytest.raises(UserError, match="--attention-heads must be one of"):
         build_random_pipeline("sd2", attention_heads=3)
+
+
+def test_another_seed_replicates_the_recipe_from_other_weights(smoke_run, tmp_path):
+    train(tmp_path / "seed7", 3, "--seed", "7")
+    folder = tmp_path / "seed7" / "pipeline"
+    assert json.loads((folder / "training.json").read_text())["recipe"]["seed"] == 7
+    straight = unet_weights(smoke_run / "straight" / "pipeline")
+    seeded = unet_weights(folder)
+    assert seeded.keys() == straight.keys()
+    assert not all(torch.equal(seeded[key], straight[key]) for key in straight)

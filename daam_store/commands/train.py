@@ -21,6 +21,11 @@ def register(subparsers) -> None:
     parser.add_argument("name", choices=sorted(RECIPES), help="which built-in model")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: ./train-NAME)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    parser.add_argument(
+        "--seed",
+        default=None,
+        help="seed of the initial weights and the scenes; another seed replicates a run (default: the recipe's)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="UNet steps (default: the recipe's)")
     parser.add_argument("--vae-steps", type=int, default=None, help="VAE steps (default: the recipe's)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
@@ -77,9 +82,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from daam_store.training import TrainOptions, get_recipe, train_builtin
+    from daam_store.utils import parse_seed
     from daam_store.world import EXTRA_COLOURS
 
     recipe = get_recipe(args.name).with_overrides(
+        seed=None if args.seed is None else parse_seed(args.seed),
         unet_steps=args.steps,
         vae_steps=args.vae_steps,
         batch_size=args.batch_size,
