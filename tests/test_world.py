@@ -83,7 +83,7 @@ def test_extra_colours_take_every_shape_and_leave_the_benchmark_pairs_as_they_we
     assert plain.colours.tolist() == [[0, 2, 3], [2, 3, 1], [3, 1, 0], [0, 1, 2], [3, 2, 1], [3, 1, 0]]
     assert plain.shapes.tolist() == [[1, 2, 2], [2, 2, 1], [0, 2, 1], [0, 2, 0], [2, 2, 1], [2, 1, 1]]
     assert plain.centres[:, 0, 0].tolist() == pytest.approx([8.952, 12.593, 24.243, 15.347, 6.678, 7.085], abs=1e-3)
-    # and with the shipped recipes' four extras it is the one made before more extras were added
+    # and with four extras it is the one made before eight were possible: four-extra checkpoints resume alike
     four = world.sample_scenes(6, torch.Generator().manual_seed(9), extra_colours=4)
     assert four.colours.tolist() == [[6, 7, 0], [3, 4, 1], [3, 2, 7], [6, 5, 7], [3, 6, 1], [3, 0, 5]]
     assert four.shapes.tolist() == [[1, 0, 0], [0, 0, 2], [0, 2, 1], [2, 1, 0], [1, 1, 1], [2, 1, 1]]
