@@ -60,7 +60,7 @@ RECIPES: dict[str, Recipe] = {
         extra_colours=8,
     ),
     "sd2-tiny": Recipe(
-        name="sd2-tiny", family="sd2", seed=2, batch_size=32, vae_steps=600, unet_steps=4800, extra_colours=4
+        name="sd2-tiny", family="sd2", seed=2, batch_size=32, vae_steps=600, unet_steps=4800, extra_colours=8
     ),
     # SDXL reads its encoders' penultimate hidden states: with 1 layer that is the token + position
     # embeddings, the text side the SD models use (0 layers); the layer feeds only the pooled embedding.
