@@ -62,3 +62,28 @@ def test_word_map_zones_splits_an_object_into_interior_edge_and_surroundings():
     assert masks["just outside"].sum() == 14 * 14 - 100  # a 2 px ring, clear of the other object
     assert masks["far background"].sum() == 32 * 32 - 16 * 16 - 12 * 12
     assert masks["other object"] is other
+
+
+def test_missing_colours_prints_a_count_row_per_model():
+    output = run("missing_colours.py", "--models", "sd1-tiny", "--n", "4", "--steps", "2")
+    row = re.search(r"\| sd1-tiny \| (\d+) \| (\d+) \((\d+)\) \|", output)
+    assert row, output
+    objects, missed, images = map(int, row.groups())
+    assert objects == 7 and images <= missed <= objects  # the benchmark's first 4: one 1-object, three 2-object
+
+
+def test_missing_colours_names_the_unasked_colour_that_covers_the_most_pixels():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("missing_colours", BENCHMARKS / "missing_colours.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from daam_store import world
+
+    image = np.full((32, 32, 3), world.BACKGROUND, np.uint8)
+    image[2:8, 2:8] = world.PALETTE["red"]  # asked
+    image[10:14, 10:14] = world.PALETTE["navy"]  # 16 pixels, not asked
+    image[20:22, 20:22] = world.PALETTE["magenta"]  # 4 pixels, not asked
+    assert module.drawn_instead(image, {"red", "blue"}, min_pixels=10) == "navy"
+    assert module.drawn_instead(image, {"red", "blue"}, min_pixels=20) == "none"
+    assert module.drawn_instead(image, {"red", "navy", "blue"}, min_pixels=1) == "magenta"

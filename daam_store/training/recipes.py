@@ -47,8 +47,9 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # All three trained on the project's 2-core CPU at batch 32, with extra training-only colours: they lifted
     # held-out shapes in the ablations (docs/builtin-models-ablations.md, sessions 7 and 8), and eight rather
-    # than four bound more held-out pairs in sd1-tiny (session 10, run X8H2). Two heads instead of eight: the
-    # same colour maps and 1.6x faster training on the CPU (session 10, run sd1H2).
+    # than four bound more held-out pairs in sd1-tiny and sd2-tiny (session 10 run X8H2, session 11 run sd2X8;
+    # sdxl-tiny keeps four: with eight its colour maps fell below the bar, run sdxlX8). sd1-tiny's two heads
+    # instead of eight: the same colour maps and 1.6x faster training on the CPU (session 10, run sd1H2).
     "sd1-tiny": Recipe(
         name="sd1-tiny",
         family="sd1",
