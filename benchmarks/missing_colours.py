@@ -2,10 +2,13 @@
 
 Generates the benchmark's first n images (its prompts, seeds and guidance), finds every named object whose
 colour the palette reader does not find (what "colour present" counts as a miss) and reads that image's
-pixels against the whole palette, the training-only extra colours included: the colour covering the most
-pixels (at least --min-pixels) that the prompt did not ask for, or "none" (the object was drawn in the other
-object's colour, blended into it, or not at all). A model that confuses a benchmark colour with a
-training-only neighbour (blue with navy, red with magenta) shows that neighbour here.
+pixels against the whole palette, the training-only extra colours included (nearest colour, no tolerance):
+the colour covering the most pixels (at least --min-pixels, by default as many as the reader needs for an
+object) that the prompt did not ask for, or "none" (the object was drawn in the other object's colour, in a
+shade of its own outside the reader's tolerance, too small, or not at all). A named colour is a candidate, not
+a verdict: a training-only neighbour (navy for blue) reads the same as a darkened asked colour, and a blend of
+the two asked colours reads as purple (red + blue), teal (green + blue) or olive (red or yellow + green).
+The label is the whole image's: two misses in one image get the same one.
 Run: python benchmarks/missing_colours.py [--models sd2-tiny ...] [--n 96] [--split heldout]
 """
 
@@ -40,7 +43,7 @@ def drawn_instead(image, asked: set[str], min_pixels: int) -> str:
 def missing_colours(model: str, settings: EvalSettings, min_pixels: int) -> tuple[int, int, Counter]:
     """(objects asked for, images with a miss, Counter of (colour asked, shape asked, drawn instead))."""
     pipe = load_pipeline(model)
-    items = evaluation_items(settings.split, settings.n)
+    items = evaluation_items(settings.split, settings.n, settings.first_seed)
     objects, images_with_a_miss, misses = 0, 0, Counter()
     for start in range(0, len(items), settings.batch_size):
         batch = items[start : start + settings.batch_size]
@@ -61,11 +64,13 @@ def main() -> None:
     parser.add_argument("--split", choices=("heldout", "train"), default="heldout")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=5.0)
-    parser.add_argument("--min-pixels", type=int, default=10, help="pixels an unasked colour needs to count")
+    parser.add_argument(
+        "--min-pixels", type=int, default=world.MIN_OBJECT_PIXELS, help="pixels an unasked colour needs to count"
+    )
     args = parser.parse_args()
     settings = EvalSettings(n=args.n, steps=args.steps, guidance=args.guidance, split=args.split, influence_n=0)
     print(f"{args.split} prompts, {args.n} images each, {args.steps} steps, guidance {args.guidance:g}\n")
-    print("| model | objects | missed (images) | colour asked | shape asked | drawn instead | objects |")
+    print("| model | objects | missed (images) | colour asked | shape asked | drawn instead | count |")
     print("|---|---|---|---|---|---|---|")
     for model in args.models:
         objects, images, misses = missing_colours(model, settings, args.min_pixels)

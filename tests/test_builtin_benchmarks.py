@@ -64,12 +64,19 @@ def test_word_map_zones_splits_an_object_into_interior_edge_and_surroundings():
     assert masks["other object"] is other
 
 
-def test_missing_colours_prints_a_count_row_per_model():
-    output = run("missing_colours.py", "--models", "sd1-tiny", "--n", "4", "--steps", "2")
+def test_missing_colours_counts_the_misses_the_benchmark_counts():
+    from daam_store.evaluation.benchmark import evaluate
+    from daam_store.evaluation.settings import EvalSettings
+    from daam_store.models import load_pipeline
+
+    output = run("missing_colours.py", "--models", "sd1-tiny", "--n", "8", "--steps", "2")
     row = re.search(r"\| sd1-tiny \| (\d+) \| (\d+) \((\d+)\) \|", output)
     assert row, output
     objects, missed, images = map(int, row.groups())
-    assert objects == 7 and images <= missed <= objects  # the benchmark's first 4: one 1-object, three 2-object
+    assert objects == 14  # the benchmark's first 8 images: two with one object, six with two
+    present = evaluate(load_pipeline("sd1-tiny"), EvalSettings(n=8, steps=2, influence_n=0))["adherence"]["colour"]
+    assert present["n_all"] == objects and missed == round((1 - present["all"]) * objects)
+    assert (missed == 0) == (images == 0) and images <= missed
 
 
 def test_missing_colours_names_the_unasked_colour_that_covers_the_most_pixels():
