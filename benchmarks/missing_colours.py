@@ -17,21 +17,17 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-import numpy as np
-
 from daam_store import world
 from daam_store.evaluation.benchmark import evaluation_items, generate
 from daam_store.evaluation.settings import EvalSettings
 from daam_store.models import load_pipeline
 
 NAMES = ("background", *world.ALL_COLOURS)
-CENTRES = np.array([world.BACKGROUND, *(world.PALETTE[c] for c in world.ALL_COLOURS)], dtype=np.float32)
 
 
 def colour_counts(image) -> Counter:
     """Pixels per palette colour (nearest centre, extras included, no tolerance: a census, not a segmentation)."""
-    rgb = np.asarray(image, dtype=np.float32)[..., :3]
-    nearest = np.linalg.norm(rgb[..., None, :] - CENTRES, axis=-1).argmin(-1)
+    nearest = world.palette_distances(image, world.ALL_COLOURS).argmin(-1)
     return Counter(NAMES[i] for i in nearest.ravel())
 
 

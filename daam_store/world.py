@@ -315,13 +315,18 @@ class CaptionTokens:
 # Reading images: palette segmentation and the shape classifier (numpy, one image at a time).
 
 
+def palette_distances(image, colours: tuple[str, ...] = COLOURS) -> np.ndarray:
+    """(H, W, 1 + len(colours)) RGB distance of each pixel to the background, then to each of `colours`."""
+    rgb = np.asarray(image, dtype=np.float32)[..., :3]
+    centres = np.array([BACKGROUND, *(PALETTE[c] for c in colours)], dtype=np.float32)
+    return np.linalg.norm(rgb[..., None, :] - centres, axis=-1)
+
+
 def segment_by_palette(image) -> dict[str, np.ndarray]:
     """Per benchmark colour (COLOURS), the (H, W) bool mask of pixels within PALETTE_TOLERANCE of it and
     nearer to it than to any other benchmark colour or the background."""
-    rgb = np.asarray(image, dtype=np.float32)[..., :3]
     names = ["background", *COLOURS]
-    centres = np.array([BACKGROUND, *(PALETTE[c] for c in COLOURS)], dtype=np.float32)
-    distance = np.linalg.norm(rgb[..., None, :] - centres, axis=-1)
+    distance = palette_distances(image)
     nearest = distance.argmin(-1)
     close = distance.min(-1) <= PALETTE_TOLERANCE
     return {name: (nearest == i) & close for i, name in enumerate(names) if name != "background"}

@@ -1,5 +1,6 @@
 """Smoke tests of the built-in models' benchmarks: a few steps each (the real runs take minutes)."""
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -8,6 +9,14 @@ from pathlib import Path
 import numpy as np
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(script: str):
+    """A benchmark script as a module, for its functions (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), BENCHMARKS / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run(script: str, *arguments: str) -> str:
@@ -49,11 +58,7 @@ def test_word_map_zones_prints_a_row_per_word_class():
 
 
 def test_word_map_zones_splits_an_object_into_interior_edge_and_surroundings():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("word_map_zones", BENCHMARKS / "word_map_zones.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("word_map_zones.py")
     square, other = np.zeros((32, 32), bool), np.zeros((32, 32), bool)
     square[4:14, 4:14] = True  # 10 x 10
     other[20:26, 20:26] = True
@@ -80,11 +85,7 @@ def test_missing_colours_counts_the_misses_the_benchmark_counts():
 
 
 def test_missing_colours_names_the_unasked_colour_that_covers_the_most_pixels():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("missing_colours", BENCHMARKS / "missing_colours.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("missing_colours.py")
     from daam_store import world
 
     image = np.full((32, 32, 3), world.BACKGROUND, np.uint8)
