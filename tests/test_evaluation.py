@@ -208,6 +208,7 @@ def test_model_card_names_the_recipes_caption_and_scene_variations():
     lines = " ".join(_recipe_variations({"family": "sd1", "extra_colours": 2, "colourless_phrase_prob": 0.3}))
     assert "also use magenta (255, 0, 255), white (255, 255, 255) (not in the" in lines
     assert "30% of caption phrases" in lines
+    assert "fade toward the background by up to 20%" in " ".join(_recipe_variations({"shape_shading": 0.2}))
     assert "started as the identity" in " ".join(_recipe_variations({"text_layers": 1, "zero_text_residuals": True}))
     assert _recipe_variations({"family": "sd1", "extra_colours": 0, "pooled_dropout": 0.5}) == []
     assert _recipe_variations({"text_layers": 0, "zero_text_residuals": True}) == []

@@ -92,6 +92,7 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sd1-tiny", "--pooled-dropout", "0.5", "--pooled-dropout applies to SDXL-family recipes only"),
         ("sdxl-tiny", "--text-layers", "0", "--text-layers must be at least 1 for sdxl-tiny"),
         ("sd1-tiny", "--extra-colours", "9", "--extra-colours must be between 0 and 8"),
+        ("sd2-tiny", "--shape-shading", "0.5", "--shape-shading must be between 0 and 0.3"),
         ("sd1-tiny", "--zero-text-residuals", None, "--zero-text-residuals needs text layers"),
         ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
         ("sd1-tiny", "--transformer-layers", "0", "--transformer-layers must be between 1 and 4"),
@@ -249,6 +250,22 @@ def test_a_recipe_with_extra_colours_trains_on_them_with_both_tokenizers(tmp_pat
         used = set(ids.flatten().tolist())
         assert extra_ids <= used and unused_id not in used
     assert set(extra_ids) <= set(trainer.world_rows)
+
+
+def test_a_recipe_with_shape_shading_trains_on_shaded_scenes(tmp_path):
+    """The recipe field reaches the trainer's batches: the same scenes, rendered with the shading."""
+    from daam_store import world
+    from daam_store.training.data import step_generator
+    from daam_store.training.loop import Trainer
+
+    recipe = get_recipe("sd1-tiny").with_overrides(batch_size=8, shape_shading=0.2)
+    trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
+    scenes = world.sample_scenes(
+        8, step_generator(recipe.seed, "unet", 5, torch.device("cpu")), extra_colours=recipe.extra_colours
+    )
+    images = trainer.data.batch("unet", 5).images
+    assert torch.allclose(images, world.render(scenes, shading=0.2)[0] * 2 - 1)
+    assert not torch.allclose(images, world.render(scenes)[0] * 2 - 1)
 
 
 @pytest.mark.parametrize("zeroed", [False, True])

@@ -135,6 +135,38 @@ def test_reading_rendered_scenes_recovers_every_colour_and_shape():
         assert {c: shape for c, (_, shape) in found.items()} == dict(batch.objects(i))
 
 
+def test_shaded_scenes_keep_their_masks_and_read_back_every_colour_and_shape():
+    batch = world.sample_scenes(300, torch.Generator().manual_seed(8), exclude=(), extra_colours=8)
+    flat, flat_masks = world.render(batch)
+    shaded, masks = world.render(batch, shading=world.MAX_SHADING)
+    assert torch.equal(masks, flat_masks) and torch.equal(world.render(batch, shading=0.0)[0], flat)
+    inside = masks.any(dim=1, keepdim=True).expand_as(flat)
+    assert torch.equal(shaded[~inside], flat[~inside]) and not torch.equal(shaded[inside], flat[inside])
+    for i, image in enumerate(world.to_uint8(shaded)):
+        read = {c: shape for c, (_, shape) in world.read_objects(image).items()}
+        assert read == {c: s for c, s in batch.objects(i) if c in world.COLOURS}
+
+
+@pytest.mark.parametrize(
+    "shape, unshaded, most_shaded",
+    [("circle", (16, 16), (16, 24)), ("square", (16, 7), (16, 24)), ("triangle", (8, 16), (24, 16))],
+)
+def test_shading_pattern_is_the_shapes(shape, unshaded, most_shaded):
+    """A red object of radius 9 at the centre: the pixel (y, x) where its shape's pattern starts keeps the palette
+    colour, the one where it ends is blended toward the gray by nearly the whole shading."""
+    batch = world.Scenes(
+        count=torch.tensor([1]),
+        colours=torch.tensor([[0, 0, 0]]),
+        shapes=torch.tensor([[world.SHAPES.index(shape), 0, 0]]),
+        centres=torch.tensor([[[16.0, 16.0], [0.0, 0.0], [0.0, 0.0]]]),
+        radii=torch.tensor([9.0, 0.0, 0.0]).view(1, 3),
+    )
+    image = world.to_uint8(world.render(batch, shading=0.3)[0])[0].astype(int)
+    red, gray = np.array(world.PALETTE["red"]), np.array(world.BACKGROUND)
+    blend = lambda pixel: np.dot(pixel - red, gray - red) / np.dot(gray - red, gray - red)  # noqa: E731
+    assert blend(image[unshaded]) < 0.05 and 0.2 < blend(image[most_shaded]) <= 0.3
+
+
 def test_segmentation_leaves_blends_unassigned_and_tolerates_small_errors():
     image = np.full((4, 4, 3), 128, np.uint8)
     image[0, 0] = (250, 10, 5)  # nearly red

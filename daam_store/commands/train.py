@@ -66,6 +66,13 @@ def register(subparsers) -> None:
         default=None,
         help="training-only colours added to the scenes, each with every shape (default: the recipe's)",
     )
+    parser.add_argument(
+        "--shape-shading",
+        type=float,
+        default=None,
+        help="training objects fade toward the background by up to this share, in a pattern of their shape, "
+        "so the shape shows inside them (default: the recipe's)",
+    )
     parser.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     parser.add_argument(
@@ -83,7 +90,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from daam_store.training import TrainOptions, get_recipe, train_builtin
     from daam_store.utils import parse_seed
-    from daam_store.world import EXTRA_COLOURS
+    from daam_store.world import EXTRA_COLOURS, MAX_SHADING
 
     recipe = get_recipe(args.name).with_overrides(
         seed=None if args.seed is None else parse_seed(args.seed),
@@ -97,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         colourless_phrase_prob=args.colourless_phrases,
         pooled_dropout=args.pooled_dropout,
         extra_colours=args.extra_colours,
+        shape_shading=args.shape_shading,
     )
     for flag, value in (("--steps", args.steps), ("--vae-steps", args.vae_steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
@@ -106,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be between 0 and 1, got {share}")
     if not 0 <= recipe.extra_colours <= len(EXTRA_COLOURS):
         raise UserError(f"--extra-colours must be between 0 and {len(EXTRA_COLOURS)}, got {recipe.extra_colours}")
+    if not 0 <= recipe.shape_shading <= MAX_SHADING:
+        raise UserError(f"--shape-shading must be between 0 and {MAX_SHADING}, got {recipe.shape_shading}")
     if recipe.zero_text_residuals and not recipe.text_layers:
         raise UserError("--zero-text-residuals needs text layers: add --text-layers 1 or more")
     sdxl = recipe.family == "sdxl"

@@ -121,6 +121,12 @@ def _recipe_variations(recipe: dict) -> list[str]:
             f"- Training scenes also use {', '.join(f'{c} {world.PALETTE[c]}' for c in extras)} (not in the "
             "benchmark), each with every shape: more colour-shape pairs whose binding only the caption tells."
         )
+    if recipe.get("shape_shading"):
+        lines.append(
+            f"- Training objects fade toward the background by up to {recipe['shape_shading']:.0%} in a pattern of "
+            "their shape (a circle toward its rim, a square left to right, a triangle apex to base), so a shape "
+            "shows inside its object as well as along its outline."
+        )
     if recipe.get("colourless_phrase_prob"):
         lines.append(f"- {recipe['colourless_phrase_prob']:.0%} of caption phrases are written without their colour.")
     return lines

@@ -42,6 +42,7 @@ class WorldBatches:
         tokenizer_2=None,
         colourless_phrase_prob: float = 0.0,
         extra_colours: int = 0,
+        shape_shading: float = 0.0,
     ):
         self.tokens = world.CaptionTokens(tokenizer)
         self.tokens_2 = world.CaptionTokens(tokenizer_2) if tokenizer_2 is not None else None
@@ -51,11 +52,12 @@ class WorldBatches:
         self.empty_caption_prob = empty_caption_prob
         self.colourless_phrase_prob = colourless_phrase_prob
         self.extra_colours = extra_colours
+        self.shape_shading = shape_shading
 
     def batch(self, phase: str, step: int) -> Batch:
         generator = step_generator(self.seed, phase, step, self.device)
         scenes = world.sample_scenes(self.batch_size, generator, extra_colours=self.extra_colours)
-        images, _ = world.render(scenes)
+        images, _ = world.render(scenes, shading=self.shape_shading)
         dropped = torch.rand(self.batch_size, generator=generator, device=self.device) < self.empty_caption_prob
         without_colour = None
         # drawn only then and only for the UNet: recipes without it keep their batches, and its VAE is the baseline's

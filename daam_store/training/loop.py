@@ -110,6 +110,7 @@ class Trainer:
             tokenizer_2=pipe.tokenizer_2 if self.sdxl else None,
             colourless_phrase_prob=recipe.colourless_phrase_prob,
             extra_colours=recipe.extra_colours,
+            shape_shading=recipe.shape_shading,
         )
         self.world_rows = _world_token_rows(self.data)
         self.state = RunState(unet_steps=recipe.unet_steps)

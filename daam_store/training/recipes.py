@@ -35,6 +35,9 @@ class Recipe:
     pooled_dropout: float = 0.0
     # training-only colours (world.EXTRA_COLOURS) with every shape: more pairs that bind only by the caption
     extra_colours: int = 0
+    # objects fade toward the background by up to this share in a pattern of their shape (world.render): the
+    # shape then shows inside an object, not only along its outline
+    shape_shading: float = 0.0
     kl_weight: float = 1e-6
 
     def to_dict(self) -> dict:
