@@ -157,7 +157,22 @@ def test_evaluate_runs_end_to_end_on_a_tiny_pipeline(sd2_pipe):
     renders = results["classifier"]["renders"]
     assert renders["colour"] == 1.0 and renders["shape"] == 1.0 and renders["objects"] > 64
     table = format_markdown(results, "tiny")
-    assert "mIoU at tau 0.4" in table and "targets met" in table
+    assert "mIoU at tau 0.4" in table and "targets met" in table and "shaded" not in table
+    results["classifier"]["shading"] = 0.3
+    assert "rendered scenes (shaded 30% as in training) 1.00 / 1.00" in format_markdown(results, "tiny")
+
+
+def test_the_reader_check_renders_scenes_shaded_as_the_model_was_trained(tmp_path, sd2_pipe):
+    from types import SimpleNamespace
+
+    from daam_store.evaluation.benchmark import _classifier_accuracy, training_shading
+
+    (tmp_path / "training.json").write_text(json.dumps({"recipe": {"shape_shading": 0.3}}))
+    assert training_shading(SimpleNamespace(daam_source=SimpleNamespace(kind="local", location=str(tmp_path)))) == 0.3
+    assert training_shading(SimpleNamespace(daam_source=SimpleNamespace(kind="hub", location="org/model"))) == 0.0
+    assert training_shading(SimpleNamespace()) == 0.0
+    result = _classifier_accuracy(sd2_pipe, n=16, shading=0.3)
+    assert result["shading"] == 0.3 and result["renders"]["colour"] == 1.0 and result["renders"]["shape"] == 1.0
 
 
 def test_eval_command_writes_json_and_refuses_bad_input(tiny_sd2_model_dir, tmp_path, capsys):

@@ -9,10 +9,12 @@ every pixel. Word influence compares images from the same initial noise with one
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import defaultdict
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -81,7 +83,7 @@ def evaluate(pipe: DiffusionPipeline, settings: EvalSettings, progress=None) -> 
         },
         **scores.summary(),
         "influence": _word_influence(pipe, items[: settings.influence_n], kept_images, settings),
-        "classifier": _classifier_accuracy(pipe),
+        "classifier": _classifier_accuracy(pipe, shading=training_shading(pipe)),
     }
     results["targets"] = check_targets(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
@@ -201,11 +203,21 @@ def _word_influence(pipe, items, base_images: list[np.ndarray], settings: EvalSe
 
 
 @torch.no_grad()
-def _classifier_accuracy(pipe, n: int = 64, seed: int = 12345) -> dict:
+def training_shading(pipe) -> float:
+    """The shape shading the model's training scenes had (its folder's training.json); 0 if not known."""
+    source = getattr(pipe, "daam_source", None)
+    info = Path(source.location) / "training.json" if source is not None and source.kind != "hub" else None
+    if info is None or not info.is_file():
+        return 0.0
+    return float(json.loads(info.read_text()).get("recipe", {}).get("shape_shading", 0.0))
+
+
+def _classifier_accuracy(pipe, n: int = 64, seed: int = 12345, shading: float = 0.0) -> dict:
     """How well the palette segmentation and shape classifier read ground-truth scenes (all pairs),
-    as rendered and after a round trip through the model's own VAE (its ceiling for shapes)."""
+    rendered as the model was trained on them, and after a round trip through the model's own VAE
+    (its ceiling for shapes)."""
     scenes = world.sample_scenes(n, torch.Generator().manual_seed(seed), exclude=())
-    images, _ = world.render(scenes)
+    images, _ = world.render(scenes, shading=shading)
     vae = pipe.vae
     latents = vae.encode((images * 2 - 1).to(vae.device, vae.dtype)).latent_dist.mode()
     decoded = (vae.decode(latents).sample.float().cpu() + 1) / 2
@@ -219,6 +231,7 @@ def _classifier_accuracy(pipe, n: int = 64, seed: int = 12345) -> dict:
                 colour_ok += colour in found
                 shape_ok += colour in found and found[colour][1] == shape
         result[name] = {"colour": colour_ok / total, "shape": shape_ok / total, "objects": total}
+    result["shading"] = shading
     return result
 
 

@@ -73,11 +73,13 @@ def format_markdown(results: dict, model: str) -> str:
             f"{_ci(influence['colour_word'])} | {_ci(influence['noise'])} |",
         ]
     classifier = results["classifier"]
+    shaded = f" (shaded {classifier['shading']:.0%} as in training)" if classifier.get("shading") else ""
     lines += [
         "",
-        f"Reading ground truth (colour / shape correct): rendered scenes {fmt(classifier['renders']['colour'])} / "
-        f"{fmt(classifier['renders']['shape'])}; after the model's VAE {fmt(classifier['vae']['colour'])} / "
-        f"{fmt(classifier['vae']['shape'])} ({classifier['vae']['objects']} objects).",
+        f"Reading ground truth (colour / shape correct): rendered scenes{shaded} "
+        f"{fmt(classifier['renders']['colour'])} / {fmt(classifier['renders']['shape'])}; "
+        f"after the model's VAE {fmt(classifier['vae']['colour'])} / {fmt(classifier['vae']['shape'])} "
+        f"({classifier['vae']['objects']} objects).",
         "",
         "| target | measured | target | met |",
         "|---|---|---|---|",
