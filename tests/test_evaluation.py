@@ -13,6 +13,7 @@ from daam_store.evaluation import EvalSettings, evaluate, evaluation_items, form
 from daam_store.evaluation.benchmark import _Scores, check_targets
 from daam_store.evaluation.metrics import centre_prior, iou, map_iou, mean_with_interval, normalise, uniform_iou
 from daam_store.evaluation.model_card import write_model_card
+from daam_store.evaluation.report import _shape_maps_by_binding
 from daam_store.heatmap import WordSpan
 from daam_store.models import BUILTIN_MODELS, load_pipeline, resolve_model
 
@@ -110,22 +111,30 @@ def test_missing_object_and_wrong_shape_count_against_adherence():
     assert summary["miou"]["colour"]["word"]["n"] == 1  # only the present object is scored
     # red triangle and green circle are held-out pairs; the missing green object leaves binding unscored
     assert summary["adherence"]["colour"]["held_out_pair"] == 0.5 and "seen_pair" not in summary["adherence"]["colour"]
-    assert summary["binding"] == {"n": 0}
+    assert summary["binding"] == {"n": 0, "shape_word_maps": {}}
 
 
 def test_binding_tells_shapes_on_their_own_colours_from_swapped_ones():
+    """Shape-word maps that follow the drawing: on their own colour's object when bound right, on the other
+    object when swapped; the report says both."""
     named = [("red", "circle"), ("blue", "triangle")]
     outcomes = {}
     for drawn in ([("red", "circle"), ("blue", "triangle")], [("red", "triangle"), ("blue", "circle")]):
-        image, _ = _scene_image(drawn, [(9.0, 16.0), (23.0, 16.0)])
+        image, masks = _scene_image(drawn, [(9.0, 16.0), (23.0, 16.0)])
+        drawn_as = {shape: masks[k].float() for k, (_, shape) in enumerate(drawn)}
         scores = _Scores(tau=0.4)
-        scores.add(0, named, image, _word_maps(named, {}))
+        scores.add(0, named, image, _word_maps(named, {2: drawn_as["circle"], 6: drawn_as["triangle"]}))
         summary = scores.summary()
         outcomes[drawn[0][1]] = summary["binding"]
         assert summary["adherence"]["shape"]["seen_pair"] == (1.0 if drawn == named else 0.0)
         assert "held_out_pair" not in summary["adherence"]["shape"]  # neither named pair is held out
-    assert outcomes["circle"] == {"right": 1.0, "swapped": 0.0, "other": 0.0, "n": 1}
-    assert outcomes["triangle"] == {"right": 0.0, "swapped": 1.0, "other": 0.0, "n": 1}
+    right, swapped = outcomes["circle"], outcomes["triangle"]
+    assert (right["right"], right["swapped"], right["other"], right["n"]) == (1.0, 0.0, 0.0, 1)
+    assert (swapped["right"], swapped["swapped"], swapped["other"], swapped["n"]) == (0.0, 1.0, 0.0, 1)
+    assert right["shape_word_maps"]["right"] == pytest.approx({"own": 1.0, "other": 0.0, "n": 2}, abs=0.05)
+    assert swapped["shape_word_maps"]["swapped"] == pytest.approx({"own": 0.0, "other": 1.0, "n": 2}, abs=0.05)
+    line = "\n".join(_shape_maps_by_binding(swapped["shape_word_maps"], 0.4))
+    assert "IoU at tau 0.4 with their own colour's object / the other object: swapped (2 words): 0.00 / 1.00." in line
 
 
 def test_targets_compare_in_the_stated_direction():

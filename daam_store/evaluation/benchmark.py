@@ -107,6 +107,8 @@ class _Scores:
         self.iou = defaultdict(list)  # (word class, map kind, tau) -> [iou]
         self.groups = defaultdict(list)  # same keys -> [image index]
         self.binding: list[str] = []  # two objects of different shapes, both drawn: "right" | "swapped" | "other"
+        # by binding outcome, each shape word's map against its own colour's object and against the other object
+        self.shape_maps_by_binding = defaultdict(lambda: {"own": [], "other": []})
         self.centre: np.ndarray | None = None
 
     def add(self, index: int, objects: list[world.Pair], image, word_maps) -> None:
@@ -120,7 +122,13 @@ class _Scores:
             raise RuntimeError(f"heat map words {[s.text for s, _ in word_maps]} do not match {words}")
         maps = [normalise(WordHeatMap(m).expand_as(image).numpy()) for _, m in word_maps]
         positions = world.object_word_indices(objects)
-        self._record_binding(objects, found)
+        outcome = self._record_binding(objects, found)
+        if outcome is not None:
+            for k, (colour, _) in enumerate(objects):
+                shape_map, other_colour = maps[positions[k][1]], objects[1 - k][0]
+                scores = self.shape_maps_by_binding[outcome]
+                scores["own"].append(map_iou(shape_map, found[colour][0], self.tau))
+                scores["other"].append(map_iou(shape_map, found[other_colour][0], self.tau))
         for k, (colour, shape) in enumerate(objects):
             present = colour in found
             correct = present and found[colour][1] == shape
@@ -141,14 +149,15 @@ class _Scores:
                         self._record((word_class, kind, tau), index, map_iou(heat_map, region, tau))
                     self._record((word_class, "uniform", tau), index, uniform_iou(region))
 
-    def _record_binding(self, objects: list[world.Pair], found: dict) -> None:
-        """Did the two named shapes land on their own colours, or on each other's?"""
+    def _record_binding(self, objects: list[world.Pair], found: dict) -> str | None:
+        """Did the two named shapes land on their own colours, or on each other's? None: not a binding image."""
         if len(objects) != 2 or objects[0][1] == objects[1][1] or any(c not in found for c, _ in objects):
-            return
+            return None
         (first, first_shape), (second, second_shape) = objects
         drawn = (found[first][1], found[second][1])
         outcome = {(first_shape, second_shape): "right", (second_shape, first_shape): "swapped"}.get(drawn, "other")
         self.binding.append(outcome)
+        return outcome
 
     def _record(self, key, index: int, value: float) -> None:
         self.iou[key].append(value)
@@ -168,9 +177,13 @@ class _Scores:
             sweep[f"{word_class}.{kind}"][f"{tau:g}"] = round(summary["mean"], 4)
         outcomes = ("right", "swapped", "other")
         binding = {o: self.binding.count(o) / len(self.binding) for o in outcomes} if self.binding else {}
+        shape_maps = {
+            outcome: {side: float(np.mean(values)) for side, values in scores.items()} | {"n": len(scores["own"])}
+            for outcome, scores in self.shape_maps_by_binding.items()
+        }
         return {
             "adherence": dict(adherence),
-            "binding": binding | {"n": len(self.binding)},
+            "binding": binding | {"n": len(self.binding), "shape_word_maps": shape_maps},
             "miou": miou,
             "tau_sweep": dict(sweep),
         }

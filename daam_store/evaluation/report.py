@@ -40,6 +40,7 @@ def format_markdown(results: dict, model: str) -> str:
             f"both shapes on their own colour {fmt(binding['right'])}, the two shapes swapped "
             f"{fmt(binding['swapped'])}, otherwise {fmt(binding['other'])}.",
         ]
+        lines += _shape_maps_by_binding(binding.get("shape_word_maps", {}), s["tau"])
     tau = s["tau"]
     lines += [
         "",
@@ -91,3 +92,18 @@ def format_markdown(results: dict, model: str) -> str:
     met = sum(c["met"] for c in results["targets"])
     lines += ["", f"{met} of {len(results['targets'])} targets met; evaluation took {results['seconds']:.0f} s."]
     return "\n".join(lines)
+
+
+def _shape_maps_by_binding(by_outcome: dict, tau: float) -> list[str]:
+    """A swapped image draws each shape on the other colour: does the shape word's map follow the drawing?"""
+    parts = [
+        f"{outcome} ({scores['n']} words): {fmt(scores['own'])} / {fmt(scores['other'])}"
+        for outcome, scores in sorted(by_outcome.items(), key=lambda item: ("right", "swapped", "other").index(item[0]))
+    ]
+    if not parts:
+        return []
+    return [
+        "",
+        f"Shape words' maps by binding outcome, IoU at tau {tau:g} with their own colour's object / the other "
+        "object: " + "; ".join(parts) + ".",
+    ]
