@@ -129,15 +129,19 @@ def _uniform(low, high, shape, generator: torch.Generator) -> torch.Tensor:
 
 
 def sample_scenes(
-    batch: int, generator: torch.Generator, exclude: tuple[Pair, ...] = HELD_OUT_PAIRS, extra_colours: int = 0
+    batch: int,
+    generator: torch.Generator,
+    exclude: tuple[Pair, ...] = HELD_OUT_PAIRS,
+    extra_colours: int = 0,
+    object_counts: tuple[float, ...] = OBJECT_COUNT_PROBS,
 ) -> Scenes:
     """Sample `batch` scenes on the generator's device. Colours are distinct within a scene, drawn from
-    COLOURS and the first `extra_colours` of EXTRA_COLOURS."""
+    COLOURS and the first `extra_colours` of EXTRA_COLOURS; `object_counts` are the shares of 1, 2 and 3 objects."""
     if not 0 <= extra_colours <= len(EXTRA_COLOURS):
         raise ValueError(f"extra_colours must be between 0 and {len(EXTRA_COLOURS)}, got {extra_colours}")
     device = generator.device
     u = torch.rand(batch, generator=generator, device=device)
-    bounds = np.cumsum(OBJECT_COUNT_PROBS)[:-1]
+    bounds = np.cumsum(object_counts)[:-1]
     count = 1 + sum((u >= float(b)).long() for b in bounds)
     n_colours = len(COLOURS) + extra_colours
     colours = torch.rand(batch, n_colours, generator=generator, device=device).argsort(dim=1)[:, :MAX_OBJECTS]

@@ -93,6 +93,10 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sdxl-tiny", "--text-layers", "0", "--text-layers must be at least 1 for sdxl-tiny"),
         ("sd1-tiny", "--extra-colours", "9", "--extra-colours must be between 0 and 8"),
         ("sd2-tiny", "--shape-shading", "0.5", "--shape-shading must be between 0 and 0.3"),
+        ("sd1-tiny", "--object-counts", "0.5,0.6,0.2", "give three shares of 1, 2 and 3 objects that sum to 1"),
+        ("sd1-tiny", "--object-counts", "0.5,0.5", "give three shares of 1, 2 and 3 objects that sum to 1"),
+        ("sd1-tiny", "--object-counts", "nan,0,1", "give three shares of 1, 2 and 3 objects that sum to 1"),
+        ("sd1-tiny", "--object-counts", "a,b,c", "give three shares of 1, 2 and 3 objects that sum to 1"),
         ("sd1-tiny", "--zero-text-residuals", None, "--zero-text-residuals needs text layers"),
         ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
         ("sd1-tiny", "--transformer-layers", "0", "--transformer-layers must be between 1 and 4"),
@@ -266,6 +270,19 @@ def test_a_recipe_with_shape_shading_trains_on_shaded_scenes(tmp_path):
     images = trainer.data.batch("unet", 5).images
     assert torch.allclose(images, world.render(scenes, shading=0.2)[0] * 2 - 1)
     assert not torch.allclose(images, world.render(scenes)[0] * 2 - 1)
+
+
+def test_a_recipe_with_other_object_counts_trains_on_them(tmp_path):
+    from daam_store import world
+    from daam_store.training.loop import Trainer
+
+    recipe = get_recipe("sd2-tiny").with_overrides(batch_size=64, object_counts=(0.0, 0.0, 1.0))
+    trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
+    ands = (trainer.data.batch("unet", 0).ids == trainer.data.tokens.and_).sum(dim=1)
+    commas = (trainer.data.batch("unet", 0).ids == trainer.data.tokens.comma).sum(dim=1)
+    dropped = trainer.data.batch("unet", 0).dropped
+    assert bool((ands[~dropped] == 1).all() and (commas[~dropped] == 1).all())  # "a .., a .. and a .." only
+    assert world.OBJECT_COUNT_PROBS == get_recipe("sd2-tiny").object_counts
 
 
 @pytest.mark.parametrize("zeroed", [False, True])

@@ -73,6 +73,12 @@ def register(subparsers) -> None:
         help="training objects fade toward the background by up to this share, in a pattern of their shape, "
         "so the shape shows inside them (default: the recipe's)",
     )
+    parser.add_argument(
+        "--object-counts",
+        default=None,
+        metavar="ONE,TWO,THREE",
+        help="shares of training scenes with 1, 2 and 3 objects, e.g. 0.2,0.6,0.2 (default: the recipe's)",
+    )
     parser.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     parser.add_argument(
@@ -85,6 +91,18 @@ def register(subparsers) -> None:
     parser.add_argument("--log-file", type=Path, default=None, help="append progress lines to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def _object_counts(text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        shares = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        shares = ()
+    if len(shares) != 3 or not all(0 <= share <= 1 for share in shares) or abs(sum(shares) - 1) > 1e-6:
+        raise UserError(f"--object-counts {text!r}: give three shares of 1, 2 and 3 objects that sum to 1")
+    return shares
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         pooled_dropout=args.pooled_dropout,
         extra_colours=args.extra_colours,
         shape_shading=args.shape_shading,
+        object_counts=_object_counts(args.object_counts),
     )
     for flag, value in (("--steps", args.steps), ("--vae-steps", args.vae_steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:

@@ -43,6 +43,7 @@ class WorldBatches:
         colourless_phrase_prob: float = 0.0,
         extra_colours: int = 0,
         shape_shading: float = 0.0,
+        object_counts: tuple[float, ...] = world.OBJECT_COUNT_PROBS,
     ):
         self.tokens = world.CaptionTokens(tokenizer)
         self.tokens_2 = world.CaptionTokens(tokenizer_2) if tokenizer_2 is not None else None
@@ -53,10 +54,13 @@ class WorldBatches:
         self.colourless_phrase_prob = colourless_phrase_prob
         self.extra_colours = extra_colours
         self.shape_shading = shape_shading
+        self.object_counts = object_counts
 
     def batch(self, phase: str, step: int) -> Batch:
         generator = step_generator(self.seed, phase, step, self.device)
-        scenes = world.sample_scenes(self.batch_size, generator, extra_colours=self.extra_colours)
+        scenes = world.sample_scenes(
+            self.batch_size, generator, extra_colours=self.extra_colours, object_counts=self.object_counts
+        )
         images, _ = world.render(scenes, shading=self.shape_shading)
         dropped = torch.rand(self.batch_size, generator=generator, device=self.device) < self.empty_caption_prob
         without_colour = None

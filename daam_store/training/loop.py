@@ -111,6 +111,7 @@ class Trainer:
             colourless_phrase_prob=recipe.colourless_phrase_prob,
             extra_colours=recipe.extra_colours,
             shape_shading=recipe.shape_shading,
+            object_counts=recipe.object_counts,
         )
         self.world_rows = _world_token_rows(self.data)
         self.state = RunState(unet_steps=recipe.unet_steps)

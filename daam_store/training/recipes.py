@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from daam_store import world
 from daam_store.errors import UserError
 from daam_store.models.configs import Family
 
@@ -38,6 +39,8 @@ class Recipe:
     # objects fade toward the background by up to this share in a pattern of their shape (world.render): the
     # shape then shows inside an object, not only along its outline
     shape_shading: float = 0.0
+    # shares of training scenes with 1, 2 and 3 objects: only scenes with two or more teach binding
+    object_counts: tuple[float, float, float] = world.OBJECT_COUNT_PROBS
     kl_weight: float = 1e-6
 
     def to_dict(self) -> dict:
