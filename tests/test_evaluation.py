@@ -233,6 +233,9 @@ def test_model_card_names_the_recipes_caption_and_scene_variations():
     assert "also use magenta (255, 0, 255), white (255, 255, 255) (not in the" in lines
     assert "30% of caption phrases" in lines
     assert "fade toward the background by up to 20%" in " ".join(_recipe_variations({"shape_shading": 0.2}))
+    counts = " ".join(_recipe_variations({"object_counts": [0.2, 0.6, 0.2]}))
+    assert "1, 2 and 3 objects in shares 20% / 60% / 20% (the world's default: 40% / 45% / 15%)" in counts
+    assert _recipe_variations({"object_counts": list(world.OBJECT_COUNT_PROBS)}) == []
     assert "started as the identity" in " ".join(_recipe_variations({"text_layers": 1, "zero_text_residuals": True}))
     assert _recipe_variations({"family": "sd1", "extra_colours": 0, "pooled_dropout": 0.5}) == []
     assert _recipe_variations({"text_layers": 0, "zero_text_residuals": True}) == []

@@ -127,6 +127,13 @@ def _recipe_variations(recipe: dict) -> list[str]:
             "their shape (a circle toward its rim, a square left to right, a triangle apex to base), so a shape "
             "shows inside its object as well as along its outline."
         )
+    counts = recipe.get("object_counts")
+    if counts is not None and tuple(counts) != world.OBJECT_COUNT_PROBS:
+        lines.append(
+            "- Training scenes hold 1, 2 and 3 objects in shares "
+            f"{' / '.join(f'{share:.0%}' for share in counts)} (the world's default: "
+            f"{' / '.join(f'{share:.0%}' for share in world.OBJECT_COUNT_PROBS)})."
+        )
     if recipe.get("colourless_phrase_prob"):
         lines.append(f"- {recipe['colourless_phrase_prob']:.0%} of caption phrases are written without their colour.")
     return lines
