@@ -137,6 +137,16 @@ def test_binding_tells_shapes_on_their_own_colours_from_swapped_ones():
     assert "IoU at tau 0.4 with their own colour's object / the other object: swapped (2 words): 0.00 / 1.00." in line
 
 
+def test_one_object_images_score_the_shape_map_alone():
+    objects = [("green", "square")]
+    image, masks = _scene_image(objects, [(16.0, 16.0)], radius=8.0)
+    scores = _Scores(tau=0.4)
+    scores.add(0, objects, image, _word_maps(objects, {2: masks[0].float()}))
+    by_outcome = scores.summary()["binding"]["shape_word_maps"]
+    assert by_outcome == {"one_object": {"own": pytest.approx(1.0, abs=0.05), "n": 1}}
+    assert "other object: one object (1 words): 1.00." in _shape_maps_by_binding(by_outcome, 0.4)[1]
+
+
 def test_targets_compare_in_the_stated_direction():
     results = {
         "adherence": {"colour": {"all": 0.96}, "shape": {"all": 0.5}},

@@ -107,7 +107,8 @@ class _Scores:
         self.iou = defaultdict(list)  # (word class, map kind, tau) -> [iou]
         self.groups = defaultdict(list)  # same keys -> [image index]
         self.binding: list[str] = []  # two objects of different shapes, both drawn: "right" | "swapped" | "other"
-        # by binding outcome, each shape word's map against its own colour's object and against the other object
+        # by binding outcome (and on one-object images), each shape word's map against its own colour's object
+        # and against the other object
         self.shape_maps_by_binding = defaultdict(lambda: {"own": [], "other": []})
         self.centre: np.ndarray | None = None
 
@@ -123,6 +124,9 @@ class _Scores:
         maps = [normalise(WordHeatMap(m).expand_as(image).numpy()) for _, m in word_maps]
         positions = world.object_word_indices(objects)
         outcome = self._record_binding(objects, found)
+        if len(objects) == 1 and objects[0][0] in found:  # no other object to bind: the map alone
+            scores = self.shape_maps_by_binding["one_object"]
+            scores["own"].append(map_iou(maps[positions[0][1]], found[objects[0][0]][0], self.tau))
         if outcome is not None:
             for k, (colour, _) in enumerate(objects):
                 shape_map, other_colour = maps[positions[k][1]], objects[1 - k][0]
@@ -178,7 +182,8 @@ class _Scores:
         outcomes = ("right", "swapped", "other")
         binding = {o: self.binding.count(o) / len(self.binding) for o in outcomes} if self.binding else {}
         shape_maps = {
-            outcome: {side: float(np.mean(values)) for side, values in scores.items()} | {"n": len(scores["own"])}
+            outcome: {side: float(np.mean(values)) for side, values in scores.items() if values}
+            | {"n": len(scores["own"])}
             for outcome, scores in self.shape_maps_by_binding.items()
         }
         return {

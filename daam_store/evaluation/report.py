@@ -40,7 +40,7 @@ def format_markdown(results: dict, model: str) -> str:
             f"both shapes on their own colour {fmt(binding['right'])}, the two shapes swapped "
             f"{fmt(binding['swapped'])}, otherwise {fmt(binding['other'])}.",
         ]
-        lines += _shape_maps_by_binding(binding.get("shape_word_maps", {}), s["tau"])
+    lines += _shape_maps_by_binding(binding.get("shape_word_maps", {}), s["tau"])
     tau = s["tau"]
     lines += [
         "",
@@ -95,11 +95,14 @@ def format_markdown(results: dict, model: str) -> str:
 
 
 def _shape_maps_by_binding(by_outcome: dict, tau: float) -> list[str]:
-    """A swapped image draws each shape on the other colour: does the shape word's map follow the drawing?"""
-    parts = [
-        f"{outcome} ({scores['n']} words): {fmt(scores['own'])} / {fmt(scores['other'])}"
-        for outcome, scores in sorted(by_outcome.items(), key=lambda item: ("right", "swapped", "other").index(item[0]))
-    ]
+    """A swapped image draws each shape on the other colour: does the shape word's map follow the drawing?
+    One-object images, where binding cannot fail, show the map alone."""
+    order = ("one_object", "right", "swapped", "other")
+    parts = []
+    for outcome in sorted(by_outcome, key=order.index):
+        scores = by_outcome[outcome]
+        other = f" / {fmt(scores['other'])}" if "other" in scores else ""
+        parts.append(f"{outcome.replace('_', ' ')} ({scores['n']} words): {fmt(scores['own'])}{other}")
     if not parts:
         return []
     return [
