@@ -139,6 +139,8 @@ def sample_scenes(
     COLOURS and the first `extra_colours` of EXTRA_COLOURS; `object_counts` are the shares of 1, 2 and 3 objects."""
     if not 0 <= extra_colours <= len(EXTRA_COLOURS):
         raise ValueError(f"extra_colours must be between 0 and {len(EXTRA_COLOURS)}, got {extra_colours}")
+    if not valid_object_counts(object_counts):
+        raise ValueError(f"object_counts must be three shares (1, 2, 3 objects) that sum to 1, got {object_counts}")
     device = generator.device
     u = torch.rand(batch, generator=generator, device=device)
     bounds = np.cumsum(object_counts)[:-1]
@@ -148,6 +150,10 @@ def sample_scenes(
     shapes = _sample_allowed_shapes(colours, exclude, generator)
     centres, radii = _sample_layout(batch, count, generator)
     return Scenes(count=count, colours=colours, shapes=shapes, centres=centres, radii=radii)
+
+
+def valid_object_counts(shares: tuple[float, ...]) -> bool:
+    return len(shares) == MAX_OBJECTS and all(0 <= s <= 1 for s in shares) and abs(sum(shares) - 1) <= 1e-6
 
 
 def _sample_allowed_shapes(colours: torch.Tensor, exclude: tuple[Pair, ...], generator) -> torch.Tensor:

@@ -134,7 +134,8 @@ def test_binding_tells_shapes_on_their_own_colours_from_swapped_ones():
     assert right["shape_word_maps"]["right"] == pytest.approx({"own": 1.0, "other": 0.0, "n": 2}, abs=0.05)
     assert swapped["shape_word_maps"]["swapped"] == pytest.approx({"own": 0.0, "other": 1.0, "n": 2}, abs=0.05)
     line = "\n".join(_shape_maps_by_binding(swapped["shape_word_maps"], 0.4))
-    assert "IoU at tau 0.4 with their own colour's object / the other object: swapped (2 words): 0.00 / 1.00." in line
+    assert "IoU at tau 0.4 with their own colour's object / the other object" in line
+    assert "by binding outcome: swapped (2): 0.00 / 1.00." in line
 
 
 def test_one_object_images_score_the_shape_map_alone():
@@ -144,7 +145,7 @@ def test_one_object_images_score_the_shape_map_alone():
     scores.add(0, objects, image, _word_maps(objects, {2: masks[0].float()}))
     by_outcome = scores.summary()["binding"]["shape_word_maps"]
     assert by_outcome == {"one_object": {"own": pytest.approx(1.0, abs=0.05), "n": 1}}
-    assert "other object: one object (1 words): 1.00." in _shape_maps_by_binding(by_outcome, 0.4)[1]
+    assert "by binding outcome: one object (1): 1.00." in _shape_maps_by_binding(by_outcome, 0.4)[1]
 
 
 def test_targets_compare_in_the_stated_direction():
@@ -175,23 +176,35 @@ def test_evaluate_runs_end_to_end_on_a_tiny_pipeline(sd2_pipe):
     assert results["influence"]["noise"]["mean"] > 0  # other noise changes the image
     renders = results["classifier"]["renders"]
     assert renders["colour"] == 1.0 and renders["shape"] == 1.0 and renders["objects"] > 64
+    assert renders["region_iou"] == 1.0 and 0.0 <= results["classifier"]["vae"]["region_iou"] <= 1.0
     table = format_markdown(results, "tiny")
     assert "mIoU at tau 0.4" in table and "targets met" in table and "shaded" not in table
-    results["classifier"]["shading"] = 0.3
-    assert "rendered scenes (shaded 30% as in training) 1.00 / 1.00" in format_markdown(results, "tiny")
 
 
-def test_the_reader_check_renders_scenes_shaded_as_the_model_was_trained(tmp_path, sd2_pipe):
+def test_the_reader_check_renders_scenes_shaded_as_the_model_was_trained(tmp_path, sd2_pipe, monkeypatch):
+    """evaluate() reads the shading from the model folder's training.json and renders the reader check with it."""
     from types import SimpleNamespace
 
-    from daam_store.evaluation.benchmark import _classifier_accuracy, training_shading
+    from daam_store.evaluation.benchmark import training_shading
 
     (tmp_path / "training.json").write_text(json.dumps({"recipe": {"shape_shading": 0.3}}))
-    assert training_shading(SimpleNamespace(daam_source=SimpleNamespace(kind="local", location=str(tmp_path)))) == 0.3
     assert training_shading(SimpleNamespace(daam_source=SimpleNamespace(kind="hub", location="org/model"))) == 0.0
     assert training_shading(SimpleNamespace()) == 0.0
-    result = _classifier_accuracy(sd2_pipe, n=16, shading=0.3)
-    assert result["shading"] == 0.3 and result["renders"]["colour"] == 1.0 and result["renders"]["shape"] == 1.0
+    shadings, render = [], world.render
+
+    def spy(scenes, *args, **kwargs):
+        shadings.append(kwargs.get("shading"))
+        return render(scenes, *args, **kwargs)
+
+    monkeypatch.setattr(world, "render", spy)
+    monkeypatch.setattr(sd2_pipe, "daam_source", SimpleNamespace(kind="local", location=str(tmp_path)), raising=False)
+    results = evaluate(sd2_pipe, EvalSettings(n=1, steps=1, batch_size=1, influence_n=0))
+    assert shadings == [0.3] and results["classifier"]["shading"] == 0.3
+    renders = results["classifier"]["renders"]
+    assert renders["colour"] == 1.0 and renders["shape"] == 1.0 and renders["region_iou"] == 1.0
+    report = format_markdown(results, "tiny")
+    assert "rendered scenes (shaded 30% as in training) 1.00 / 1.00" in report
+    assert "the region read against the true mask, IoU 1.00 rendered" in report
 
 
 def test_eval_command_writes_json_and_refuses_bad_input(tiny_sd2_model_dir, tmp_path, capsys):

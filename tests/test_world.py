@@ -60,13 +60,17 @@ def test_colours_are_distinct_within_a_scene_and_counts_follow_the_mix():
 
 def test_object_counts_set_the_share_of_each_scene_size():
     default = scenes(4000, seed=5)
-    same = world.sample_scenes(4000, torch.Generator().manual_seed(5), object_counts=world.OBJECT_COUNT_PROBS)
-    assert torch.equal(default.count, same.count) and torch.equal(default.centres, same.centres)
-    only_pairs = world.sample_scenes(500, torch.Generator().manual_seed(5), object_counts=(0.0, 1.0, 0.0))
-    assert set(only_pairs.count.tolist()) == {2}
     mixed = world.sample_scenes(4000, torch.Generator().manual_seed(5), object_counts=(0.2, 0.6, 0.2))
+    # the same random draws: only the counts change, so other recipes keep their scenes
+    assert torch.equal(default.colours, mixed.colours) and torch.equal(default.shapes, mixed.shapes)
+    assert not torch.equal(default.count, mixed.count)
     shares = torch.bincount(mixed.count, minlength=4)[1:].float() / 4000
     assert torch.allclose(shares, torch.tensor([0.2, 0.6, 0.2]), atol=0.03)
+    only_pairs = world.sample_scenes(500, torch.Generator().manual_seed(5), object_counts=(0.0, 1.0, 0.0))
+    assert set(only_pairs.count.tolist()) == {2}
+    for bad in ((0.5, 0.5), (0.2, 0.2, 0.2), (-0.2, 0.6, 0.6)):
+        with pytest.raises(ValueError, match="object_counts must be three shares"):
+            world.sample_scenes(4, torch.Generator().manual_seed(5), object_counts=bad)
 
 
 def test_captions_follow_the_grammar_with_both_object_orders():

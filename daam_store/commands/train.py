@@ -93,14 +93,17 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _object_counts(text: str | None) -> tuple[float, float, float] | None:
+def _object_counts(text: str | None) -> tuple[float, ...] | None:
+    """'0.2,0.6,0.2' -> (0.2, 0.6, 0.2); a one-line error unless three shares that sum to 1."""
+    from daam_store.world import valid_object_counts
+
     if text is None:
         return None
     try:
         shares = tuple(float(part) for part in text.split(","))
     except ValueError:
         shares = ()
-    if len(shares) != 3 or not all(0 <= share <= 1 for share in shares) or abs(sum(shares) - 1) > 1e-6:
+    if not valid_object_counts(shares):
         raise UserError(f"--object-counts {text!r}: give three shares of 1, 2 and 3 objects that sum to 1")
     return shares
 

@@ -24,6 +24,7 @@ from daam_store import world
 from daam_store.evaluation.metrics import (
     TAU_SWEEP,
     centre_prior,
+    iou,
     map_iou,
     mean_with_interval,
     normalise,
@@ -34,6 +35,7 @@ from daam_store.heatmap import WordHeatMap
 from daam_store.tracing import trace
 
 NOISE_OFFSET = 1_000_003  # seed shift for the 'different noise' comparison
+MAP_OUTCOMES = ("one_object", "right", "swapped", "other")  # the shape-word maps' split, in report order
 TARGETS = (  # (result key, label, comparison, bound): from the built-in models issue
     ("adherence.colour.all", "adherence: colour present", ">=", 0.95),
     ("adherence.shape.all", "adherence: shape correct", ">=", 0.80),
@@ -59,6 +61,7 @@ def evaluate(pipe: DiffusionPipeline, settings: EvalSettings, progress=None) -> 
     """Run the benchmark; returns a JSON-ready dict (see `format_report`). `progress(done, total)`."""
     settings.validate()
     started = time.perf_counter()
+    shading = training_shading(pipe)  # read first: a bad training.json fails before the long part
     items = evaluation_items(settings.split, settings.n, settings.first_seed)
     scores = _Scores(settings.tau)
     kept_images: list[np.ndarray] = []
@@ -83,7 +86,7 @@ def evaluate(pipe: DiffusionPipeline, settings: EvalSettings, progress=None) -> 
         },
         **scores.summary(),
         "influence": _word_influence(pipe, items[: settings.influence_n], kept_images, settings),
-        "classifier": _classifier_accuracy(pipe, shading=training_shading(pipe)),
+        "classifier": _classifier_accuracy(pipe, shading=shading),
     }
     results["targets"] = check_targets(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
@@ -181,11 +184,11 @@ class _Scores:
             sweep[f"{word_class}.{kind}"][f"{tau:g}"] = round(summary["mean"], 4)
         outcomes = ("right", "swapped", "other")
         binding = {o: self.binding.count(o) / len(self.binding) for o in outcomes} if self.binding else {}
-        shape_maps = {
-            outcome: {side: float(np.mean(values)) for side, values in scores.items() if values}
-            | {"n": len(scores["own"])}
-            for outcome, scores in self.shape_maps_by_binding.items()
-        }
+        shape_maps = {}
+        for outcome in MAP_OUTCOMES:
+            if scores := self.shape_maps_by_binding.get(outcome):
+                means = {side: float(np.mean(values)) for side, values in scores.items() if values}
+                shape_maps[outcome] = means | {"n": len(scores["own"])}
         return {
             "adherence": dict(adherence),
             "binding": binding | {"n": len(self.binding), "shape_word_maps": shape_maps},
@@ -220,7 +223,6 @@ def _word_influence(pipe, items, base_images: list[np.ndarray], settings: EvalSe
     return result
 
 
-@torch.no_grad()
 def training_shading(pipe) -> float:
     """The shape shading the model's training scenes had (its folder's training.json); 0 if not known."""
     source = getattr(pipe, "daam_source", None)
@@ -230,25 +232,34 @@ def training_shading(pipe) -> float:
     return float(json.loads(info.read_text()).get("recipe", {}).get("shape_shading", 0.0))
 
 
+@torch.no_grad()
 def _classifier_accuracy(pipe, n: int = 64, seed: int = 12345, shading: float = 0.0) -> dict:
     """How well the palette segmentation and shape classifier read ground-truth scenes (all pairs),
     rendered as the model was trained on them, and after a round trip through the model's own VAE
-    (its ceiling for shapes)."""
+    (its ceiling for shapes); `region_iou`: the region read for each object against its true mask (the
+    ceiling of the maps' IoU, which is scored against the region read)."""
     scenes = world.sample_scenes(n, torch.Generator().manual_seed(seed), exclude=())
-    images, _ = world.render(scenes, shading=shading)
+    images, masks = world.render(scenes, shading=shading)
     vae = pipe.vae
     latents = vae.encode((images * 2 - 1).to(vae.device, vae.dtype)).latent_dist.mode()
     decoded = (vae.decode(latents).sample.float().cpu() + 1) / 2
     result = {}
     for name, batch in (("renders", images), ("vae", decoded)):
-        colour_ok, shape_ok, total = 0, 0, 0
+        colour_ok, shape_ok, region_ious = 0, 0, []
         for i, rgb in enumerate(world.to_uint8(batch)):
             found = world.read_objects(rgb)
-            for colour, shape in scenes.objects(i):
-                total += 1
+            for k, (colour, shape) in enumerate(scenes.objects(i)):
                 colour_ok += colour in found
                 shape_ok += colour in found and found[colour][1] == shape
-        result[name] = {"colour": colour_ok / total, "shape": shape_ok / total, "objects": total}
+                region = found[colour][0] if colour in found else np.zeros(masks.shape[-2:], dtype=bool)
+                region_ious.append(iou(region, masks[i, k].cpu().numpy()))
+        total = len(region_ious)
+        result[name] = {
+            "colour": colour_ok / total,
+            "shape": shape_ok / total,
+            "region_iou": float(np.mean(region_ious)),
+            "objects": total,
+        }
     result["shading"] = shading
     return result
 

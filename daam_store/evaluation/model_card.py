@@ -45,6 +45,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
     sizes = {c: _parameters(folder, c) for c in ("unet", "vae", *encoders)}
     sampler = scheduler["_class_name"].removesuffix("Scheduler")
     minutes = info.get("training_seconds", 0) / 60
+    counts = tuple(recipe.get("object_counts", world.OBJECT_COUNT_PROBS))
     lines = [
         f"# {name}",
         "",
@@ -67,7 +68,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "",
         "## Data",
         "Generated on the fly by `daam_store.world` (seeded per step): a gray (128,128,128) 32x32 image with 1-3 "
-        f"non-overlapping objects (shares {world.OBJECT_COUNT_PROBS}), shapes {', '.join(world.SHAPES)}, colours "
+        f"non-overlapping objects (shares {counts}), shapes {', '.join(world.SHAPES)}, colours "
         f"{', '.join(f'{c} {world.PALETTE[c]}' for c in world.COLOURS)}, distinct within an image, random sizes "
         "and positions; captions such as 'a red circle and a blue square' with the objects in random order. "
         f"Held out of training (never drawn, only evaluated): {held_out}. "

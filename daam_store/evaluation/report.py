@@ -40,8 +40,8 @@ def format_markdown(results: dict, model: str) -> str:
             f"both shapes on their own colour {fmt(binding['right'])}, the two shapes swapped "
             f"{fmt(binding['swapped'])}, otherwise {fmt(binding['other'])}.",
         ]
-    lines += _shape_maps_by_binding(binding.get("shape_word_maps", {}), s["tau"])
     tau = s["tau"]
+    lines += _shape_maps_by_binding(binding.get("shape_word_maps", {}), tau)
     lines += [
         "",
         f"| mIoU at tau {tau:g} (95 % interval) | the word | other object's word | centre prior | uniform map | n |",
@@ -80,7 +80,7 @@ def format_markdown(results: dict, model: str) -> str:
         f"Reading ground truth (colour / shape correct): rendered scenes{shaded} "
         f"{fmt(classifier['renders']['colour'])} / {fmt(classifier['renders']['shape'])}; "
         f"after the model's VAE {fmt(classifier['vae']['colour'])} / {fmt(classifier['vae']['shape'])} "
-        f"({classifier['vae']['objects']} objects).",
+        f"({classifier['vae']['objects']} objects){_region_ceiling(classifier)}.",
         "",
         "| target | measured | target | met |",
         "|---|---|---|---|",
@@ -97,16 +97,23 @@ def format_markdown(results: dict, model: str) -> str:
 def _shape_maps_by_binding(by_outcome: dict, tau: float) -> list[str]:
     """A swapped image draws each shape on the other colour: does the shape word's map follow the drawing?
     One-object images, where binding cannot fail, show the map alone."""
-    order = ("one_object", "right", "swapped", "other")
     parts = []
-    for outcome in sorted(by_outcome, key=order.index):
-        scores = by_outcome[outcome]
+    for outcome, scores in by_outcome.items():
         other = f" / {fmt(scores['other'])}" if "other" in scores else ""
-        parts.append(f"{outcome.replace('_', ' ')} ({scores['n']} words): {fmt(scores['own'])}{other}")
+        parts.append(f"{outcome.replace('_', ' ')} ({scores['n']}): {fmt(scores['own'])}{other}")
     if not parts:
         return []
     return [
         "",
-        f"Shape words' maps by binding outcome, IoU at tau {tau:g} with their own colour's object / the other "
-        "object: " + "; ".join(parts) + ".",
+        f"Shape words' maps, IoU at tau {tau:g} with their own colour's object / the other object (shape words "
+        "scored), by binding outcome: " + "; ".join(parts) + ".",
     ]
+
+
+def _region_ceiling(classifier: dict) -> str:
+    if "region_iou" not in classifier["vae"]:  # results written before the region check
+        return ""
+    return (
+        f"; the region read against the true mask, IoU {fmt(classifier['renders']['region_iou'])} rendered, "
+        f"{fmt(classifier['vae']['region_iou'])} after the VAE"
+    )
