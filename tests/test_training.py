@@ -273,6 +273,7 @@ def test_a_recipe_with_shape_shading_trains_on_shaded_scenes(tmp_path):
 
 
 def test_a_recipe_with_other_object_counts_trains_on_them(tmp_path):
+    from daam_store import world
     from daam_store.training.loop import Trainer
 
     recipe = get_recipe("sd2-tiny").with_overrides(batch_size=64, object_counts=(0.0, 0.0, 1.0))
@@ -281,6 +282,7 @@ def test_a_recipe_with_other_object_counts_trains_on_them(tmp_path):
     commas = (trainer.data.batch("unet", 0).ids == trainer.data.tokens.comma).sum(dim=1)
     dropped = trainer.data.batch("unet", 0).dropped
     assert bool((ands[~dropped] == 1).all() and (commas[~dropped] == 1).all())  # "a .., a .. and a .." only
+    assert get_recipe("sd2-tiny").object_counts == world.OBJECT_COUNT_PROBS  # the recipe default is the world's
 
 
 @pytest.mark.parametrize("zeroed", [False, True])
