@@ -278,10 +278,10 @@ def test_a_recipe_with_other_object_counts_trains_on_them(tmp_path):
 
     recipe = get_recipe("sd2-tiny").with_overrides(batch_size=64, object_counts=(0.0, 0.0, 1.0))
     trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
-    ands = (trainer.data.batch("unet", 0).ids == trainer.data.tokens.and_).sum(dim=1)
-    commas = (trainer.data.batch("unet", 0).ids == trainer.data.tokens.comma).sum(dim=1)
-    dropped = trainer.data.batch("unet", 0).dropped
-    assert bool((ands[~dropped] == 1).all() and (commas[~dropped] == 1).all())  # "a .., a .. and a .." only
+    batch = trainer.data.batch("unet", 0)
+    ands = (batch.ids == trainer.data.tokens.and_).sum(dim=1)
+    commas = (batch.ids == trainer.data.tokens.comma).sum(dim=1)
+    assert bool((ands[~batch.dropped] == 1).all() and (commas[~batch.dropped] == 1).all())  # "a .., a .. and a .." only
     assert get_recipe("sd2-tiny").object_counts == world.OBJECT_COUNT_PROBS  # the recipe default is the world's
 
 
