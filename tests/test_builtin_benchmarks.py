@@ -95,3 +95,32 @@ def test_missing_colours_names_the_unasked_colour_that_covers_the_most_pixels():
     assert module.drawn_instead(image, {"red", "blue"}, min_pixels=10) == "navy"
     assert module.drawn_instead(image, {"red", "blue"}, min_pixels=20) == "none"
     assert module.drawn_instead(image, {"red", "navy", "blue"}, min_pixels=1) == "magenta"
+
+
+def test_word_map_layers_prints_every_layer_and_step_window_of_each_model():
+    output = run("word_map_layers.py", "--models", "sd1-tiny", "--n", "2", "--steps", "3")
+    header = re.search(r"\| layer \| (.+) \|", output)
+    assert header and header.group(1).split(" | ") == ["steps 1-1", "steps 2-2", "steps 3-3", "all steps"], output
+    rows = re.findall(r"\| ((?:down|mid|up|DAAM)[^|]*) \| (.+) \|", output)
+    assert rows[-1][0] == "DAAM's rule (down + up blocks)" and len(rows) >= 3, output
+    for _, cells in rows:
+        pairs = [cell.split(" / ") for cell in cells.split(" | ")]
+        assert len(pairs) == 4 and all(0 <= float(v) <= 1 for pair in pairs for v in pair), cells
+
+
+def test_word_map_layers_splits_the_steps_into_contiguous_thirds():
+    module = load_benchmark("word_map_layers.py")
+    windows = module.step_windows(25)
+    assert windows == {
+        "steps 1-8": list(range(0, 8)),
+        "steps 9-17": list(range(8, 17)),
+        "steps 18-25": list(range(17, 25)),
+        "all steps": list(range(25)),
+    }
+    assert list(module.step_windows(2)) == ["steps 1-1", "steps 2-2", "all steps"]  # no empty window
+
+
+def test_word_map_layers_scores_only_one_object_images_in_benchmark_order():
+    module = load_benchmark("word_map_layers.py")
+    items = module.one_object_items("heldout", 3)
+    assert [seed for _, seed in items] == [0, 4, 8] and all(len(objects) == 1 for objects, _ in items)
