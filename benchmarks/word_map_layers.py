@@ -41,12 +41,12 @@ def one_object_items(split: str, n: int) -> list[tuple[list[world.Pair], int]]:
 
 def score_image(scores, tc, image_idx: int, objects: list[world.Pair], image, windows, tau: float) -> None:
     """Add the colour word's and the shape word's IoU for every (layer, window) to `scores`."""
-    (colour, _), = objects
+    ((colour, _),) = objects
     found = world.read_objects(np.asarray(image.convert("RGB")))
     if colour not in found:
         return
     region = found[colour][0]
-    (colour_word, shape_word), = world.object_word_indices(objects)
+    ((colour_word, shape_word),) = world.object_word_indices(objects)
     rows = [(label, i) for i, label in zip(tc.default_layers(mid_block=True), tc.layer_labels(), strict=True)]
     rows.append((DEFAULT_ROW, None))
     for label, layer in rows:
