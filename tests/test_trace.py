@@ -110,6 +110,24 @@ def test_deeper_transformer_blocks_give_every_layer_its_own_map():
     torch.testing.assert_close(ours, ref.word_map(rows, 1, True, 0, (16, 16)), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("family", ["sd1", "sd2"])
+def test_four_unet_levels_put_cross_attention_at_a_quarter_in_the_default_rule(family):
+    """`--unet-levels 4` (SD's own four levels): the 4x4 blocks' cross-attention counts in the default rule, the
+    mid block at 2x2 does not, and the word map matches the reference's."""
+    from daam_store.models import build_random_pipeline
+
+    pipe = build_random_pipeline(family, seed=5, unet_levels=4)
+    with trace(pipe) as tc, ReferenceMaps(pipe) as ref:
+        run(pipe, "a red circle", num_inference_steps=2)
+    factors = {tc.layer_names[i]: tc._accumulator.factor(i) for i in tc._layers()}
+    assert sorted(factors.values()) == [1, 1, 1, 2, 2, 2, 4, 4, 4, 8]
+    assert sorted(factors[tc.layer_names[i]] for i in tc.default_layers()) == [1, 1, 1, 2, 2, 2, 4, 4, 4]
+    assert "down 2, 4x4, attn 0.0" in tc.layer_labels() and "mid, 2x2, attn 0.0" in tc.layer_labels()
+    rows = list(tc.compute_global_heat_map().words()[2].token_indices)
+    ours = tc.compute_global_heat_map().compute_word_heat_map("circle").value
+    torch.testing.assert_close(ours, ref.word_map(rows, 1, True, 0, (16, 16)), rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("path", ["cpu-flash", "sdpa-math", "other-processor"])
 def test_every_attention_path_changes_nothing_and_matches_reference(path, autocast, sd1_pipe, monkeypatch):

@@ -101,6 +101,8 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
         ("sd1-tiny", "--transformer-layers", "0", "--transformer-layers must be between 1 and 4"),
         ("sdxl-tiny", "--transformer-layers", "5", "--transformer-layers must be between 1 and 4"),
+        ("sd1-tiny", "--unet-levels", "5", "--unet-levels must be 3 or 4"),
+        ("sdxl-tiny", "--unet-levels", "4", "--unet-levels applies to SD 1.x/2.x recipes only"),
         ("sd2-tiny", "--seed", "-1", "bad seed '-1': a seed is a whole number"),
         ("sd1-tiny", "--seed", "1.5", "bad seed '1.5'"),
     ],
@@ -345,6 +347,24 @@ def test_transformer_layers_deepen_every_cross_attention_block(tmp_path, model):
     # 7 cross-attention blocks in both layouts (SDXL's one level lower): 7 or 11 attn2 layers by default
     assert sum(name.endswith("attn2") for name, _ in unet.named_modules()) == 3 * 7
     assert unet.config.transformer_layers_per_block in (3, [3, 3, 3], (3, 3, 3))
+
+
+@pytest.mark.parametrize("model", ["sd1-tiny", "sd2-tiny"])
+def test_four_unet_levels_give_the_sd_layout_cross_attention_at_4x4(tmp_path, model):
+    """SD 1.x's and 2.x's four levels: cross-attention at 16x16, 8x8 and 4x4, a plain block at 2x2, the mid block
+    at 2x2; the other recipe fields keep their layout (sd1-tiny's two heads)."""
+    from daam_store.training.loop import Trainer
+
+    recipe = get_recipe(model).with_overrides(unet_levels=4, batch_size=4)
+    unet = Trainer(recipe, TrainOptions(out=tmp_path, progress=False)).unet
+    assert list(unet.config.down_block_types) == ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"]
+    assert list(unet.config.up_block_types) == ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3
+    assert sum(name.endswith("attn2") for name, _ in unet.named_modules()) == 3 + 3 * 2 + 1
+    heads = {m.heads for n, m in unet.named_modules() if n.endswith("attn2")}
+    assert heads == ({2} if model == "sd1-tiny" else {2, 4})
+    latents = torch.zeros(1, 4, 16, 16)
+    context = torch.zeros(1, 77, unet.config.cross_attention_dim)
+    assert unet(latents, 10, encoder_hidden_states=context).sample.shape == latents.shape
 
 
 def test_a_head_count_that_does_not_split_the_channels_is_refused_by_the_library_too():

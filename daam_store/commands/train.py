@@ -49,6 +49,13 @@ def register(subparsers) -> None:
         help="transformer layers in every UNet cross-attention block, the mid block's too (default: the recipe's)",
     )
     parser.add_argument(
+        "--unet-levels",
+        type=int,
+        default=None,
+        help="SD 1.x/2.x: 4 gives the UNet the real models' four levels, cross-attention at 4x4 too "
+        "(default: the recipe's, 3)",
+    )
+    parser.add_argument(
         "--colourless-phrases",
         type=float,
         default=None,
@@ -122,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         zero_text_residuals=args.zero_text_residuals,
         attention_heads=args.attention_heads,
         transformer_layers=args.transformer_layers,
+        unet_levels=args.unet_levels,
         colourless_phrase_prob=args.colourless_phrases,
         pooled_dropout=args.pooled_dropout,
         extra_colours=args.extra_colours,

@@ -2,7 +2,9 @@
 
 Both families keep the real Stable Diffusion architecture at toy size: 32x32 images, a factor-2
 AutoencoderKL (16x16x4 latents), a UNet with cross-attention at 16x16, 8x8 and the mid block
-(7 `attn2` layers) and a CLIP text encoder over the full 49,408-token CLIP vocabulary.
+(7 `attn2` layers) and a CLIP text encoder over the full 49,408-token CLIP vocabulary. With `levels=4` the
+SD UNet has SD 1.x's and 2.x's four levels instead: cross-attention at 1, 1/2 and 1/4 of the latent size (16x16,
+8x8, 4x4), none at 1/8 (2x2) but in the mid block (10 `attn2` layers).
 
 - SD1-like: conv projection in the transformer blocks, one head size, epsilon prediction.
 - SD2-like: linear projection, `attention_head_dim` as a list, v-prediction.
@@ -71,23 +73,41 @@ def check_transformer_layers(layers: int | None) -> None:
         raise UserError(f"--transformer-layers must be between 1 and {MAX_TRANSFORMER_LAYERS}, got {layers}")
 
 
+# UNet levels (resolutions) of the SD 1.x/2.x layout: 3 (the built-in default) or 4, as in the real models.
+UNET_LEVEL_CHOICES = (3, 4)
+
+
+def check_unet_levels(levels: int | None, family: Family) -> None:
+    if levels is None:
+        return
+    if family == "sdxl":
+        raise UserError("--unet-levels applies to SD 1.x/2.x recipes only: SDXL's layout has its own three levels")
+    if levels not in UNET_LEVEL_CHOICES:
+        raise UserError(f"--unet-levels must be 3 or 4, got {levels}")
+
+
 def unet_config(
     family: Family,
     sample_size: int = IMAGE_SIZE // 2,
     attention_heads: int | None = None,
     transformer_layers: int | None = None,
+    levels: int | None = None,
 ) -> dict:
     """`attention_heads` sets one head count for every block and `transformer_layers` one depth for every
-    cross-attention block, the mid block included (None: the family's own layout)."""
+    cross-attention block, the mid block included (None: the family's own layout). `levels` 4 adds SD's fourth
+    level: the 4x4 blocks get cross-attention and a plain block at 2x2 (1/8) follows, as in SD 1.x and 2.x,
+    whose cross-attention is at 1, 1/2 and 1/4 of the latent size."""
     check_attention_heads(attention_heads)
     check_transformer_layers(transformer_layers)
+    check_unet_levels(levels, family)
+    attended = (levels or 3) - 1  # the lowest level has no cross-attention
     config = dict(
         sample_size=sample_size,
         in_channels=4,
         out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        block_out_channels=(32, 64, 64),
+        down_block_types=("CrossAttnDownBlock2D",) * attended + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * attended,
+        block_out_channels=(32,) + (64,) * attended,
         layers_per_block=1,
         norm_num_groups=16,
         cross_attention_dim=TEXT_HIDDEN,
@@ -95,7 +115,7 @@ def unet_config(
     if family == "sd1":
         config.update(attention_head_dim=8, use_linear_projection=False)
     else:
-        config.update(attention_head_dim=[2, 4, 4], use_linear_projection=True)
+        config.update(attention_head_dim=[2] + [4] * attended, use_linear_projection=True)
     if attention_heads is not None:
         # diffusers reads SD's `attention_head_dim` as the number of heads (a naming slip it keeps for old
         # configs) and gives an int to every block
@@ -115,10 +135,14 @@ def sdxl_text_encoder_config(num_layers: int = 1) -> dict:
 
 
 def sdxl_unet_config(
-    sample_size: int = IMAGE_SIZE // 2, attention_heads: int | None = None, transformer_layers: int | None = None
+    sample_size: int = IMAGE_SIZE // 2,
+    attention_heads: int | None = None,
+    transformer_layers: int | None = None,
+    levels: int | None = None,
 ) -> dict:
     check_attention_heads(attention_heads)
     check_transformer_layers(transformer_layers)
+    check_unet_levels(levels, "sdxl")
     return dict(
         sample_size=sample_size,
         in_channels=4,

@@ -103,15 +103,17 @@ def build_random_pipeline(
     text_layers: int = 0,
     attention_heads: int | None = None,
     transformer_layers: int | None = None,
+    unet_levels: int | None = None,
 ) -> DiffusionPipeline:
     """A pipeline with the built-in geometry and seeded random weights: for tests and training.
 
     `attention_heads` (None: the family's layout) changes only how the attention splits its channels, not the
     weights' shapes, so the same seed gives the same initial weights whatever the head count.
     `transformer_layers` (None: the family's layout) sets the depth of every cross-attention block; the added
-    layers draw from the seeded stream, so the UNet starts from other weights (the text encoder and VAE do not)."""
+    layers draw from the seeded stream, so the UNet starts from other weights (the text encoder and VAE do not).
+    `unet_levels` 4 (SD 1.x/2.x only; None: 3) gives the UNet SD's fourth level (`configs.unet_config`)."""
     torch.manual_seed(seed)
-    unet_layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers)
+    unet_layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers, levels=unet_levels)
     if family == "sdxl":
         return _random_sdxl_pipeline(max(text_layers, 1), unet_layout)
     text_encoder = CLIPTextModel(CLIPTextConfig(**configs.text_encoder_config(text_layers)))

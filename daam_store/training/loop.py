@@ -84,6 +84,7 @@ class Trainer:
             text_layers=recipe.text_layers,
             attention_heads=recipe.attention_heads,
             transformer_layers=recipe.transformer_layers,
+            unet_levels=recipe.unet_levels,
         )
         self.out = Path(options.out)
         self.out.mkdir(parents=True, exist_ok=True)
