@@ -2,11 +2,13 @@
 
 DAAM's map of a word averages every cross-attention layer of the down and up blocks over every step. The
 benchmark scores that average; this script breaks it down. It generates the benchmark's one-object images (its
-prompts, seeds and guidance, so binding cannot fail), and for every cross-attention layer (the mid block's too)
-and every third of the denoising steps scores the colour word's and the shape word's map against the object's
-region, as the mIoU does (min-max normalised, thresholded at tau, IoU). Objects the palette reader does not
-find are skipped, as in the mIoU. A layer or a span of steps where the shape word localises shows as a high
-cell in a column of low ones.
+prompts, seeds and guidance; with one object binding cannot fail), and for every cross-attention layer (the mid
+block's too) and every third of the denoising steps scores the colour word's and the shape word's map against
+the object's region, as the mIoU does (min-max normalised, thresholded at tau, IoU). Objects the palette reader
+does not find are skipped, as in the mIoU. A layer where a word localises shows as a high row, a span of steps
+as a high column. The thirds read the per-step records, which average a layer's heads before the layers; the
+"all steps" column is the benchmark's own average (over every layer's heads), so DAAM's rule there is the
+benchmark's map of one-object images.
 Run: python benchmarks/word_map_layers.py [--models sd1-tiny sd2-tiny sdxl-tiny] [--n 24] [--split heldout]
 """
 
@@ -27,11 +29,12 @@ from daam_store.models import load_pipeline
 DEFAULT_ROW = "DAAM's rule (down + up blocks)"
 
 
-def step_windows(steps: int, parts: int = 3) -> dict[str, list[int]]:
-    """Contiguous thirds of the denoising steps (first = most noise), and all of them."""
+def step_windows(steps: int, parts: int = 3) -> dict[str, list[int] | None]:
+    """Contiguous thirds of the denoising steps (first = most noise), and all of them (None: the benchmark's
+    average, not a sum of per-step records)."""
     bounds = np.linspace(0, steps, parts + 1).round().astype(int)
     windows = {f"steps {a + 1}-{b}": list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a}
-    return windows | {"all steps": list(range(steps))}
+    return windows | {"all steps": None}
 
 
 def one_object_items(split: str, n: int) -> list[tuple[list[world.Pair], int]]:
@@ -47,7 +50,8 @@ def score_image(scores, tc, image_idx: int, objects: list[world.Pair], image, wi
         return
     region = found[colour][0]
     ((colour_word, shape_word),) = world.object_word_indices(objects)
-    rows = [(label, i) for i, label in zip(tc.default_layers(mid_block=True), tc.layer_labels(), strict=True)]
+    every_layer = tc.default_layers(mid_block=True)  # the "daam+mid" rule's layers: every recorded one
+    rows = [(label, i) for i, label in zip(every_layer, tc.layer_labels(), strict=True)]
     rows.append((DEFAULT_ROW, None))
     for label, layer in rows:
         for window, steps in windows.items():
@@ -65,7 +69,10 @@ def measure(pipe, settings: EvalSettings) -> tuple[dict, list[str], dict[str, li
     with trace(pipe, save_steps=True) as tc:
         for start in range(0, len(items), settings.batch_size):
             batch = items[start : start + settings.batch_size]
-            for i, ((objects, _), image) in enumerate(zip(batch, generate(pipe, batch, settings), strict=True)):
+            images = generate(pipe, batch, settings)
+            if tc.num_steps != settings.steps:  # a sampler with several UNet calls per step would shift the thirds
+                raise SystemExit(f"{tc.num_steps} UNet calls for {settings.steps} steps: the thirds would not be steps")
+            for i, ((objects, _), image) in enumerate(zip(batch, images, strict=True)):
                 score_image(scores, tc, i, objects, image, windows, settings.tau)
         labels = [*tc.layer_labels(), DEFAULT_ROW]
     return scores, labels, windows
@@ -86,6 +93,7 @@ def main() -> None:
     )
     for model in args.models:
         settings = EvalSettings(n=args.n, steps=args.steps, guidance=args.guidance, split=args.split)
+        settings.validate()
         scores, labels, windows = measure(load_pipeline(model), settings)
         found = len(scores[(DEFAULT_ROW, "all steps", "colour")])
         print(f"{model} ({found} of {args.n} objects found)\n")

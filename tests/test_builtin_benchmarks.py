@@ -98,14 +98,21 @@ def test_missing_colours_names_the_unasked_colour_that_covers_the_most_pixels():
 
 
 def test_word_map_layers_prints_every_layer_and_step_window_of_each_model():
-    output = run("word_map_layers.py", "--models", "sd1-tiny", "--n", "2", "--steps", "3")
+    output = run("word_map_layers.py", "--models", "sd1-tiny", "--n", "2", "--steps", "6")
     header = re.search(r"\| layer \| (.+) \|", output)
-    assert header and header.group(1).split(" | ") == ["steps 1-1", "steps 2-2", "steps 3-3", "all steps"], output
+    assert header and header.group(1).split(" | ") == ["steps 1-2", "steps 3-4", "steps 5-6", "all steps"], output
     rows = re.findall(r"\| ((?:down|mid|up|DAAM)[^|]*) \| (.+) \|", output)
-    assert rows[-1][0] == "DAAM's rule (down + up blocks)" and len(rows) >= 3, output
+    labels = [label for label, _ in rows]
+    assert len(labels) == 8 == len(set(labels)), output  # sd1-tiny's 7 cross-attention layers and DAAM's rule
+    assert "mid, 4x4, attn 0.0" in labels and labels[-1] == "DAAM's rule (down + up blocks)"
+    found = int(re.search(r"sd1-tiny \((\d) of 2 objects found\)", output).group(1))
     for _, cells in rows:
         pairs = [cell.split(" / ") for cell in cells.split(" | ")]
-        assert len(pairs) == 4 and all(0 <= float(v) <= 1 for pair in pairs for v in pair), cells
+        assert len(pairs) == 4, cells
+        if found:
+            assert all(0 <= float(v) <= 1 for pair in pairs for v in pair), cells
+        else:
+            assert all(pair == ["-"] for pair in pairs), cells
 
 
 def test_word_map_layers_splits_the_steps_into_contiguous_thirds():
@@ -115,7 +122,7 @@ def test_word_map_layers_splits_the_steps_into_contiguous_thirds():
         "steps 1-8": list(range(0, 8)),
         "steps 9-17": list(range(8, 17)),
         "steps 18-25": list(range(17, 25)),
-        "all steps": list(range(25)),
+        "all steps": None,  # the benchmark's own average
     }
     assert list(module.step_windows(2)) == ["steps 1-1", "steps 2-2", "all steps"]  # no empty window
 

@@ -286,17 +286,17 @@ def test_model_card_gives_the_heads_of_each_cross_attention_site():
     from daam_store.models import configs
 
     assert _attention_layout(configs.unet_config("sd2")) == (
-        "cross-attention at 16x16 (2 heads), 8x8 (4 heads) and the mid block (4 heads)"
+        "cross-attention at 16x16 (2 heads), 8x8 (4 heads) and the mid block at 4x4 (4 heads)"
     )
     assert _attention_layout(configs.sdxl_unet_config()) == (
         "cross-attention at 8x8 (4 heads), 4x4 (2 transformer layers, 4 heads) "
-        "and the mid block (2 transformer layers, 4 heads)"
+        "and the mid block at 4x4 (2 transformer layers, 4 heads)"
     )
     assert "16x16 (1 head), 8x8 (1 head)" in _attention_layout(configs.unet_config("sd1", attention_heads=1))
     assert _attention_layout(configs.unet_config("sd2", levels=4)) == (
-        "cross-attention at 16x16 (2 heads), 8x8 (4 heads), 4x4 (4 heads) and the mid block (4 heads)"
+        "cross-attention at 16x16 (2 heads), 8x8 (4 heads), 4x4 (4 heads) and the mid block at 2x2 (4 heads)"
     )
     assert _attention_layout(configs.unet_config("sd1", transformer_layers=3)) == (
         "cross-attention at 16x16 (3 transformer layers, 8 heads), 8x8 (3 transformer layers, 8 heads) "
-        "and the mid block (3 transformer layers, 8 heads)"
+        "and the mid block at 4x4 (3 transformer layers, 8 heads)"
     )

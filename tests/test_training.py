@@ -101,7 +101,7 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
         ("sd1-tiny", "--transformer-layers", "0", "--transformer-layers must be between 1 and 4"),
         ("sdxl-tiny", "--transformer-layers", "5", "--transformer-layers must be between 1 and 4"),
-        ("sd1-tiny", "--unet-levels", "5", "--unet-levels must be 3 or 4"),
+        ("sd1-tiny", "--unet-levels", "5", "--unet-levels must be one of 3, 4"),
         ("sdxl-tiny", "--unet-levels", "4", "--unet-levels applies to SD 1.x/2.x recipes only"),
         ("sd2-tiny", "--seed", "-1", "bad seed '-1': a seed is a whole number"),
         ("sd1-tiny", "--seed", "1.5", "bad seed '1.5'"),

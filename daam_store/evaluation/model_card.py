@@ -178,7 +178,7 @@ def _encoder_classes(folder: Path, encoders: list[str]) -> list[str]:
 def _attention_layout(unet: dict) -> str:
     """Where the cross-attention layers are, in latent pixels (16x16 latents, halved by each down block), their
     depth and heads (the up blocks mirror the down blocks; the mid block has the last down block's depth and heads)."""
-    sides = [16 // 2**i for i in range(len(unet["down_block_types"]))]
+    sides = [unet["sample_size"] // 2**i for i in range(len(unet["down_block_types"]))]
     depths = _per_block(unet.get("transformer_layers_per_block", 1), len(sides))
     # diffusers' SD configs name the head count `attention_head_dim` (a slip it keeps for old checkpoints)
     heads = _per_block(unet["attention_head_dim"], len(sides))
@@ -187,7 +187,8 @@ def _attention_layout(unet: dict) -> str:
         for side, depth, count, kind in zip(sides, depths, heads, unet["down_block_types"], strict=True)
         if kind.startswith("CrossAttn")
     ]
-    return f"cross-attention at {', '.join(placed)} and the mid block ({_site(depths[-1], heads[-1])})"
+    mid = f"the mid block at {sides[-1]}x{sides[-1]} ({_site(depths[-1], heads[-1])})"
+    return f"cross-attention at {', '.join(placed)} and {mid}"
 
 
 def _per_block(value: int | list[int], blocks: int) -> list[int]:

@@ -81,9 +81,9 @@ def check_unet_levels(levels: int | None, family: Family) -> None:
     if levels is None:
         return
     if family == "sdxl":
-        raise UserError("--unet-levels applies to SD 1.x/2.x recipes only: SDXL's layout has its own three levels")
+        raise UserError("--unet-levels applies to SD 1.x/2.x recipes only (leave it out: SDXL has its own layout)")
     if levels not in UNET_LEVEL_CHOICES:
-        raise UserError(f"--unet-levels must be 3 or 4, got {levels}")
+        raise UserError(f"--unet-levels must be one of {', '.join(map(str, UNET_LEVEL_CHOICES))}, got {levels}")
 
 
 def unet_config(
