@@ -14,12 +14,11 @@ Run: python benchmarks/missing_colours.py [--models sd2-tiny ...] [--n 96] [--sp
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 
 from daam_store import world
 from daam_store.evaluation.benchmark import evaluation_items, generate
-from daam_store.evaluation.settings import EvalSettings
+from daam_store.evaluation.settings import EvalSettings, benchmark_parser
 from daam_store.models import load_pipeline
 
 NAMES = ("background", *world.ALL_COLOURS)
@@ -54,12 +53,7 @@ def missing_colours(model: str, settings: EvalSettings, min_pixels: int) -> tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["sd1-tiny", "sd2-tiny", "sdxl-tiny"])
-    parser.add_argument("--n", type=int, default=96, help="images per model (the benchmark's first n)")
-    parser.add_argument("--split", choices=("heldout", "train"), default="heldout")
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=5.0)
+    parser = benchmark_parser(__doc__.splitlines()[0], "images per model (the benchmark's first n)", n_default=96)
     parser.add_argument(
         "--min-pixels", type=int, default=world.MIN_OBJECT_PIXELS, help="pixels an unasked colour needs to count"
     )

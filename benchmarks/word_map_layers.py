@@ -14,7 +14,6 @@ Run: python benchmarks/word_map_layers.py [--models sd1-tiny sd2-tiny sdxl-tiny]
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 
 import numpy as np
@@ -22,7 +21,7 @@ import numpy as np
 from daam_store import trace, world
 from daam_store.evaluation.benchmark import evaluation_items, generate
 from daam_store.evaluation.metrics import map_iou, normalise
-from daam_store.evaluation.settings import EvalSettings
+from daam_store.evaluation.settings import EvalSettings, benchmark_parser
 from daam_store.heatmap import WordHeatMap
 from daam_store.models import load_pipeline
 
@@ -79,17 +78,11 @@ def measure(pipe, settings: EvalSettings) -> tuple[dict, list[str], dict[str, li
 
 
 def main() -> None:
-    defaults = EvalSettings()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["sd1-tiny", "sd2-tiny", "sdxl-tiny"])
-    parser.add_argument("--n", type=int, default=24, help="one-object images per model (the benchmark's first n)")
-    parser.add_argument("--split", choices=("heldout", "train"), default="heldout")
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--guidance", type=float, default=defaults.guidance)
+    parser = benchmark_parser(__doc__.splitlines()[0], n_help="one-object images per model (the benchmark's first n)")
     args = parser.parse_args()
     print(
         f"{args.split} one-object prompts, {args.n} images per model, {args.steps} steps, guidance {args.guidance:g}; "
-        f"colour-word / shape-word IoU at tau {defaults.tau:g} against the object\n"
+        f"colour-word / shape-word IoU at tau {EvalSettings().tau:g} against the object\n"
     )
     for model in args.models:
         settings = EvalSettings(n=args.n, steps=args.steps, guidance=args.guidance, split=args.split)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 
@@ -31,3 +32,16 @@ class EvalSettings:
             raise UserError(f"tau must lie between 0 and 1, got {self.tau}")
         if not math.isfinite(self.guidance):
             raise UserError(f"bad guidance {self.guidance}: use a finite number")
+
+
+def benchmark_parser(description: str, n_help: str, n_default: int = 24) -> argparse.ArgumentParser:
+    """The options the built-in models' benchmarks share (benchmarks/word_map_*.py, missing_colours.py): models,
+    images, split, steps and guidance, defaulting to the eval's."""
+    defaults = EvalSettings()
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--models", nargs="+", default=["sd1-tiny", "sd2-tiny", "sdxl-tiny"])
+    parser.add_argument("--n", type=int, default=n_default, help=n_help)
+    parser.add_argument("--split", choices=SPLITS, default=defaults.split)
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--guidance", type=float, default=defaults.guidance)
+    return parser
