@@ -41,17 +41,20 @@ def one_object_items(split: str, n: int) -> list[tuple[list[world.Pair], int]]:
     return [item for item in evaluation_items(split, 4 * n) if len(item[0]) == 1][:n]
 
 
-def score_image(scores, tc, image_idx: int, objects: list[world.Pair], image, windows, tau: float) -> None:
-    """Add the colour word's and the shape word's IoU for every (layer, window) to `scores`."""
+def table_rows(tc) -> list[tuple[str, int | None]]:
+    """(label, layer index) of every recorded layer, then DAAM's rule (None: the default layers)."""
+    every_layer = tc.default_layers(mid_block=True)  # the "daam+mid" rule's layers: every recorded one
+    return [*zip(tc.layer_labels(), every_layer, strict=True), (DEFAULT_ROW, None)]
+
+
+def score_image(scores, tc, rows, image_idx: int, objects: list[world.Pair], image, windows, tau: float) -> None:
+    """Add the colour word's and the shape word's IoU for every (layer row, window) to `scores`."""
     ((colour, _),) = objects
     found = world.read_objects(np.asarray(image.convert("RGB")))
     if colour not in found:
         return
     region = found[colour][0]
     ((colour_word, shape_word),) = world.object_word_indices(objects)
-    every_layer = tc.default_layers(mid_block=True)  # the "daam+mid" rule's layers: every recorded one
-    rows = [(label, i) for i, label in zip(every_layer, tc.layer_labels(), strict=True)]
-    rows.append((DEFAULT_ROW, None))
     for label, layer in rows:
         for window, steps in windows.items():
             global_map = tc.compute_global_heat_map(layer_idx=layer, time_idx=steps, image_idx=image_idx)
@@ -71,10 +74,10 @@ def measure(pipe, settings: EvalSettings) -> tuple[dict, list[str], dict[str, li
             images = generate(pipe, batch, settings)
             if tc.num_steps != settings.steps:  # a sampler with several UNet calls per step would shift the thirds
                 raise SystemExit(f"{tc.num_steps} UNet calls for {settings.steps} steps: the thirds would not be steps")
+            rows = table_rows(tc)
             for i, ((objects, _), image) in enumerate(zip(batch, images, strict=True)):
-                score_image(scores, tc, i, objects, image, windows, settings.tau)
-        labels = [*tc.layer_labels(), DEFAULT_ROW]
-    return scores, labels, windows
+                score_image(scores, tc, rows, i, objects, image, windows, settings.tau)
+    return scores, [label for label, _ in rows], windows
 
 
 def main() -> None:

@@ -129,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
         zero_text_residuals=args.zero_text_residuals,
         attention_heads=args.attention_heads,
         transformer_layers=args.transformer_layers,
-        # 3 is the recipes' own layout: written as None, so a checkpoint made without the flag still resumes
-        unet_levels=None if args.unet_levels == 3 else args.unet_levels,
+        unet_levels=args.unet_levels,
         colourless_phrase_prob=args.colourless_phrases,
         pooled_dropout=args.pooled_dropout,
         extra_colours=args.extra_colours,

@@ -176,7 +176,7 @@ def _encoder_classes(folder: Path, encoders: list[str]) -> list[str]:
 
 
 def _attention_layout(unet: dict) -> str:
-    """Where the cross-attention layers are, in latent pixels (16x16 latents, halved by each down block), their
+    """Where the cross-attention layers are, in latent pixels (the UNet's sample size, halved by each down block), their
     depth and heads (the up blocks mirror the down blocks; the mid block has the last down block's depth and heads)."""
     sides = [unet["sample_size"] // 2**i for i in range(len(unet["down_block_types"]))]
     depths = _per_block(unet.get("transformer_layers_per_block", 1), len(sides))

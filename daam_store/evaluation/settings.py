@@ -36,10 +36,12 @@ class EvalSettings:
 
 def benchmark_parser(description: str, n_help: str, n_default: int = 24) -> argparse.ArgumentParser:
     """The options the built-in models' benchmarks share (benchmarks/word_map_*.py, missing_colours.py): models,
-    images, split, steps and guidance, defaulting to the eval's."""
+    images, split, steps and guidance, defaulting to the built-in models and the eval's settings."""
+    from daam_store.models import BUILTIN_MODELS  # here, not at the top: the CLI's help imports this module
+
     defaults = EvalSettings()
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--models", nargs="+", default=["sd1-tiny", "sd2-tiny", "sdxl-tiny"])
+    parser.add_argument("--models", nargs="+", default=list(BUILTIN_MODELS))
     parser.add_argument("--n", type=int, default=n_default, help=n_help)
     parser.add_argument("--split", choices=SPLITS, default=defaults.split)
     parser.add_argument("--steps", type=int, default=defaults.steps)

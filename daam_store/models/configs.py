@@ -73,17 +73,15 @@ def check_transformer_layers(layers: int | None) -> None:
         raise UserError(f"--transformer-layers must be between 1 and {MAX_TRANSFORMER_LAYERS}, got {layers}")
 
 
-# UNet levels (resolutions) of the SD 1.x/2.x layout: 3 (the built-in default) or 4, as in the real models.
+# UNet levels (resolutions): 3 in every built-in layout; 4 for SD 1.x/2.x, as in the real models.
 UNET_LEVEL_CHOICES = (3, 4)
 
 
-def check_unet_levels(levels: int | None, family: Family) -> None:
-    if levels is None:
-        return
-    if family == "sdxl":
-        raise UserError("--unet-levels applies to SD 1.x/2.x recipes only (leave it out: SDXL has its own layout)")
+def check_unet_levels(levels: int, family: Family) -> None:
     if levels not in UNET_LEVEL_CHOICES:
         raise UserError(f"--unet-levels must be one of {', '.join(map(str, UNET_LEVEL_CHOICES))}, got {levels}")
+    if family == "sdxl" and levels != 3:
+        raise UserError("--unet-levels applies to SD 1.x/2.x recipes only (leave it out: SDXL has its own layout)")
 
 
 def unet_config(
@@ -91,7 +89,7 @@ def unet_config(
     sample_size: int = IMAGE_SIZE // 2,
     attention_heads: int | None = None,
     transformer_layers: int | None = None,
-    levels: int | None = None,
+    levels: int = 3,
 ) -> dict:
     """`attention_heads` sets one head count for every block and `transformer_layers` one depth for every
     cross-attention block, the mid block included (None: the family's own layout). `levels` 4 adds SD's fourth
@@ -100,7 +98,7 @@ def unet_config(
     check_attention_heads(attention_heads)
     check_transformer_layers(transformer_layers)
     check_unet_levels(levels, family)
-    attended = (levels or 3) - 1  # the lowest level has no cross-attention
+    attended = levels - 1  # the lowest level has no cross-attention
     config = dict(
         sample_size=sample_size,
         in_channels=4,
@@ -138,7 +136,7 @@ def sdxl_unet_config(
     sample_size: int = IMAGE_SIZE // 2,
     attention_heads: int | None = None,
     transformer_layers: int | None = None,
-    levels: int | None = None,
+    levels: int = 3,
 ) -> dict:
     check_attention_heads(attention_heads)
     check_transformer_layers(transformer_layers)

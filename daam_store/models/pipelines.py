@@ -103,7 +103,7 @@ def build_random_pipeline(
     text_layers: int = 0,
     attention_heads: int | None = None,
     transformer_layers: int | None = None,
-    unet_levels: int | None = None,
+    unet_levels: int = 3,
 ) -> DiffusionPipeline:
     """A pipeline with the built-in geometry and seeded random weights: for tests and training.
 
@@ -111,7 +111,8 @@ def build_random_pipeline(
     weights' shapes, so the same seed gives the same initial weights whatever the head count.
     `transformer_layers` (None: the family's layout) sets the depth of every cross-attention block; the added
     layers draw from the seeded stream, so the UNet starts from other weights (the text encoder and VAE do not).
-    `unet_levels` 4 (SD 1.x/2.x only; None: 3) gives the UNet SD's fourth level (`configs.unet_config`)."""
+    `unet_levels` 4 (SD 1.x/2.x only; every built-in layout has 3) gives the UNet SD's fourth level
+    (`configs.unet_config`)."""
     torch.manual_seed(seed)
     unet_layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers, levels=unet_levels)
     if family == "sdxl":

@@ -19,8 +19,9 @@ class Recipe:
     zero_text_residuals: bool = False
     attention_heads: int | None = None  # one head count for every UNet attention block (None: the family's)
     transformer_layers: int | None = None  # one depth for every UNet cross-attention block (None: the family's)
-    # SD 1.x/2.x: 4 gives the UNet the real models' fourth level, cross-attention at 4x4 (1/4) too (None: 3 levels)
-    unet_levels: int | None = None
+    # 3 in every family's layout; SD 1.x/2.x: 4 gives the UNet the real models' fourth level, cross-attention at
+    # 4x4 (1/4) too. (A checkpoint written before this field existed reads as 3, the layout it was made with.)
+    unet_levels: int = 3
     seed: int = 0
     batch_size: int = 256
     vae_steps: int = 2000
