@@ -1,7 +1,8 @@
 """The generated world the built-in models learn: coloured shapes on gray, with known ground truth.
 
 A scene is a gray 32x32 image with 1-3 non-overlapping objects (circle, square, triangle in the
-benchmark colours red, green, blue, yellow; colours distinct within a scene), a mask per object and a
+benchmark colours red, green, blue, yellow; colours distinct within a scene; recipes may add training-only
+colours and shapes), a mask per object and a
 caption from a small grammar whose object order is random ("a red circle and a blue square" or "a blue
 square and a red circle"). Some colour-shape pairs never appear in training scenes (`HELD_OUT_PAIRS`):
 the evaluation asks for them.
@@ -46,6 +47,14 @@ PALETTE = {
     "navy": (0, 0, 128),
 }
 SHAPES = ("circle", "square", "triangle")
+# Training-only shapes (single CLIP tokens), each in every colour; like EXTRA_COLOURS a recipe uses the first N.
+# Their templates are no nearer a benchmark shape's than circle and square are to each other (IoU <= 0.79), so
+# a reader given them (`read_objects(image, ALL_SHAPES)`) reads a benchmark object drawn as one as that shape.
+EXTRA_SHAPES = ("diamond", "cross", "ring")
+ALL_SHAPES = SHAPES + EXTRA_SHAPES
+# A cross's arms are this share of its box wide; a ring's hole is this share of its outer radius.
+CROSS_ARM = 0.4
+RING_HOLE = 0.5
 # Each colour and each shape still appears in training, only these pairs do not.
 HELD_OUT_PAIRS = (("red", "triangle"), ("green", "circle"), ("blue", "square"))
 # Share of scenes with 1, 2 and 3 objects.
@@ -111,13 +120,13 @@ class Scenes:
 
     count: torch.Tensor  # (B,) long, 1..3
     colours: torch.Tensor  # (B, 3) long index into ALL_COLOURS (COLOURS first)
-    shapes: torch.Tensor  # (B, 3) long index into SHAPES
+    shapes: torch.Tensor  # (B, 3) long index into ALL_SHAPES (SHAPES first)
     centres: torch.Tensor  # (B, 3, 2) float pixel coordinates (x, y)
     radii: torch.Tensor  # (B, 3) float
 
     def objects(self, i: int) -> list[Pair]:
         n = int(self.count[i])
-        return [(ALL_COLOURS[int(self.colours[i, k])], SHAPES[int(self.shapes[i, k])]) for k in range(n)]
+        return [(ALL_COLOURS[int(self.colours[i, k])], ALL_SHAPES[int(self.shapes[i, k])]) for k in range(n)]
 
     def captions(self) -> list[str]:
         return [caption(self.objects(i)) for i in range(len(self.count))]
@@ -134,11 +143,15 @@ def sample_scenes(
     exclude: tuple[Pair, ...] = HELD_OUT_PAIRS,
     extra_colours: int = 0,
     object_counts: tuple[float, ...] = OBJECT_COUNT_PROBS,
+    extra_shapes: int = 0,
 ) -> Scenes:
     """Sample `batch` scenes on the generator's device. Colours are distinct within a scene, drawn from
-    COLOURS and the first `extra_colours` of EXTRA_COLOURS; `object_counts` are the shares of 1, 2 and 3 objects."""
+    COLOURS and the first `extra_colours` of EXTRA_COLOURS; shapes from SHAPES and the first `extra_shapes` of
+    EXTRA_SHAPES; `object_counts` are the shares of 1, 2 and 3 objects."""
     if not 0 <= extra_colours <= len(EXTRA_COLOURS):
         raise ValueError(f"extra_colours must be between 0 and {len(EXTRA_COLOURS)}, got {extra_colours}")
+    if not 0 <= extra_shapes <= len(EXTRA_SHAPES):
+        raise ValueError(f"extra_shapes must be between 0 and {len(EXTRA_SHAPES)}, got {extra_shapes}")
     if not valid_object_counts(object_counts):
         raise ValueError(f"object_counts must be three shares (1, 2, 3 objects) that sum to 1, got {object_counts}")
     device = generator.device
@@ -147,7 +160,7 @@ def sample_scenes(
     count = 1 + sum((u >= float(b)).long() for b in bounds)
     n_colours = len(COLOURS) + extra_colours
     colours = torch.rand(batch, n_colours, generator=generator, device=device).argsort(dim=1)[:, :MAX_OBJECTS]
-    shapes = _sample_allowed_shapes(colours, exclude, generator)
+    shapes = _sample_allowed_shapes(colours, exclude, generator, ALL_SHAPES[: len(SHAPES) + extra_shapes])
     centres, radii = _sample_layout(batch, count, generator)
     return Scenes(count=count, colours=colours, shapes=shapes, centres=centres, radii=radii)
 
@@ -156,15 +169,17 @@ def valid_object_counts(shares: tuple[float, ...]) -> bool:
     return len(shares) == MAX_OBJECTS and all(0 <= s <= 1 for s in shares) and abs(sum(shares) - 1) <= 1e-6
 
 
-def _sample_allowed_shapes(colours: torch.Tensor, exclude: tuple[Pair, ...], generator) -> torch.Tensor:
-    """For each colour, a uniform choice among the shapes it may take (held-out pairs removed)."""
-    allowed = [[SHAPES.index(s) for s in SHAPES if (c, s) not in exclude] for c in ALL_COLOURS]
-    if any(not shapes for shapes in allowed):
+def _sample_allowed_shapes(
+    colours: torch.Tensor, exclude: tuple[Pair, ...], generator, shapes: tuple[str, ...]
+) -> torch.Tensor:
+    """For each colour, a uniform choice among `shapes` it may take (held-out pairs removed)."""
+    allowed = [[ALL_SHAPES.index(s) for s in shapes if (c, s) not in exclude] for c in ALL_COLOURS]
+    if any(not choices for choices in allowed):
         raise ValueError("every colour needs at least one allowed shape")
-    table = torch.tensor([a + [a[0]] * (len(SHAPES) - len(a)) for a in allowed], device=colours.device)
+    table = torch.tensor([a + [a[0]] * (len(shapes) - len(a)) for a in allowed], device=colours.device)
     n_allowed = torch.tensor([len(a) for a in allowed], device=colours.device)
     u = torch.rand(colours.shape, generator=generator, device=colours.device)
-    choice = (u * n_allowed[colours]).long().clamp(max=len(SHAPES) - 1)
+    choice = (u * n_allowed[colours]).long().clamp(max=len(shapes) - 1)
     return table[colours, choice]
 
 
@@ -235,10 +250,20 @@ def shape_masks(scenes: Scenes, size: int = IMAGE_SIZE) -> torch.Tensor:
     square = ((px - cx).abs() <= r) & ((py - cy).abs() <= r)
     # Upright isosceles triangle in the same 2r x 2r box: apex at the top, base at the bottom.
     triangle = (py <= cy + r) & ((px - cx).abs() <= (py - cy + r) / 2)
-    kind = scenes.shapes[..., None, None]
-    inside = torch.where(kind == 0, circle, torch.where(kind == 1, square, triangle))
+    diamond = (px - cx).abs() + (py - cy).abs() <= r
+    arm = CROSS_ARM * r
+    cross = square & (((px - cx).abs() <= arm) | ((py - cy).abs() <= arm))
+    ring = circle & ((px - cx) ** 2 + (py - cy) ** 2 >= (RING_HOLE * r) ** 2)
+    inside = _by_shape(scenes.shapes, (circle, square, triangle, diamond, cross, ring))
     used = torch.arange(MAX_OBJECTS, device=device)[None, :] < scenes.count[:, None]
     return inside & used[..., None, None]
+
+
+def _by_shape(kinds: torch.Tensor, per_shape: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """(B, 3, H, W): for each object, the plane of `per_shape` (one per ALL_SHAPES) its shape picks."""
+    stacked = torch.stack(torch.broadcast_tensors(*per_shape))  # (shapes, B, 3, H, W)
+    index = kinds[None, :, :, None, None].expand(1, *stacked.shape[1:])
+    return stacked.gather(0, index)[0]
 
 
 def render(scenes: Scenes, size: int = IMAGE_SIZE, shading: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,7 +288,8 @@ def render(scenes: Scenes, size: int = IMAGE_SIZE, shading: float = 0.0) -> tupl
 
 def shape_shading(scenes: Scenes, size: int = IMAGE_SIZE) -> torch.Tensor:
     """(B, 3, size, size) in [0, 1]: how far each object's pixels fade, by shape. A circle fades toward its
-    rim like a lit ball, a square from its left side to its right, a triangle from its apex to its base."""
+    rim like a lit ball, a square from its left side to its right, a triangle from its apex to its base; the
+    extra shapes fade from their centre outward, as the circle does."""
     grid = torch.arange(size, device=scenes.centres.device, dtype=torch.float32) + 0.5
     r = scenes.radii[..., None, None]
     u = (grid[None, None, None, :] - scenes.centres[..., 0][..., None, None]) / r  # -1 (left) .. 1 (right)
@@ -271,8 +297,7 @@ def shape_shading(scenes: Scenes, size: int = IMAGE_SIZE) -> torch.Tensor:
     circle = u**2 + v**2
     square = (u + 1) / 2
     triangle = (v + 1) / 2
-    kind = scenes.shapes[..., None, None]
-    return torch.where(kind == 0, circle, torch.where(kind == 1, square, triangle)).clamp(0, 1)
+    return _by_shape(scenes.shapes, (circle, square, triangle) + (circle,) * len(EXTRA_SHAPES)).clamp(0, 1)
 
 
 class CaptionTokens:
@@ -292,7 +317,7 @@ class CaptionTokens:
         self.length = tokenizer.model_max_length
         self.a, self.comma, self.and_ = single("a"), single(","), single("and")
         self.colour_ids = torch.tensor([single(c) for c in ALL_COLOURS])
-        self.shape_ids = torch.tensor([single(s) for s in SHAPES])
+        self.shape_ids = torch.tensor([single(s) for s in ALL_SHAPES])
 
     def __call__(self, scenes: Scenes, without_colour: torch.Tensor | None = None) -> torch.Tensor:
         """(B, model_max_length) long token ids, padded like the pipeline's tokenizer call.
@@ -390,7 +415,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def shape_templates(box: tuple[int, int, int, int], size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Each shape drawn to fill the pixel box (y0, x0, y1, x1), inclusive, in an image of `size`."""
+    """Each shape of ALL_SHAPES drawn to fill the pixel box (y0, x0, y1, x1), inclusive, in an image of `size`."""
     y0, x0, y1, x1 = box
     height, width = size
     py, px = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
@@ -399,7 +424,17 @@ def shape_templates(box: tuple[int, int, int, int], size: tuple[int, int]) -> di
     in_box = (np.abs(px - cx) <= rx) & (np.abs(py - cy) <= ry)
     ellipse = ((px - cx) / rx) ** 2 + ((py - cy) / ry) ** 2 <= 1
     triangle = in_box & (np.abs(px - cx) <= rx * (py - (cy - ry)) / (2 * ry))
-    return {"circle": ellipse, "square": in_box, "triangle": triangle}
+    diamond = np.abs(px - cx) / rx + np.abs(py - cy) / ry <= 1
+    cross = in_box & ((np.abs(px - cx) <= CROSS_ARM * rx) | (np.abs(py - cy) <= CROSS_ARM * ry))
+    ring = ellipse & (((px - cx) / rx) ** 2 + ((py - cy) / ry) ** 2 >= RING_HOLE**2)
+    return {
+        "circle": ellipse,
+        "square": in_box,
+        "triangle": triangle,
+        "diamond": diamond,
+        "cross": cross,
+        "ring": ring,
+    }
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -407,8 +442,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def classify_shape(mask: np.ndarray) -> str | None:
-    """The shape whose template, fitted to the largest component's bounding box, overlaps it best.
+def classify_shape(mask: np.ndarray, shapes: tuple[str, ...] = SHAPES) -> str | None:
+    """The shape among `shapes` whose template, fitted to the largest component's bounding box, overlaps it
+    best. A model trained with extra shapes is read with them too, so drawing one is not taken for a benchmark
+    shape.
 
     None when the component is too small to read (fewer than MIN_OBJECT_PIXELS pixels).
     """
@@ -417,16 +454,17 @@ def classify_shape(mask: np.ndarray) -> str | None:
         return None
     ys, xs = np.nonzero(component)
     templates = shape_templates((ys.min(), xs.min(), ys.max(), xs.max()), component.shape)
-    scores = {name: _iou(component, template) for name, template in templates.items()}
+    scores = {name: _iou(component, templates[name]) for name in shapes}
     return max(scores, key=scores.get)
 
 
-def read_objects(image) -> dict[str, tuple[np.ndarray, str | None]]:
-    """For each benchmark colour with at least MIN_OBJECT_PIXELS pixels: (its mask, the shape read)."""
+def read_objects(image, shapes: tuple[str, ...] = SHAPES) -> dict[str, tuple[np.ndarray, str | None]]:
+    """For each benchmark colour with at least MIN_OBJECT_PIXELS pixels: (its mask, the shape read among
+    `shapes`)."""
     found = {}
     for colour, mask in segment_by_palette(image).items():
         if mask.sum() >= MIN_OBJECT_PIXELS:
-            found[colour] = (mask, classify_shape(mask))
+            found[colour] = (mask, classify_shape(mask, shapes))
     return found
 
 
@@ -437,4 +475,12 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def expected_area(shape: str, radius: float) -> float:
     """Area in pixels of a shape of this radius (for sanity checks of the renderer)."""
-    return {"circle": math.pi * radius**2, "square": 4 * radius**2, "triangle": 2 * radius**2}[shape]
+    arm = 2 * CROSS_ARM * radius  # the width of a cross's arm
+    return {
+        "circle": math.pi * radius**2,
+        "square": 4 * radius**2,
+        "triangle": 2 * radius**2,
+        "diamond": 2 * radius**2,
+        "cross": 2 * (2 * radius * arm) - arm**2,
+        "ring": math.pi * radius**2 * (1 - RING_HOLE**2),
+    }[shape]

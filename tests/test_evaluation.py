@@ -181,29 +181,32 @@ def test_evaluate_runs_end_to_end_on_a_tiny_pipeline(sd2_pipe):
     assert "mIoU at tau 0.4" in table and "targets met" in table and "shaded" not in table
 
 
-def test_the_reader_check_renders_scenes_shaded_as_the_model_was_trained(tmp_path, sd2_pipe, monkeypatch):
+def test_the_reader_check_renders_scenes_shaded_and_shaped_as_the_model_was_trained(tmp_path, sd2_pipe, monkeypatch):
     """evaluate() reads the shading from the model folder's training.json and renders the reader check with it."""
     from types import SimpleNamespace
 
-    from daam_store.evaluation.benchmark import training_shading
+    from daam_store.evaluation.benchmark import TrainingWorld, training_world
 
-    (tmp_path / "training.json").write_text(json.dumps({"recipe": {"shape_shading": 0.3}}))
-    assert training_shading(SimpleNamespace(daam_source=SimpleNamespace(kind="hub", location="org/model"))) == 0.0
-    assert training_shading(SimpleNamespace()) == 0.0
-    shadings, render = [], world.render
+    (tmp_path / "training.json").write_text(json.dumps({"recipe": {"shape_shading": 0.3, "extra_shapes": 2}}))
+    hub = SimpleNamespace(daam_source=SimpleNamespace(kind="hub", location="org/model"))
+    assert training_world(hub) == training_world(SimpleNamespace()) == TrainingWorld(0.0, 0)
+    shadings, drawn_shapes, render = [], set(), world.render
 
     def spy(scenes, *args, **kwargs):
         shadings.append(kwargs.get("shading"))
+        drawn_shapes.update(shape for i in range(len(scenes.count)) for _, shape in scenes.objects(i))
         return render(scenes, *args, **kwargs)
 
     monkeypatch.setattr(world, "render", spy)
     monkeypatch.setattr(sd2_pipe, "daam_source", SimpleNamespace(kind="local", location=str(tmp_path)), raising=False)
     results = evaluate(sd2_pipe, EvalSettings(n=1, steps=1, batch_size=1, influence_n=0))
     assert shadings == [0.3] and results["classifier"]["shading"] == 0.3
+    # the reader check draws the model's extra shapes (diamond, cross) and reads them back
+    assert drawn_shapes == {*world.SHAPES, "diamond", "cross"} and results["classifier"]["extra_shapes"] == 2
     renders = results["classifier"]["renders"]
     assert renders["colour"] == 1.0 and renders["shape"] == 1.0 and renders["region_iou"] == 1.0
     report = format_markdown(results, "tiny")
-    assert "rendered scenes (shaded 30% as in training) 1.00 / 1.00" in report
+    assert "(read with the 2 training-only shapes too): rendered scenes (shaded 30% as in training) 1.00" in report
     assert "the region read against the true mask, IoU 1.00 rendered" in report
 
 
@@ -256,6 +259,8 @@ def test_model_card_names_the_recipes_caption_and_scene_variations():
     assert "also use magenta (255, 0, 255), white (255, 255, 255) (not in the" in lines
     assert "30% of caption phrases" in lines
     assert "fade toward the background by up to 20%" in " ".join(_recipe_variations({"shape_shading": 0.2}))
+    shapes = " ".join(_recipe_variations({"extra_shapes": 2}))
+    assert "also draw diamond, cross (not in the benchmark)" in shapes and "counts as a wrong shape" in shapes
     counts = " ".join(_recipe_variations({"object_counts": [0.2, 0.6, 0.2]}))
     assert "1, 2 and 3 objects in shares 20% / 60% / 20% (the world's default: 40% / 45% / 15%)" in counts
     assert _recipe_variations({"object_counts": list(world.OBJECT_COUNT_PROBS)}) == []

@@ -92,6 +92,7 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         ("sd1-tiny", "--pooled-dropout", "0.5", "--pooled-dropout applies to SDXL-family recipes only"),
         ("sdxl-tiny", "--text-layers", "0", "--text-layers must be at least 1 for sdxl-tiny"),
         ("sd1-tiny", "--extra-colours", "9", "--extra-colours must be between 0 and 8"),
+        ("sd2-tiny", "--extra-shapes", "4", "--extra-shapes must be between 0 and 3"),
         ("sd2-tiny", "--shape-shading", "0.5", "--shape-shading must be between 0 and 0.3"),
         ("sd1-tiny", "--object-counts", "0.5,0.6,0.2", "give three shares of 1, 2 and 3 objects that sum to 1"),
         ("sd1-tiny", "--object-counts", "0.5,0.5", "give three shares of 1, 2 and 3 objects that sum to 1"),
@@ -241,20 +242,21 @@ def test_sdxl_training_conditions_the_unet_as_the_pipeline_does(tmp_path):
     assert seen[0]["time_ids"][0].tolist() == added["time_ids"][0].tolist()
 
 
-def test_a_recipe_with_extra_colours_trains_on_them_with_both_tokenizers(tmp_path):
-    """The recipe field reaches the trainer's batches: extra colours drawn, captions with their words, and
-    SDXL's second tokenizer (padding with "!") writes them too."""
+def test_a_recipe_with_extra_colours_and_shapes_trains_on_them_with_both_tokenizers(tmp_path):
+    """The recipe fields reach the trainer's batches: extra colours and shapes drawn, captions with their
+    words, and SDXL's second tokenizer (padding with "!") writes them too."""
     from daam_store import world
     from daam_store.training.loop import Trainer
 
-    recipe = get_recipe("sdxl-tiny").with_overrides(batch_size=64, extra_colours=2)
+    recipe = get_recipe("sdxl-tiny").with_overrides(batch_size=64, extra_colours=2, extra_shapes=2)
     trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
     batch = trainer.data.batch("unet", 0)
-    extra_ids = {trainer.pipe.tokenizer.convert_tokens_to_ids(f"{c}</w>") for c in world.EXTRA_COLOURS[:2]}
-    unused_id = trainer.pipe.tokenizer.convert_tokens_to_ids(f"{world.EXTRA_COLOURS[2]}</w>")
+    token_id = lambda word: trainer.pipe.tokenizer.convert_tokens_to_ids(f"{word}</w>")  # noqa: E731
+    extra_ids = {token_id(word) for word in world.EXTRA_COLOURS[:2] + world.EXTRA_SHAPES[:2]}
+    unused_ids = {token_id(world.EXTRA_COLOURS[2]), token_id(world.EXTRA_SHAPES[2])}
     for ids in (batch.ids, batch.ids_2):
         used = set(ids.flatten().tolist())
-        assert extra_ids <= used and unused_id not in used
+        assert extra_ids <= used and not unused_ids & used
     assert set(extra_ids) <= set(trainer.world_rows)
 
 

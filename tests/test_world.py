@@ -106,6 +106,37 @@ def test_extra_colours_take_every_shape_and_leave_the_benchmark_pairs_as_they_we
         world.sample_scenes(4, generator, extra_colours=9)
 
 
+def test_extra_shapes_come_in_every_colour_and_leave_the_benchmark_draw_as_it_was():
+    batch = world.sample_scenes(3000, torch.Generator().manual_seed(5), extra_colours=1, extra_shapes=2)
+    seen = {pair for i in range(3000) for pair in batch.objects(i)}
+    colours = world.COLOURS + world.EXTRA_COLOURS[:1]
+    shapes = world.SHAPES + world.EXTRA_SHAPES[:2]
+    assert seen == {(c, s) for c in colours for s in shapes} - set(world.HELD_OUT_PAIRS)
+    # the recipes without extra shapes keep their batches (same values as the extra-colours test above)
+    plain = world.sample_scenes(6, torch.Generator().manual_seed(9), extra_shapes=0)
+    assert plain.shapes.tolist() == [[1, 2, 2], [2, 2, 1], [0, 2, 1], [0, 2, 0], [2, 2, 1], [2, 1, 1]]
+    with pytest.raises(ValueError, match="extra_shapes must be between 0 and 3"):
+        world.sample_scenes(4, torch.Generator(), extra_shapes=4)
+
+
+def test_extra_shapes_render_with_their_area_and_read_back_only_when_the_reader_knows_them():
+    batch = world.sample_scenes(400, torch.Generator().manual_seed(3), exclude=(), extra_colours=8, extra_shapes=3)
+    images, masks = world.render(batch)
+    assert int(masks.sum(dim=1).max()) <= 1
+    drawn = set()
+    for i, image in enumerate(world.to_uint8(images)):
+        benchmark_objects = {c: s for c, s in batch.objects(i) if c in world.COLOURS}
+        found = world.read_objects(image, world.ALL_SHAPES)
+        assert {c: shape for c, (_, shape) in found.items()} == benchmark_objects
+        plain = world.read_objects(image)  # the benchmark's own reader answers among its shapes only
+        assert all(shape in world.SHAPES for _, shape in plain.values())
+        for k, (_, shape) in enumerate(batch.objects(i)):
+            drawn.add(shape)
+            area = float(masks[i, k].sum())
+            assert area == pytest.approx(world.expected_area(shape, float(batch.radii[i, k])), rel=0.25)
+    assert drawn == set(world.ALL_SHAPES)
+
+
 def test_extra_colours_are_never_read_as_a_benchmark_colour():
     batch = world.sample_scenes(400, torch.Generator().manual_seed(2), extra_colours=len(world.EXTRA_COLOURS))
     images = world.to_uint8(world.render(batch)[0])

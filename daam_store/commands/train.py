@@ -74,6 +74,13 @@ def register(subparsers) -> None:
         help="training-only colours added to the scenes, each with every shape (default: the recipe's)",
     )
     parser.add_argument(
+        "--extra-shapes",
+        type=int,
+        default=None,
+        help="training-only shapes (diamond, cross, ring, in that order) added to the scenes, each in every "
+        "colour (default: the recipe's)",
+    )
+    parser.add_argument(
         "--shape-shading",
         type=float,
         default=None,
@@ -118,7 +125,7 @@ def _object_counts(text: str | None) -> tuple[float, ...] | None:
 def run(args: argparse.Namespace) -> int:
     from daam_store.training import TrainOptions, get_recipe, train_builtin
     from daam_store.utils import parse_seed
-    from daam_store.world import EXTRA_COLOURS, MAX_SHADING
+    from daam_store.world import EXTRA_COLOURS, EXTRA_SHAPES, MAX_SHADING
 
     recipe = get_recipe(args.name).with_overrides(
         seed=None if args.seed is None else parse_seed(args.seed),
@@ -133,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         colourless_phrase_prob=args.colourless_phrases,
         pooled_dropout=args.pooled_dropout,
         extra_colours=args.extra_colours,
+        extra_shapes=args.extra_shapes,
         shape_shading=args.shape_shading,
         object_counts=_object_counts(args.object_counts),
     )
@@ -144,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be between 0 and 1, got {share}")
     if not 0 <= recipe.extra_colours <= len(EXTRA_COLOURS):
         raise UserError(f"--extra-colours must be between 0 and {len(EXTRA_COLOURS)}, got {recipe.extra_colours}")
+    if not 0 <= recipe.extra_shapes <= len(EXTRA_SHAPES):
+        raise UserError(f"--extra-shapes must be between 0 and {len(EXTRA_SHAPES)}, got {recipe.extra_shapes}")
     if not 0 <= recipe.shape_shading <= MAX_SHADING:
         raise UserError(f"--shape-shading must be between 0 and {MAX_SHADING}, got {recipe.shape_shading}")
     if recipe.zero_text_residuals and not recipe.text_layers:

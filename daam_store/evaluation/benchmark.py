@@ -13,7 +13,7 @@ import json
 import random
 import time
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +61,9 @@ def evaluate(pipe: DiffusionPipeline, settings: EvalSettings, progress=None) -> 
     """Run the benchmark; returns a JSON-ready dict (see `format_report`). `progress(done, total)`."""
     settings.validate()
     started = time.perf_counter()
-    shading = training_shading(pipe)  # read first: a bad training.json fails before the long part
+    trained_on = training_world(pipe)  # read first: a bad training.json fails before the long part
     items = evaluation_items(settings.split, settings.n, settings.first_seed)
-    scores = _Scores(settings.tau)
+    scores = _Scores(settings.tau, trained_on.shapes)
     kept_images: list[np.ndarray] = []
     with trace(pipe) as tc:
         for start in range(0, len(items), settings.batch_size):
@@ -86,7 +86,7 @@ def evaluate(pipe: DiffusionPipeline, settings: EvalSettings, progress=None) -> 
         },
         **scores.summary(),
         "influence": _word_influence(pipe, items[: settings.influence_n], kept_images, settings),
-        "classifier": _classifier_accuracy(pipe, shading=shading),
+        "classifier": _classifier_accuracy(pipe, trained_on),
     }
     results["targets"] = check_targets(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
@@ -104,8 +104,9 @@ def generate(pipe, batch, settings: EvalSettings) -> list:
 class _Scores:
     """Accumulates adherence and IoU records image by image."""
 
-    def __init__(self, tau: float) -> None:
+    def __init__(self, tau: float, shapes: tuple[str, ...] = world.SHAPES) -> None:
         self.tau = tau
+        self.shapes = shapes  # what the shape reader may answer
         self.adherence = defaultdict(list)  # (kind, subset) -> [0/1]
         self.iou = defaultdict(list)  # (word class, map kind, tau) -> [iou]
         self.groups = defaultdict(list)  # same keys -> [image index]
@@ -117,7 +118,7 @@ class _Scores:
 
     def add(self, index: int, objects: list[world.Pair], image, word_maps) -> None:
         rgb = np.asarray(image.convert("RGB"))
-        found = world.read_objects(rgb)
+        found = world.read_objects(rgb, self.shapes)
         subset = "one_object" if len(objects) == 1 else "two_objects"
         if self.centre is None:
             self.centre = centre_prior(rgb.shape[:2])
@@ -223,23 +224,37 @@ def _word_influence(pipe, items, base_images: list[np.ndarray], settings: EvalSe
     return result
 
 
-def training_shading(pipe) -> float:
-    """The shape shading the model's training scenes had (its folder's training.json); 0 if not known."""
+@dataclass(frozen=True)
+class TrainingWorld:
+    """What of the world a model was trained on changes how its images are read."""
+
+    shading: float = 0.0  # shape shading of the training objects: the reader check renders with it
+    extra_shapes: int = 0  # training-only shapes: the reader reads them too, so drawing one is a wrong shape
+
+    @property
+    def shapes(self) -> tuple[str, ...]:
+        return world.ALL_SHAPES[: len(world.SHAPES) + self.extra_shapes]
+
+
+def training_world(pipe) -> TrainingWorld:
+    """From the model folder's training.json (the recipe); the plain world if not known."""
     source = getattr(pipe, "daam_source", None)
     info = Path(source.location) / "training.json" if source is not None and source.kind != "hub" else None
     if info is None or not info.is_file():
-        return 0.0
-    return float(json.loads(info.read_text()).get("recipe", {}).get("shape_shading", 0.0))
+        return TrainingWorld()
+    recipe = json.loads(info.read_text()).get("recipe", {})
+    return TrainingWorld(float(recipe.get("shape_shading", 0.0)), int(recipe.get("extra_shapes", 0)))
 
 
 @torch.no_grad()
-def _classifier_accuracy(pipe, n: int = 64, seed: int = 12345, shading: float = 0.0) -> dict:
-    """How well the palette segmentation and shape classifier read ground-truth scenes (all pairs),
-    rendered as the model was trained on them, and after a round trip through the model's own VAE
-    (its ceiling for shapes); `region_iou`: the region read for each object against its true mask (the
-    ceiling of the maps' IoU, which is scored against the region read)."""
-    scenes = world.sample_scenes(n, torch.Generator().manual_seed(seed), exclude=())
-    images, masks = world.render(scenes, shading=shading)
+def _classifier_accuracy(pipe, trained_on: TrainingWorld, n: int = 64, seed: int = 12345) -> dict:
+    """How well the palette segmentation and shape classifier read ground-truth scenes (all pairs, the
+    model's extra shapes too), rendered as the model was trained on them, and after a round trip through the
+    model's own VAE (its ceiling for shapes); `region_iou`: the region read for each object against its true
+    mask (the ceiling of the maps' IoU, which is scored against the region read)."""
+    extra_shapes = trained_on.extra_shapes
+    scenes = world.sample_scenes(n, torch.Generator().manual_seed(seed), exclude=(), extra_shapes=extra_shapes)
+    images, masks = world.render(scenes, shading=trained_on.shading)
     vae = pipe.vae
     latents = vae.encode((images * 2 - 1).to(vae.device, vae.dtype)).latent_dist.mode()
     decoded = (vae.decode(latents).sample.float().cpu() + 1) / 2
@@ -247,7 +262,7 @@ def _classifier_accuracy(pipe, n: int = 64, seed: int = 12345, shading: float = 
     for name, batch in (("renders", images), ("vae", decoded)):
         colour_ok, shape_ok, region_ious = 0, 0, []
         for i, rgb in enumerate(world.to_uint8(batch)):
-            found = world.read_objects(rgb)
+            found = world.read_objects(rgb, trained_on.shapes)
             for k, (colour, shape) in enumerate(scenes.objects(i)):
                 colour_ok += colour in found
                 shape_ok += colour in found and found[colour][1] == shape
@@ -260,7 +275,8 @@ def _classifier_accuracy(pipe, n: int = 64, seed: int = 12345, shading: float = 
             "region_iou": float(np.mean(region_ious)),
             "objects": total,
         }
-    result["shading"] = shading
+    result["shading"] = trained_on.shading
+    result["extra_shapes"] = extra_shapes
     return result
 
 

@@ -122,6 +122,13 @@ def _recipe_variations(recipe: dict) -> list[str]:
             f"- Training scenes also use {', '.join(f'{c} {world.PALETTE[c]}' for c in extras)} (not in the "
             "benchmark), each with every shape: more colour-shape pairs whose binding only the caption tells."
         )
+    if recipe.get("extra_shapes"):
+        extras = world.EXTRA_SHAPES[: recipe["extra_shapes"]]
+        lines.append(
+            f"- Training scenes also draw {', '.join(extras)} (not in the benchmark), each in every colour: a "
+            "benchmark colour's shape is told by the caption among more shapes. The evaluation reads images with "
+            "these shapes too, so drawing one where a benchmark shape was asked counts as a wrong shape."
+        )
     if recipe.get("shape_shading"):
         lines.append(
             f"- Training objects fade toward the background by up to {recipe['shape_shading']:.0%} in a pattern of "

@@ -75,9 +75,12 @@ def format_markdown(results: dict, model: str) -> str:
         ]
     classifier = results["classifier"]
     shaded = f" (shaded {classifier['shading']:.0%} as in training)" if classifier.get("shading") else ""
+    extra_shapes = classifier.get("extra_shapes", 0)
+    # the model may draw its training-only shapes: the reader then reads every image with them
+    read_with = f" (read with the {extra_shapes} training-only shapes too)" if extra_shapes else ""
     lines += [
         "",
-        f"Reading ground truth (colour / shape correct): rendered scenes{shaded} "
+        f"Reading ground truth (colour / shape correct){read_with}: rendered scenes{shaded} "
         f"{fmt(classifier['renders']['colour'])} / {fmt(classifier['renders']['shape'])}; "
         f"after the model's VAE {fmt(classifier['vae']['colour'])} / {fmt(classifier['vae']['shape'])} "
         f"({classifier['vae']['objects']} objects){_region_ceiling(classifier)}.",

@@ -44,6 +44,7 @@ class WorldBatches:
         extra_colours: int = 0,
         shape_shading: float = 0.0,
         object_counts: tuple[float, ...] = world.OBJECT_COUNT_PROBS,
+        extra_shapes: int = 0,
     ):
         self.tokens = world.CaptionTokens(tokenizer)
         self.tokens_2 = world.CaptionTokens(tokenizer_2) if tokenizer_2 is not None else None
@@ -55,11 +56,16 @@ class WorldBatches:
         self.extra_colours = extra_colours
         self.shape_shading = shape_shading
         self.object_counts = object_counts
+        self.extra_shapes = extra_shapes
 
     def batch(self, phase: str, step: int) -> Batch:
         generator = step_generator(self.seed, phase, step, self.device)
         scenes = world.sample_scenes(
-            self.batch_size, generator, extra_colours=self.extra_colours, object_counts=self.object_counts
+            self.batch_size,
+            generator,
+            extra_colours=self.extra_colours,
+            object_counts=self.object_counts,
+            extra_shapes=self.extra_shapes,
         )
         images, _ = world.render(scenes, shading=self.shape_shading)
         dropped = torch.rand(self.batch_size, generator=generator, device=self.device) < self.empty_caption_prob

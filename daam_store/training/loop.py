@@ -113,6 +113,7 @@ class Trainer:
             extra_colours=recipe.extra_colours,
             shape_shading=recipe.shape_shading,
             object_counts=recipe.object_counts,
+            extra_shapes=recipe.extra_shapes,
         )
         self.world_rows = _world_token_rows(self.data)
         self.state = RunState(unet_steps=recipe.unet_steps)

@@ -38,6 +38,9 @@ class Recipe:
     pooled_dropout: float = 0.0
     # training-only colours (world.EXTRA_COLOURS) with every shape: more pairs that bind only by the caption
     extra_colours: int = 0
+    # training-only shapes (world.EXTRA_SHAPES) in every colour: a benchmark colour's shape is then told by the
+    # caption among more shapes, not guessed from the few it comes in
+    extra_shapes: int = 0
     # objects fade toward the background by up to this share in a pattern of their shape (world.render): the
     # shape then shows inside an object, not only along its outline
     shape_shading: float = 0.0
