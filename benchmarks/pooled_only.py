@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from daam_store import world
-from daam_store.evaluation.benchmark import evaluation_items
+from daam_store.evaluation.benchmark import evaluation_items, training_world
 from daam_store.models import load_pipeline
 
 WAYS = ("as the pipeline does", "pooled embedding zeroed", "cross-attention inputs zeroed")
@@ -44,6 +44,7 @@ def main() -> None:
     pipe = load_pipeline(args.model)
     if getattr(pipe, "text_encoder_2", None) is None:
         raise SystemExit(f"{args.model} is not an SDXL-family model: it has no pooled text embedding")
+    shapes = training_world(pipe).shapes  # read as `daam-store eval` reads the model's images
     read = {way: [] for way in WAYS}
     for objects, seed in evaluation_items("train", args.n):
         prompt = world.caption(objects)
@@ -51,7 +52,7 @@ def main() -> None:
             inputs = conditioning(pipe, prompt, way)
             generator = torch.Generator().manual_seed(seed)
             image = pipe(**inputs, generator=generator, num_inference_steps=args.steps).images[0]
-            found = world.read_objects(np.asarray(image.convert("RGB")))
+            found = world.read_objects(np.asarray(image.convert("RGB")), shapes)
             read[way] += [(colour in found, colour in found and found[colour][1] == shape) for colour, shape in objects]
     print(f"{args.model}: {args.n} prompts of training pairs, {args.steps} steps, guidance 5")
     print("| conditioning | colour present | shape correct |")

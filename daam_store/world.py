@@ -2,10 +2,9 @@
 
 A scene is a gray 32x32 image with 1-3 non-overlapping objects (circle, square, triangle in the
 benchmark colours red, green, blue, yellow; colours distinct within a scene; recipes may add training-only
-colours and shapes), a mask per object and a
-caption from a small grammar whose object order is random ("a red circle and a blue square" or "a blue
-square and a red circle"). Some colour-shape pairs never appear in training scenes (`HELD_OUT_PAIRS`):
-the evaluation asks for them.
+colours and shapes), a mask per object and a caption from a small grammar whose object order is random
+("a red circle and a blue square" or "a blue square and a red circle"). Some colour-shape pairs never
+appear in training scenes (`HELD_OUT_PAIRS`): the evaluation asks for them.
 
 Scenes are sampled in batches with torch (CPU or GPU) and no rejection sampling: each layout splits
 the image into disjoint regions, one per object, so objects cannot overlap by construction.
@@ -261,6 +260,7 @@ def shape_masks(scenes: Scenes, size: int = IMAGE_SIZE) -> torch.Tensor:
 
 def _by_shape(kinds: torch.Tensor, per_shape: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """(B, 3, H, W): for each object, the plane of `per_shape` (one per ALL_SHAPES) its shape picks."""
+    assert len(per_shape) == len(ALL_SHAPES), "one plane per shape, in ALL_SHAPES order"
     stacked = torch.stack(torch.broadcast_tensors(*per_shape))  # (shapes, B, 3, H, W)
     index = kinds[None, :, :, None, None].expand(1, *stacked.shape[1:])
     return stacked.gather(0, index)[0]
@@ -288,8 +288,8 @@ def render(scenes: Scenes, size: int = IMAGE_SIZE, shading: float = 0.0) -> tupl
 
 def shape_shading(scenes: Scenes, size: int = IMAGE_SIZE) -> torch.Tensor:
     """(B, 3, size, size) in [0, 1]: how far each object's pixels fade, by shape. A circle fades toward its
-    rim like a lit ball, a square from its left side to its right, a triangle from its apex to its base; the
-    extra shapes fade from their centre outward, as the circle does."""
+    rim like a lit ball, a square from its left side to its right, a triangle from its apex to its base; an
+    extra shape like the circle."""
     grid = torch.arange(size, device=scenes.centres.device, dtype=torch.float32) + 0.5
     r = scenes.radii[..., None, None]
     u = (grid[None, None, None, :] - scenes.centres[..., 0][..., None, None]) / r  # -1 (left) .. 1 (right)

@@ -68,7 +68,7 @@ def _scene_image(objects, centres, radius=6.0):
     scenes = world.Scenes(
         count=torch.tensor([len(objects)]),
         colours=torch.tensor([[world.COLOURS.index(c) for c, _ in objects] + [0] * (3 - len(objects))]),
-        shapes=torch.tensor([[world.SHAPES.index(s) for _, s in objects] + [0] * (3 - len(objects))]),
+        shapes=torch.tensor([[world.ALL_SHAPES.index(s) for _, s in objects] + [0] * (3 - len(objects))]),
         centres=torch.tensor([centres + [(0.0, 0.0)] * (3 - len(objects))]),
         radii=torch.tensor([[radius] * len(objects) + [0.0] * (3 - len(objects))]),
     )
@@ -112,6 +112,18 @@ def test_missing_object_and_wrong_shape_count_against_adherence():
     # red triangle and green circle are held-out pairs; the missing green object leaves binding unscored
     assert summary["adherence"]["colour"]["held_out_pair"] == 0.5 and "seen_pair" not in summary["adherence"]["colour"]
     assert summary["binding"] == {"n": 0, "shape_word_maps": {}}
+
+
+def test_an_extra_shape_drawn_for_a_benchmark_shape_is_a_wrong_shape_for_a_model_trained_on_it():
+    image, masks = _scene_image([("red", "diamond")], [(16.0, 16.0)], radius=8.0)
+    objects = [("red", "circle")]
+    adherence = {}
+    for name, shapes in (("plain", world.SHAPES), ("with_diamond", world.ALL_SHAPES[:4])):
+        scores = _Scores(0.4, shapes)
+        scores.add(0, objects, image, _word_maps(objects, {1: masks[0].float()}))
+        adherence[name] = scores.summary()["adherence"]["shape"]["one_object"]
+    # the benchmark's three templates take the diamond for a circle; knowing diamonds, the reader does not
+    assert adherence == {"plain": 1.0, "with_diamond": 0.0}
 
 
 def test_binding_tells_shapes_on_their_own_colours_from_swapped_ones():
@@ -190,23 +202,33 @@ def test_the_reader_check_renders_scenes_shaded_and_shaped_as_the_model_was_trai
     (tmp_path / "training.json").write_text(json.dumps({"recipe": {"shape_shading": 0.3, "extra_shapes": 2}}))
     hub = SimpleNamespace(daam_source=SimpleNamespace(kind="hub", location="org/model"))
     assert training_world(hub) == training_world(SimpleNamespace()) == TrainingWorld(0.0, 0)
-    shadings, drawn_shapes, render = [], set(), world.render
+    shadings, drawn_shapes, read_with, render, read_objects = [], set(), set(), world.render, world.read_objects
 
     def spy(scenes, *args, **kwargs):
         shadings.append(kwargs.get("shading"))
         drawn_shapes.update(shape for i in range(len(scenes.count)) for _, shape in scenes.objects(i))
         return render(scenes, *args, **kwargs)
 
+    def reader_spy(image, shapes=world.SHAPES):
+        read_with.add(shapes)
+        return read_objects(image, shapes)
+
     monkeypatch.setattr(world, "render", spy)
+    monkeypatch.setattr(world, "read_objects", reader_spy)
     monkeypatch.setattr(sd2_pipe, "daam_source", SimpleNamespace(kind="local", location=str(tmp_path)), raising=False)
     results = evaluate(sd2_pipe, EvalSettings(n=1, steps=1, batch_size=1, influence_n=0))
     assert shadings == [0.3] and results["classifier"]["shading"] == 0.3
-    # the reader check draws the model's extra shapes (diamond, cross) and reads them back
-    assert drawn_shapes == {*world.SHAPES, "diamond", "cross"} and results["classifier"]["extra_shapes"] == 2
+    # the reader check draws the benchmark's shapes and, like the scoring, reads with the model's extra ones
+    assert drawn_shapes == set(world.SHAPES) and read_with == {(*world.SHAPES, "diamond", "cross")}
+    assert results["classifier"]["extra_shapes"] == 2
     renders = results["classifier"]["renders"]
     assert renders["colour"] == 1.0 and renders["shape"] == 1.0 and renders["region_iou"] == 1.0
     report = format_markdown(results, "tiny")
-    assert "(read with the 2 training-only shapes too): rendered scenes (shaded 30% as in training) 1.00" in report
+    assert "rendered scenes (shaded 30% as in training) 1.00 / 1.00" in report
+    assert "Images are read with the model's training-only shapes too (diamond, cross)" in report
+    (tmp_path / "training.json").write_text(json.dumps({"recipe": {"extra_shapes": 7}}))
+    with pytest.raises(ValueError, match="extra_shapes must be between 0 and 3, got 7"):
+        training_world(sd2_pipe)
     assert "the region read against the true mask, IoU 1.00 rendered" in report
 
 

@@ -243,17 +243,20 @@ def training_world(pipe) -> TrainingWorld:
     if info is None or not info.is_file():
         return TrainingWorld()
     recipe = json.loads(info.read_text()).get("recipe", {})
-    return TrainingWorld(float(recipe.get("shape_shading", 0.0)), int(recipe.get("extra_shapes", 0)))
+    extra_shapes = int(recipe.get("extra_shapes", 0))
+    if not 0 <= extra_shapes <= len(world.EXTRA_SHAPES):
+        raise ValueError(f"{info}: extra_shapes must be between 0 and {len(world.EXTRA_SHAPES)}, got {extra_shapes}")
+    return TrainingWorld(float(recipe.get("shape_shading", 0.0)), extra_shapes)
 
 
 @torch.no_grad()
 def _classifier_accuracy(pipe, trained_on: TrainingWorld, n: int = 64, seed: int = 12345) -> dict:
-    """How well the palette segmentation and shape classifier read ground-truth scenes (all pairs, the
-    model's extra shapes too), rendered as the model was trained on them, and after a round trip through the
-    model's own VAE (its ceiling for shapes); `region_iou`: the region read for each object against its true
-    mask (the ceiling of the maps' IoU, which is scored against the region read)."""
-    extra_shapes = trained_on.extra_shapes
-    scenes = world.sample_scenes(n, torch.Generator().manual_seed(seed), exclude=(), extra_shapes=extra_shapes)
+    """How well the palette segmentation and shape classifier read ground-truth scenes of the benchmark's
+    colours and shapes (all pairs), rendered as the model was trained on them and read as its images are (with
+    its extra shapes), and after a round trip through the model's own VAE (its ceiling for shapes);
+    `region_iou`: the region read for each object against its true mask (the ceiling of the maps' IoU, which is
+    scored against the region read)."""
+    scenes = world.sample_scenes(n, torch.Generator().manual_seed(seed), exclude=())
     images, masks = world.render(scenes, shading=trained_on.shading)
     vae = pipe.vae
     latents = vae.encode((images * 2 - 1).to(vae.device, vae.dtype)).latent_dist.mode()
@@ -276,7 +279,7 @@ def _classifier_accuracy(pipe, trained_on: TrainingWorld, n: int = 64, seed: int
             "objects": total,
         }
     result["shading"] = trained_on.shading
-    result["extra_shapes"] = extra_shapes
+    result["extra_shapes"] = trained_on.extra_shapes
     return result
 
 

@@ -132,8 +132,8 @@ def _recipe_variations(recipe: dict) -> list[str]:
     if recipe.get("shape_shading"):
         lines.append(
             f"- Training objects fade toward the background by up to {recipe['shape_shading']:.0%} in a pattern of "
-            "their shape (a circle toward its rim, a square left to right, a triangle apex to base), so a shape "
-            "shows inside its object as well as along its outline."
+            "their shape (a circle toward its rim, a square left to right, a triangle apex to base, an extra shape "
+            "like the circle), so a shape shows inside its object as well as along its outline."
         )
     counts = recipe.get("object_counts")
     if counts is not None and tuple(counts) != world.OBJECT_COUNT_PROBS:
