@@ -149,8 +149,7 @@ def sample_scenes(
     EXTRA_SHAPES; `object_counts` are the shares of 1, 2 and 3 objects."""
     if not 0 <= extra_colours <= len(EXTRA_COLOURS):
         raise ValueError(f"extra_colours must be between 0 and {len(EXTRA_COLOURS)}, got {extra_colours}")
-    if not 0 <= extra_shapes <= len(EXTRA_SHAPES):
-        raise ValueError(f"extra_shapes must be between 0 and {len(EXTRA_SHAPES)}, got {extra_shapes}")
+    shapes = training_shapes(extra_shapes)
     if not valid_object_counts(object_counts):
         raise ValueError(f"object_counts must be three shares (1, 2, 3 objects) that sum to 1, got {object_counts}")
     device = generator.device
@@ -159,9 +158,17 @@ def sample_scenes(
     count = 1 + sum((u >= float(b)).long() for b in bounds)
     n_colours = len(COLOURS) + extra_colours
     colours = torch.rand(batch, n_colours, generator=generator, device=device).argsort(dim=1)[:, :MAX_OBJECTS]
-    shapes = _sample_allowed_shapes(colours, exclude, generator, ALL_SHAPES[: len(SHAPES) + extra_shapes])
+    shapes = _sample_allowed_shapes(colours, exclude, generator, shapes)
     centres, radii = _sample_layout(batch, count, generator)
     return Scenes(count=count, colours=colours, shapes=shapes, centres=centres, radii=radii)
+
+
+def training_shapes(extra_shapes: int) -> tuple[str, ...]:
+    """The shapes a recipe with `extra_shapes` draws (and its images are read with): SHAPES, then that many
+    of EXTRA_SHAPES."""
+    if not 0 <= extra_shapes <= len(EXTRA_SHAPES):
+        raise ValueError(f"extra_shapes must be between 0 and {len(EXTRA_SHAPES)}, got {extra_shapes}")
+    return ALL_SHAPES[: len(SHAPES) + extra_shapes]
 
 
 def valid_object_counts(shares: tuple[float, ...]) -> bool:

@@ -231,9 +231,12 @@ class TrainingWorld:
     shading: float = 0.0  # shape shading of the training objects: the reader check renders with it
     extra_shapes: int = 0  # training-only shapes: the reader reads them too, so drawing one is a wrong shape
 
+    def __post_init__(self) -> None:
+        world.training_shapes(self.extra_shapes)  # a count no recipe can have fails here, not mid-evaluation
+
     @property
     def shapes(self) -> tuple[str, ...]:
-        return world.ALL_SHAPES[: len(world.SHAPES) + self.extra_shapes]
+        return world.training_shapes(self.extra_shapes)
 
 
 def training_world(pipe) -> TrainingWorld:
@@ -243,10 +246,10 @@ def training_world(pipe) -> TrainingWorld:
     if info is None or not info.is_file():
         return TrainingWorld()
     recipe = json.loads(info.read_text()).get("recipe", {})
-    extra_shapes = int(recipe.get("extra_shapes", 0))
-    if not 0 <= extra_shapes <= len(world.EXTRA_SHAPES):
-        raise ValueError(f"{info}: extra_shapes must be between 0 and {len(world.EXTRA_SHAPES)}, got {extra_shapes}")
-    return TrainingWorld(float(recipe.get("shape_shading", 0.0)), extra_shapes)
+    try:
+        return TrainingWorld(float(recipe.get("shape_shading", 0.0)), int(recipe.get("extra_shapes", 0)))
+    except ValueError as error:
+        raise ValueError(f"{info}: {error}") from None
 
 
 @torch.no_grad()
