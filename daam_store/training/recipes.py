@@ -72,8 +72,9 @@ RECIPES: dict[str, Recipe] = {
         unet_steps=4800,
         extra_colours=8,
     ),
-    # sd2-tiny also draws three training-only shapes, and trains 7200 steps so that each benchmark shape, now
-    # half the shapes drawn, is seen about as often as before (session 15, run sd2XS3L).
+    # sd2-tiny also draws three training-only shapes: the benchmark shapes are then half the shapes drawn, so it
+    # trains 7200 steps instead of 4800 to give each of them more of the steps it lost (session 15, run sd2XS3L:
+    # at 4800 the training pairs bound far worse).
     "sd2-tiny": Recipe(
         name="sd2-tiny",
         family="sd2",
