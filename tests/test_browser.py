@@ -170,17 +170,17 @@ def compare_dashboard_url(tmp_path_factory, swept_store_url):
         yield url
 
 
-def drawn_charts(page) -> int:
-    """Plotly charts that finished drawing (each has its SVG plot area)."""
-    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
-    return page.locator(".js-plotly-plot").count()
+def expect_drawn_charts(page, count: int) -> None:
+    """Exactly `count` Plotly charts finished drawing (each has its SVG plot area). Streamlit draws a page's charts
+    one after another, so this waits for the count rather than reading it when the first one appears."""
+    playwright_api.expect(page.locator(".js-plotly-plot:has(.main-svg)")).to_have_count(count, timeout=60_000)
 
 
 def test_compare_draws_charts_and_a_click_opens_explore(compare_dashboard_url, browser_page):
     page = browser_page
     open_page(page, f"{compare_dashboard_url}/Compare", "Compare", heading=True)
     check_no_exception(page, "Compare")
-    assert drawn_charts(page) == 2  # the word's share across prompts, and how it moves between two prompts
+    expect_drawn_charts(page, 2)  # the word's share across prompts, and how it moves between two prompts
     points = page.locator(".js-plotly-plot .scatterlayer path.point")
     assert points.count() == 2 * 2 * 2  # the chosen word in 2 prompts x 2 seeds x 2 models, one point each
     screenshot(page, "compare-prompts")
@@ -189,7 +189,7 @@ def test_compare_draws_charts_and_a_click_opens_explore(compare_dashboard_url, b
     page.get_by_text("One prompt: agreement of the maps, side by side", exact=True).wait_for(timeout=60_000)
     wait_until_idle(page)
     check_no_exception(page, "Compare across models")
-    assert drawn_charts(page) == 4  # share scatter, agreement, and each model's maps
+    expect_drawn_charts(page, 4)  # share scatter, agreement, and each model's maps
     assert loaded_images(page) == 2
     screenshot(page, "compare-models")
 
@@ -240,6 +240,6 @@ def test_compare_back_returns_to_the_view_and_a_shared_link_opens_it(compare_das
     try:
         open_page(colleague, shared, "Stability")
         check_no_exception(colleague, "Compare from a shared link")
-        assert drawn_charts(colleague) == 3  # distribution, stability and the seed-by-seed maps
+        expect_drawn_charts(colleague, 3)  # distribution, stability and the seed-by-seed maps
     finally:
         colleague.close()
