@@ -149,7 +149,7 @@ def sample_scenes(
     EXTRA_SHAPES; `object_counts` are the shares of 1, 2 and 3 objects."""
     if not 0 <= extra_colours <= len(EXTRA_COLOURS):
         raise ValueError(f"extra_colours must be between 0 and {len(EXTRA_COLOURS)}, got {extra_colours}")
-    shapes = training_shapes(extra_shapes)
+    allowed_shapes = training_shapes(extra_shapes)
     if not valid_object_counts(object_counts):
         raise ValueError(f"object_counts must be three shares (1, 2, 3 objects) that sum to 1, got {object_counts}")
     device = generator.device
@@ -158,7 +158,7 @@ def sample_scenes(
     count = 1 + sum((u >= float(b)).long() for b in bounds)
     n_colours = len(COLOURS) + extra_colours
     colours = torch.rand(batch, n_colours, generator=generator, device=device).argsort(dim=1)[:, :MAX_OBJECTS]
-    shapes = _sample_allowed_shapes(colours, exclude, generator, shapes)
+    shapes = _sample_allowed_shapes(colours, exclude, generator, allowed_shapes)
     centres, radii = _sample_layout(batch, count, generator)
     return Scenes(count=count, colours=colours, shapes=shapes, centres=centres, radii=radii)
 

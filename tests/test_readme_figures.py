@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from daam_store.models.pipelines import BUILTIN_DIR, BUILTIN_MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
-BUILTIN = ROOT / "daam_store" / "models" / "builtin"
-MODELS = ["sd1-tiny", "sd2-tiny", "sdxl-tiny"]
+MODELS = list(BUILTIN_MODELS)  # the table has a column for each, in the registry's order
 NUMBER = re.compile(r"\d+\.\d+|\d+")
 
 
@@ -39,7 +40,7 @@ def _f(value: float) -> str:
 
 
 def _load(model: str, name: str) -> dict:
-    return json.loads((BUILTIN / model / name).read_text())
+    return json.loads((BUILTIN_DIR / model / name).read_text())
 
 
 @pytest.mark.parametrize("model", MODELS)
