@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --system
 export HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
-python3 -m pytest -q -p no:cacheprovider "$@"
+# --durations: the suite must stay under 15 minutes here; the slowest tests are the ones to trim
+python3 -m pytest -q -p no:cacheprovider --durations=25 "$@"
