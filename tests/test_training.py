@@ -269,7 +269,10 @@ def test_a_recipe_with_shape_shading_trains_on_shaded_scenes(tmp_path):
     recipe = get_recipe("sd1-tiny").with_overrides(batch_size=8, shape_shading=0.2)
     trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
     scenes = world.sample_scenes(
-        8, step_generator(recipe.seed, "unet", 5, torch.device("cpu")), extra_colours=recipe.extra_colours
+        8,
+        step_generator(recipe.seed, "unet", 5, torch.device("cpu")),
+        extra_colours=recipe.extra_colours,
+        extra_shapes=recipe.extra_shapes,
     )
     images = trainer.data.batch("unet", 5).images
     assert torch.allclose(images, world.render(scenes, shading=0.2)[0] * 2 - 1)
