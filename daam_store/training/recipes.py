@@ -62,10 +62,11 @@ RECIPES: dict[str, Recipe] = {
     # than four bound more held-out pairs in sd1-tiny and sd2-tiny (session 10 run X8H2, session 11 run sd2X8;
     # sdxl-tiny keeps four: with eight its colour maps fell below the bar, run sdxlX8). sd1-tiny's two heads
     # instead of eight: the same colour maps and 1.6x faster training on the CPU (session 10, run sd1H2).
-    # sd1-tiny and sd2-tiny also draw three training-only shapes: the benchmark shapes are then half the shapes
-    # drawn, so they train 7200 steps instead of 4800 to give each of them more of the steps it lost (at 4800 the
-    # training pairs bound far worse). sd1-tiny then binds held-out pairs (session 16, run sd1XS3L: 0.96 right,
-    # none swapped); sd2-tiny binds better than without the extra shapes but still swaps (session 15, sd2XS3L).
+    # sd1-tiny and sd2-tiny also draw three training-only shapes. Each benchmark shape then appears in about half
+    # as many scenes, so they train 7200 steps instead of 4800 to give back part of that (at 4800 the training
+    # pairs bound worse; sd2: 0.35 right against 0.85). sd1-tiny then binds held-out pairs (session 16, run
+    # sd1XS3L: both shapes right in 0.96 of held-out two-object images, none swapped); sd2-tiny binds better than
+    # without the extra shapes but still swaps (session 15, run sd2XS3L).
     "sd1-tiny": Recipe(
         name="sd1-tiny",
         family="sd1",
