@@ -263,17 +263,11 @@ def test_a_recipe_with_extra_colours_and_shapes_trains_on_them_with_both_tokeniz
 def test_a_recipe_with_shape_shading_trains_on_shaded_scenes(tmp_path):
     """The recipe field reaches the trainer's batches: the same scenes, rendered with the shading."""
     from daam_store import world
-    from daam_store.training.data import step_generator
     from daam_store.training.loop import Trainer
 
     recipe = get_recipe("sd1-tiny").with_overrides(batch_size=8, shape_shading=0.2)
     trainer = Trainer(recipe, TrainOptions(out=tmp_path, progress=False))
-    scenes = world.sample_scenes(
-        8,
-        step_generator(recipe.seed, "unet", 5, torch.device("cpu")),
-        extra_colours=recipe.extra_colours,
-        extra_shapes=recipe.extra_shapes,
-    )
+    scenes = trainer.data.scenes("unet", 5)
     images = trainer.data.batch("unet", 5).images
     assert torch.allclose(images, world.render(scenes, shading=0.2)[0] * 2 - 1)
     assert not torch.allclose(images, world.render(scenes)[0] * 2 - 1)

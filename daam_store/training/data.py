@@ -58,15 +58,13 @@ class WorldBatches:
         self.object_counts = object_counts
         self.extra_shapes = extra_shapes
 
+    def scenes(self, phase: str, step: int) -> world.Scenes:
+        """The scenes of that step's batch (before rendering and captions)."""
+        return self._sample_scenes(step_generator(self.seed, phase, step, self.device))
+
     def batch(self, phase: str, step: int) -> Batch:
         generator = step_generator(self.seed, phase, step, self.device)
-        scenes = world.sample_scenes(
-            self.batch_size,
-            generator,
-            extra_colours=self.extra_colours,
-            object_counts=self.object_counts,
-            extra_shapes=self.extra_shapes,
-        )
+        scenes = self._sample_scenes(generator)
         images, _ = world.render(scenes, shading=self.shape_shading)
         dropped = torch.rand(self.batch_size, generator=generator, device=self.device) < self.empty_caption_prob
         without_colour = None
@@ -80,6 +78,15 @@ class WorldBatches:
             ids_2=self._captions(self.tokens_2, scenes, dropped, without_colour) if self.tokens_2 is not None else None,
             dropped=dropped,
             generator=generator,
+        )
+
+    def _sample_scenes(self, generator: torch.Generator) -> world.Scenes:
+        return world.sample_scenes(
+            self.batch_size,
+            generator,
+            extra_colours=self.extra_colours,
+            object_counts=self.object_counts,
+            extra_shapes=self.extra_shapes,
         )
 
     def _captions(self, tokens: world.CaptionTokens, scenes, dropped, without_colour) -> torch.Tensor:
