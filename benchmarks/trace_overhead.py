@@ -3,7 +3,7 @@
 Prints the median traced/untraced time ratio over rotated runs at STEPS steps next to an A/A control (two
 untraced sides: run-to-run noise on a shared 2-core VM reaches +-5 % even for medians of 20), the same per
 UNet call alternated hundreds of times, and the memory the trace holds (and the process's peak RSS, each in
-a fresh subprocess) at 10 vs 50 steps.
+a fresh subprocess) at 10 vs 50 steps (--memory-steps).
 Run: python benchmarks/trace_overhead.py [--model sd1-tiny|FOLDER|random|random-sdxl] [--steps 25] [--runs 20]
 --model random uses the built-in SD1 geometry with random weights; random-sdxl the SDXL-shaped tiny pipeline
 (two text encoders, text_time conditioning, several transformer layers per block) the tests use.
@@ -145,6 +145,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--runs", type=int, default=20, help="rounds of three generations (one traced)")
     parser.add_argument("--unet-calls", type=int, default=400)
+    parser.add_argument(
+        "--memory-steps", default="10,50", help="step counts whose trace state is measured, comma-separated"
+    )
     parser.add_argument("--probe", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe is not None:
@@ -164,7 +167,7 @@ def main() -> None:
         f"+{(call['traced'] - plain) * 1e3:.2f} ms, ratio {call['traced'] / plain:.3f}; through the general "
         f"wrapping path (other processors) ratio {call['wrapped'] / plain:.3f}"
     )
-    for steps in (10, 50):
+    for steps in map(int, args.memory_steps.split(",")):
         command = [sys.executable, __file__, "--model", args.model, "--probe", str(steps)]
         probe = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
         print(

@@ -1,31 +1,10 @@
 """Smoke test of benchmarks/compare_scale.py: a tiny store, every timing printed, nothing failing."""
 
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
+from benchmark_support import run_benchmark
 
 
 def test_compare_scale_benchmark_runs_on_a_tiny_store(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/compare_scale.py",
-            "--sizes",
-            "30,60",
-            "--repeats",
-            "1",
-            "--db",
-            str(tmp_path / "s.db"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
+    out = run_benchmark("compare_scale.py", "--sizes", "30,60", "--repeats", "1", "--db", str(tmp_path / "s.db"))
     assert "== 30 generations" in out and "== 60 generations" in out
     for view in ("Across prompts", "Across seeds", "Across models", "Word overlap", "Per step"):
         assert out.count(f"page  {view}") == 2, view

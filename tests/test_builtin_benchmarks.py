@@ -1,46 +1,26 @@
 """Smoke tests of the built-in models' benchmarks: a few steps each (the real runs take minutes)."""
 
-import importlib.util
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def load_benchmark(script: str):
-    """A benchmark script as a module, for its functions (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), BENCHMARKS / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run(script: str, *arguments: str) -> str:
-    command = [sys.executable, str(BENCHMARKS / script), *arguments]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from benchmark_support import load_benchmark, run_benchmark
 
 
 def test_builtin_speed_prints_load_and_image_times_of_every_builtin_model():
-    output = run("builtin_speed.py", "--runs", "1", "--steps", "2")
+    output = run_benchmark("builtin_speed.py", "--runs", "1", "--steps", "2")
     rows = re.findall(r"\| (\S+-tiny) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", output)
     assert [name for name, *_ in rows] == ["sd1-tiny", "sd2-tiny", "sdxl-tiny"], output
     assert all(0 < float(load) < 60 and 0 < float(image) < 60 and 1 < float(mb) < 40 for _, load, image, mb in rows)
 
 
 def test_builtin_speed_times_a_trained_folder_beside_a_builtin_model(tiny_model_dir):
-    output = run("builtin_speed.py", "--runs", "1", "--steps", "2", "--models", f"sd1-tiny,{tiny_model_dir}")
+    output = run_benchmark("builtin_speed.py", "--runs", "1", "--steps", "2", "--models", f"sd1-tiny,{tiny_model_dir}")
     rows = re.findall(r"\| (\S+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", output)
     assert [name for name, *_ in rows] == ["sd1-tiny", str(tiny_model_dir)], output
 
 
 def test_pooled_only_reads_the_images_of_each_conditioning(tiny_sdxl_model_dir):
-    output = run("pooled_only.py", "--model", str(tiny_sdxl_model_dir), "--n", "2", "--steps", "2")
+    output = run_benchmark("pooled_only.py", "--model", str(tiny_sdxl_model_dir), "--n", "2", "--steps", "2")
     rows = re.findall(r"\| ([a-z -]+) \| ([\d.]+) \| ([\d.]+) \|", output)
     assert [way for way, *_ in rows] == [
         "as the pipeline does",
@@ -51,7 +31,7 @@ def test_pooled_only_reads_the_images_of_each_conditioning(tiny_sdxl_model_dir):
 
 
 def test_word_map_zones_prints_a_row_per_word_class():
-    output = run("word_map_zones.py", "--models", "sd1-tiny", "--n", "4", "--steps", "2")
+    output = run_benchmark("word_map_zones.py", "--models", "sd1-tiny", "--n", "4", "--steps", "2")
     rows = re.findall(r"\| sd1-tiny \| (colour|shape) \| (.+) \|", output)
     assert [word for word, _ in rows] == ["colour", "shape"], output
     assert all(len(cells.split(" | ")) == 5 for _, cells in rows)
@@ -74,7 +54,7 @@ def test_missing_colours_counts_the_misses_the_benchmark_counts():
     from daam_store.evaluation.settings import EvalSettings
     from daam_store.models import load_pipeline
 
-    output = run("missing_colours.py", "--models", "sd1-tiny", "--n", "8", "--steps", "2")
+    output = run_benchmark("missing_colours.py", "--models", "sd1-tiny", "--n", "8", "--steps", "2")
     row = re.search(r"\| sd1-tiny \| (\d+) \| (\d+) \((\d+)\) \|", output)
     assert row, output
     objects, missed, images = map(int, row.groups())
@@ -98,7 +78,7 @@ def test_missing_colours_names_the_unasked_colour_that_covers_the_most_pixels():
 
 
 def test_word_map_layers_prints_every_layer_and_step_window_of_each_model():
-    output = run("word_map_layers.py", "--models", "sd1-tiny", "--n", "2", "--steps", "6")
+    output = run_benchmark("word_map_layers.py", "--models", "sd1-tiny", "--n", "2", "--steps", "6")
     header = re.search(r"\| layer \| (.+) \|", output)
     assert header and header.group(1).split(" | ") == ["steps 1-2", "steps 3-4", "steps 5-6", "all steps"], output
     rows = re.findall(r"\| ((?:down|mid|up|DAAM)[^|]*) \| (.+) \|", output)

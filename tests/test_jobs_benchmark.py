@@ -1,17 +1,11 @@
 """Smoke test of benchmarks/jobs_scale.py at a tiny size (the real run: 12-job sweeps, 10,000 queued jobs)."""
 
-import runpy
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "jobs_scale.py"
+from benchmark_support import run_benchmark
 
 
-def test_jobs_scale_benchmark_measures_throughput_overhead_and_the_list_query(monkeypatch, capsys):
+def test_jobs_scale_benchmark_measures_throughput_overhead_and_the_list_query():
     arguments = ["--jobs", "2", "--steps", "2", "--samples", "2", "--queued", "300", "--repeats", "3", "--workers", "1"]
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *arguments])
-    runpy.run_path(str(SCRIPT), run_name="__main__")
-    output = capsys.readouterr().out
+    output = run_benchmark("jobs_scale.py", *arguments)
     assert "1. throughput, the same 2-job sweep:" in output and "1 worker :" in output
     assert "submit -> started" in output and "done -> visible" in output
     assert "the job list with 300 queued jobs" in output and "submit 300 jobs" in output
