@@ -388,3 +388,32 @@ def test_another_seed_replicates_the_recipe_from_other_weights_and_scenes(tmp_pa
     assert not all(torch.equal(a, b) for a, b in weights)
     first_captions = [trainer.data.batch("unet", 0).ids for trainer in (recipes_own, seeded)]
     assert not torch.equal(*first_captions)
+
+
+def test_the_prediction_type_is_a_recipe_field_the_trained_pipeline_keeps(tmp_path):
+    """sd2-tiny predicts v like SD 2.1-768; --prediction-type epsilon trains it on the noise instead (as SD 2.x
+    base), and the exported scheduler tells the pipeline which it is."""
+    from daam_store.models import load_pipeline
+
+    train(tmp_path / "eps", 1, "--prediction-type", "epsilon")
+    folder = tmp_path / "eps" / "pipeline"
+    assert json.loads((folder / "training.json").read_text())["recipe"]["prediction_type"] == "epsilon"
+    assert load_pipeline(str(folder)).scheduler.config.prediction_type == "epsilon"
+    assert get_recipe("sd2-tiny").prediction_type is None  # the family's: v
+
+
+@pytest.mark.parametrize(
+    ("family", "wanted", "expected"),
+    [("sd2", None, "v_prediction"), ("sdxl", "v_prediction", "v_prediction"), ("sd1", None, "epsilon")],
+)
+def test_the_random_pipeline_predicts_what_it_is_told_or_its_familys_default(family, wanted, expected):
+    from daam_store.models import build_random_pipeline
+
+    assert build_random_pipeline(family, prediction_type=wanted).scheduler.config.prediction_type == expected
+
+
+def test_an_unknown_prediction_type_is_refused_in_one_line():
+    from daam_store.models import build_random_pipeline
+
+    with pytest.raises(UserError, match="--prediction-type must be one of epsilon, v_prediction, got 'sample'"):
+        build_random_pipeline("sd2", prediction_type="sample")

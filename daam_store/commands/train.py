@@ -56,6 +56,12 @@ def register(subparsers) -> None:
         "(default: the recipe's, 3)",
     )
     parser.add_argument(
+        "--prediction-type",
+        choices=("epsilon", "v_prediction"),
+        default=None,
+        help="what the UNet learns to predict (default: the recipe's; sd1-tiny and sdxl-tiny epsilon, sd2-tiny v)",
+    )
+    parser.add_argument(
         "--colourless-phrases",
         type=float,
         default=None,
@@ -137,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         attention_heads=args.attention_heads,
         transformer_layers=args.transformer_layers,
         unet_levels=args.unet_levels,
+        prediction_type=args.prediction_type,
         colourless_phrase_prob=args.colourless_phrases,
         pooled_dropout=args.pooled_dropout,
         extra_colours=args.extra_colours,

@@ -161,7 +161,15 @@ def sdxl_unet_config(
     )
 
 
-def scheduler_config(family: Family) -> dict:
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+
+def scheduler_config(family: Family, prediction_type: str | None = None) -> dict:
+    """SD's DDIM settings; `prediction_type` None: the family's (SD 1.x epsilon, SD 2.x v)."""
+    if prediction_type is None:
+        prediction_type = "epsilon" if family == "sd1" else "v_prediction"
+    elif prediction_type not in PREDICTION_TYPES:
+        raise UserError(f"--prediction-type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}")
     return dict(
         num_train_timesteps=1000,
         beta_start=0.00085,
@@ -170,12 +178,12 @@ def scheduler_config(family: Family) -> dict:
         clip_sample=False,
         set_alpha_to_one=False,
         steps_offset=1,
-        prediction_type="epsilon" if family == "sd1" else "v_prediction",
+        prediction_type=prediction_type,
     )
 
 
-def sdxl_scheduler_config() -> dict:
-    """SDXL's Euler scheduler: SD's betas, without DDIM's clipping options."""
-    config = scheduler_config("sd1")
+def sdxl_scheduler_config(prediction_type: str | None = None) -> dict:
+    """SDXL's Euler scheduler: SD's betas, without DDIM's clipping options (epsilon unless told)."""
+    config = scheduler_config("sd1", prediction_type)
     del config["clip_sample"], config["set_alpha_to_one"]
     return config | dict(timestep_spacing="leading")

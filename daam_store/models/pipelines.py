@@ -104,6 +104,7 @@ def build_random_pipeline(
     attention_heads: int | None = None,
     transformer_layers: int | None = None,
     unet_levels: int = 3,
+    prediction_type: str | None = None,
 ) -> DiffusionPipeline:
     """A pipeline with the built-in geometry and seeded random weights: for tests and training.
 
@@ -112,15 +113,15 @@ def build_random_pipeline(
     `transformer_layers` (None: the family's layout) sets the depth of every cross-attention block; the added
     layers draw from the seeded stream, so the UNet starts from other weights (the text encoder and VAE do not).
     `unet_levels` 4 (SD 1.x/2.x only; every built-in layout has 3) gives the UNet SD's fourth level
-    (`configs.unet_config`)."""
+    (`configs.unet_config`). `prediction_type` None: the family's (`configs.scheduler_config`)."""
     torch.manual_seed(seed)
     unet_layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers, levels=unet_levels)
     if family == "sdxl":
-        return _random_sdxl_pipeline(max(text_layers, 1), unet_layout)
+        return _random_sdxl_pipeline(max(text_layers, 1), unet_layout, prediction_type)
     text_encoder = CLIPTextModel(CLIPTextConfig(**configs.text_encoder_config(text_layers)))
     vae = AutoencoderKL(**configs.vae_config())
     unet = UNet2DConditionModel(**configs.unet_config(family, **unet_layout))
-    scheduler = DDIMScheduler(**configs.scheduler_config(family))
+    scheduler = DDIMScheduler(**configs.scheduler_config(family, prediction_type))
     return assemble_pipeline(text_encoder, vae, unet, scheduler)
 
 
@@ -140,14 +141,16 @@ def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipe
     return pipe
 
 
-def _random_sdxl_pipeline(text_layers: int, unet_layout: dict) -> StableDiffusionXLPipeline:
+def _random_sdxl_pipeline(
+    text_layers: int, unet_layout: dict, prediction_type: str | None
+) -> StableDiffusionXLPipeline:
     text_config = configs.sdxl_text_encoder_config(text_layers)
     return assemble_sdxl_pipeline(
         text_encoder=CLIPTextModel(CLIPTextConfig(**text_config)),
         text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_config)),
         vae=AutoencoderKL(**configs.vae_config()),
         unet=UNet2DConditionModel(**configs.sdxl_unet_config(**unet_layout)),
-        scheduler=EulerDiscreteScheduler(**configs.sdxl_scheduler_config()),
+        scheduler=EulerDiscreteScheduler(**configs.sdxl_scheduler_config(prediction_type)),
     )
 
 

@@ -85,6 +85,7 @@ class Trainer:
             attention_heads=recipe.attention_heads,
             transformer_layers=recipe.transformer_layers,
             unet_levels=recipe.unet_levels,
+            prediction_type=recipe.prediction_type,
         )
         self.out = Path(options.out)
         self.out.mkdir(parents=True, exist_ok=True)
