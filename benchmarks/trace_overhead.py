@@ -146,7 +146,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="rounds of three generations (one traced)")
     parser.add_argument("--unet-calls", type=int, default=400)
     parser.add_argument(
-        "--memory-steps", default="10,50", help="step counts whose trace state is measured, comma-separated"
+        "--memory-steps",
+        type=lambda text: [int(steps) for steps in text.split(",")],
+        default=[10, 50],
+        help="step counts whose trace state is measured, comma-separated",
     )
     parser.add_argument("--probe", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -167,7 +170,7 @@ def main() -> None:
         f"+{(call['traced'] - plain) * 1e3:.2f} ms, ratio {call['traced'] / plain:.3f}; through the general "
         f"wrapping path (other processors) ratio {call['wrapped'] / plain:.3f}"
     )
-    for steps in map(int, args.memory_steps.split(",")):
+    for steps in args.memory_steps:
         command = [sys.executable, __file__, "--model", args.model, "--probe", str(steps)]
         probe = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
         print(

@@ -7,10 +7,14 @@ import contextlib
 import importlib.util
 import io
 import os
+import random
 import runpy
 import sys
 from pathlib import Path
 from unittest import mock
+
+import numpy as np
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -24,11 +28,12 @@ def load_benchmark(script: str):
 
 
 def run_benchmark(script: str, *arguments: str) -> str:
-    """What `python benchmarks/SCRIPT ARGUMENTS` prints. The environment variables and import path a script
-    sets for itself are put back afterwards, so they do not reach the tests that run after it."""
+    """What `python benchmarks/SCRIPT ARGUMENTS` prints. The environment variables, import path and global
+    random generators a script sets for itself are put back afterwards, so they do not reach the tests that run
+    after it. If the script fails, what it printed until then goes to the test's captured output."""
     path = str(BENCHMARKS / script)
     output = io.StringIO()
-    saved_path = list(sys.path)
+    saved_path, saved_random = list(sys.path), (random.getstate(), np.random.get_state(), torch.get_rng_state())
     try:
         with (
             mock.patch.object(sys, "argv", [path, *arguments]),
@@ -36,6 +41,12 @@ def run_benchmark(script: str, *arguments: str) -> str:
             contextlib.redirect_stdout(output),
         ):
             runpy.run_path(path, run_name="__main__")
+    except BaseException:
+        sys.stdout.write(output.getvalue())
+        raise
     finally:
         sys.path[:] = saved_path
+        random.setstate(saved_random[0])
+        np.random.set_state(saved_random[1])
+        torch.set_rng_state(saved_random[2])
     return output.getvalue()

@@ -394,7 +394,10 @@ def test_the_prediction_type_is_a_recipe_field_the_trained_pipeline_keeps(tmp_pa
     """sd2-tiny predicts v like SD 2.1-768; --prediction-type epsilon trains it on the noise instead (as SD 2.x
     base), and the exported scheduler tells the pipeline which it is."""
     from daam_store.models import load_pipeline
+    from daam_store.training.loop import Trainer
 
+    recipe = get_recipe("sd2-tiny").with_overrides(prediction_type="epsilon", batch_size=4)
+    assert Trainer(recipe, TrainOptions(out=tmp_path / "start", progress=False))._epsilon()  # the loss's target
     train(tmp_path / "eps", 1, "--prediction-type", "epsilon")
     folder = tmp_path / "eps" / "pipeline"
     assert json.loads((folder / "training.json").read_text())["recipe"]["prediction_type"] == "epsilon"
@@ -404,7 +407,12 @@ def test_the_prediction_type_is_a_recipe_field_the_trained_pipeline_keeps(tmp_pa
 
 @pytest.mark.parametrize(
     ("family", "wanted", "expected"),
-    [("sd2", None, "v_prediction"), ("sdxl", "v_prediction", "v_prediction"), ("sd1", None, "epsilon")],
+    [
+        ("sd2", None, "v_prediction"),
+        ("sdxl", "v_prediction", "v_prediction"),
+        ("sdxl", None, "epsilon"),
+        ("sd1", None, "epsilon"),
+    ],
 )
 def test_the_random_pipeline_predicts_what_it_is_told_or_its_familys_default(family, wanted, expected):
     from daam_store.models import build_random_pipeline

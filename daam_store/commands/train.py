@@ -59,7 +59,7 @@ def register(subparsers) -> None:
         "--prediction-type",
         choices=("epsilon", "v_prediction"),
         default=None,
-        help="what the UNet learns to predict (default: the recipe's; sd1-tiny and sdxl-tiny epsilon, sd2-tiny v)",
+        help="what the UNet learns to predict (default: the recipe's; sd2-tiny v_prediction, the others epsilon)",
     )
     parser.add_argument(
         "--colourless-phrases",

@@ -114,6 +114,7 @@ def build_random_pipeline(
     layers draw from the seeded stream, so the UNet starts from other weights (the text encoder and VAE do not).
     `unet_levels` 4 (SD 1.x/2.x only; every built-in layout has 3) gives the UNet SD's fourth level
     (`configs.unet_config`). `prediction_type` None: the family's (`configs.scheduler_config`)."""
+    configs.check_prediction_type(prediction_type)  # before minutes of building a model it would refuse
     torch.manual_seed(seed)
     unet_layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers, levels=unet_levels)
     if family == "sdxl":

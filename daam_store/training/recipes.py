@@ -22,8 +22,8 @@ class Recipe:
     # 3 in every family's layout; SD 1.x/2.x: 4 gives the UNet the real models' fourth level, cross-attention at
     # 4x4 (1/4) too. (A checkpoint written before this field existed reads as 3, the layout it was made with.)
     unet_levels: int = 3
-    # what the UNet learns to predict, "epsilon" (the noise) or "v_prediction" (None: the family's, sd1
-    # epsilon, sd2 v as SD 2.1-768; SD 2.x base checkpoints predict epsilon too)
+    # what the UNet learns to predict, "epsilon" (the noise) or "v_prediction" (None: the family's: sd2 v as
+    # SD 2.1-768, sd1 and sdxl epsilon; SD 2.x base checkpoints predict epsilon too)
     prediction_type: str | None = None
     seed: int = 0
     batch_size: int = 256
