@@ -8,6 +8,7 @@ from pathlib import Path
 
 from daam_store.commands.common import check_device, single_command_main
 from daam_store.errors import UserError
+from daam_store.models.configs import PREDICTION_TYPES
 from daam_store.training.recipes import RECIPES
 
 
@@ -57,7 +58,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--prediction-type",
-        choices=("epsilon", "v_prediction"),
+        choices=PREDICTION_TYPES,
         default=None,
         help="what the UNet learns to predict (default: the recipe's; sd2-tiny v_prediction, the others epsilon)",
     )

@@ -164,16 +164,12 @@ def sdxl_unet_config(
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
-def check_prediction_type(prediction_type: str | None) -> None:
-    if prediction_type is not None and prediction_type not in PREDICTION_TYPES:
-        raise UserError(f"--prediction-type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}")
-
-
 def scheduler_config(family: Family, prediction_type: str | None = None) -> dict:
     """SD's DDIM settings; `prediction_type` None: the family's (SD 2.x v, SD 1.x and SDXL epsilon)."""
-    check_prediction_type(prediction_type)
     if prediction_type is None:
         prediction_type = "v_prediction" if family == "sd2" else "epsilon"
+    elif prediction_type not in PREDICTION_TYPES:
+        raise UserError(f"--prediction-type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}")
     return dict(
         num_train_timesteps=1000,
         beta_start=0.00085,

@@ -114,15 +114,16 @@ def build_random_pipeline(
     layers draw from the seeded stream, so the UNet starts from other weights (the text encoder and VAE do not).
     `unet_levels` 4 (SD 1.x/2.x only; every built-in layout has 3) gives the UNet SD's fourth level
     (`configs.unet_config`). `prediction_type` None: the family's (`configs.scheduler_config`)."""
-    configs.check_prediction_type(prediction_type)  # before minutes of building a model it would refuse
     torch.manual_seed(seed)
     unet_layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers, levels=unet_levels)
+    # the scheduler first: its config refuses an unknown prediction type before any weights are drawn
     if family == "sdxl":
-        return _random_sdxl_pipeline(max(text_layers, 1), unet_layout, prediction_type)
+        scheduler = EulerDiscreteScheduler(**configs.sdxl_scheduler_config(prediction_type))
+        return _random_sdxl_pipeline(max(text_layers, 1), unet_layout, scheduler)
+    scheduler = DDIMScheduler(**configs.scheduler_config(family, prediction_type))
     text_encoder = CLIPTextModel(CLIPTextConfig(**configs.text_encoder_config(text_layers)))
     vae = AutoencoderKL(**configs.vae_config())
     unet = UNet2DConditionModel(**configs.unet_config(family, **unet_layout))
-    scheduler = DDIMScheduler(**configs.scheduler_config(family, prediction_type))
     return assemble_pipeline(text_encoder, vae, unet, scheduler)
 
 
@@ -143,7 +144,7 @@ def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipe
 
 
 def _random_sdxl_pipeline(
-    text_layers: int, unet_layout: dict, prediction_type: str | None
+    text_layers: int, unet_layout: dict, scheduler: EulerDiscreteScheduler
 ) -> StableDiffusionXLPipeline:
     text_config = configs.sdxl_text_encoder_config(text_layers)
     return assemble_sdxl_pipeline(
@@ -151,7 +152,7 @@ def _random_sdxl_pipeline(
         text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_config)),
         vae=AutoencoderKL(**configs.vae_config()),
         unet=UNet2DConditionModel(**configs.sdxl_unet_config(**unet_layout)),
-        scheduler=EulerDiscreteScheduler(**configs.sdxl_scheduler_config(prediction_type)),
+        scheduler=scheduler,
     )
 
 
