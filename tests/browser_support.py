@@ -106,6 +106,12 @@ def launch_chromium(playwright, profile: str, viewport: dict[str, int]):
     )
 
 
+def launch_chromium_for_contexts(playwright):
+    """The same Chromium for callers that open one isolated context per visitor (`browser.new_context()`: its
+    own cookies and storage, as a fresh profile has) rather than starting the browser again for each."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+
+
 def open_page(page, url: str, expected_text: str, heading: bool = False) -> None:
     """Go to a page and wait for the app's own text (or page heading): Streamlit renders only after its
     websocket connects."""

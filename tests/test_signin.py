@@ -3,8 +3,8 @@
 One module-wide setup: a real OIDC provider (`oidc-provider-mock`, tests/oidc_provider.py) on 127.0.0.1, and
 `streamlit run dashboard/Home.py` configured for it through a secrets file outside the repository
 (`--secrets.files`), over a temporary SQLite store. Each identity signs in through the provider's own flow in
-its own headless Chromium (a fresh profile, so no cookie is shared): the dashboard's Sign in button, the
-provider's authorize form, back to the dashboard. Roles are given from a shell as the operator would
+its own context of one headless Chromium (as a fresh profile: no cookie is shared): the dashboard's Sign in
+button, the provider's authorize form, back to the dashboard. Roles are given from a shell as the operator would
 (`daam-store users set EMAIL ROLE`), or by an admin on the Users page.
 
 On a failure the message carries the tail of the dashboard's and the provider's logs, and a screenshot lands in
@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from browser_support import (
     PAGE_TIMEOUT_MS,
     REPO,
     check_no_exception,
-    launch_chromium,
+    launch_chromium_for_contexts,
     open_page,
     start_dashboard,
     stop_dashboard,
@@ -113,30 +112,34 @@ def team(tmp_path_factory) -> Iterator[Team]:
 
 
 @pytest.fixture(scope="module")
-def playwright():
+def chromium():
+    """One headless Chromium for the module (starting it costs ~2 s here); each visitor gets its own context."""
     with playwright_api.sync_playwright() as instance:
-        yield instance
+        browser = launch_chromium_for_contexts(instance)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @contextmanager
-def browser(playwright, team: Team, name: str) -> Iterator[playwright_api.Page]:
-    """A fresh headless Chromium (its own profile: no cookie from another identity). On a failure inside, a
-    screenshot goes to test-artifacts/signin/<name>.png and the servers' log tails join the message."""
-    with tempfile.TemporaryDirectory() as profile:
-        context = launch_chromium(playwright, profile, {"width": 1400, "height": 1000})
-        page = context.new_page()
+def browser(chromium, team: Team, name: str) -> Iterator[playwright_api.Page]:
+    """A fresh browser context (its own cookies and storage: nothing from another identity). On a failure inside,
+    a screenshot goes to test-artifacts/signin/<name>.png and the servers' log tails join the message."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        yield page
+    except (AssertionError, playwright_api.Error) as error:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         try:
-            yield page
-        except (AssertionError, playwright_api.Error) as error:
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            try:
-                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-                where = f"page {page.url}, screenshot test-artifacts/signin/{name}.png"
-            except playwright_api.Error:
-                where = f"page {page.url}"
-            raise AssertionError(f"{error}\n({where})\n{team.logs()}") from error
-        finally:
-            context.close()
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            where = f"page {page.url}, screenshot test-artifacts/signin/{name}.png"
+        except playwright_api.Error:
+            where = f"page {page.url}"
+        raise AssertionError(f"{error}\n({where})\n{team.logs()}") from error
+    finally:
+        context.close()
 
 
 # -- driving the pages -----------------------------------------------------------------------------------
@@ -224,8 +227,8 @@ def assert_nothing_of_the_store(page, name: str) -> None:
 
 
 # -- the tests -------------------------------------------------------------------------------------------
-def test_not_signed_in_sees_only_the_sign_in_screen(team, playwright):
-    with browser(playwright, team, "not-signed-in") as page:
+def test_not_signed_in_sees_only_the_sign_in_screen(team, chromium):
+    with browser(chromium, team, "not-signed-in") as page:
         open_page(page, team.url, "sign in to use it")
         assert page.get_by_role("button", name="Sign in").count() == 1
         assert_nothing_of_the_store(page, "the sign-in screen")
@@ -236,28 +239,22 @@ def test_not_signed_in_sees_only_the_sign_in_screen(team, playwright):
             assert page.get_by_role("heading", name=path, exact=True).count() == 0
 
 
-def test_a_newcomer_signs_in_and_waits_for_a_role(team, playwright):
+def test_a_newcomer_signs_in_and_waits_for_a_role(team, chromium):
     assert NEWCOMER not in roles(team)
-    with browser(playwright, team, "newcomer") as page:
+    with browser(chromium, team, "newcomer") as page:
         sign_in(page, team, NEWCOMER)
         page.get_by_text("no role here yet", exact=False).wait_for(timeout=PAGE_TIMEOUT_MS)
         assert_nothing_of_the_store(page, "the no-role screen")
         assert page.get_by_role("button", name="Sign out").count() >= 1
+        body = page.locator("body").inner_text()  # not even where the store is (sidebar included)
+        store_path = team.store_url.removeprefix("sqlite:///")
+        assert store_path not in body and "Database" not in body, f"the no-role screen names the store:\n{body}"
     assert roles(team, shell=True)[NEWCOMER] == "none"  # recorded, so that an admin can find them and grant a role
 
 
-def test_someone_without_a_role_is_not_told_where_the_store_is(team, playwright):
-    with browser(playwright, team, "newcomer-sidebar") as page:
-        sign_in(page, team, NEWCOMER)
-        page.get_by_text("no role here yet", exact=False).wait_for(timeout=PAGE_TIMEOUT_MS)
-        body = page.locator("body").inner_text()
-        store_path = team.store_url.removeprefix("sqlite:///")
-        assert store_path not in body and "Database" not in body, f"the no-role screen names the store:\n{body}"
-
-
-def test_a_viewer_browses_but_cannot_generate(team, playwright):
+def test_a_viewer_browses_but_cannot_generate(team, chromium):
     give_role(team, VIEWER, "viewer", shell=True)
-    with browser(playwright, team, "viewer") as page:
+    with browser(chromium, team, "viewer") as page:
         sign_in(page, team, VIEWER)
         page.locator('[data-testid="stMetric"]').first.wait_for(timeout=PAGE_TIMEOUT_MS)  # Home: the store's counts
         assert f"{VIEWER} (viewer)" in sidebar_text(page)
@@ -313,9 +310,9 @@ def test_a_viewer_calling_the_actions_directly_is_refused(team):
         assert not any(nobody.may(permission) for permission in Permission)
 
 
-def test_a_member_generates_as_themselves(team, playwright):
+def test_a_member_generates_as_themselves(team, chromium):
     give_role(team, MEMBER, "member")
-    with browser(playwright, team, "member") as page:
+    with browser(chromium, team, "member") as page:
         sign_in(page, team, MEMBER)
         assert f"{MEMBER} (member)" in sidebar_text(page)
         titles = navigation(page)
@@ -357,11 +354,11 @@ def test_a_member_generates_as_themselves(team, playwright):
     assert [job.author for job in jobs] == [MEMBER], jobs
 
 
-def test_an_admin_sets_a_role_on_the_users_page(team, playwright):
+def test_an_admin_sets_a_role_on_the_users_page(team, chromium):
     for email, role in ((ADMIN, "admin"), (VIEWER, "viewer"), (MEMBER, "member")):
         give_role(team, email, role)
     assert PROMOTED not in roles(team)
-    with browser(playwright, team, "admin") as page:
+    with browser(chromium, team, "admin") as page:
         sign_in(page, team, ADMIN)
         assert f"{ADMIN} (admin)" in sidebar_text(page)
         assert "Users" in navigation(page), navigation(page)
@@ -383,9 +380,9 @@ def test_an_admin_sets_a_role_on_the_users_page(team, playwright):
     assert roles(team)[PROMOTED] == "member"
 
 
-def test_signing_out_returns_to_the_sign_in_screen(team, playwright):
+def test_signing_out_returns_to_the_sign_in_screen(team, chromium):
     give_role(team, MEMBER, "member")
-    with browser(playwright, team, "sign-out") as page:
+    with browser(chromium, team, "sign-out") as page:
         sign_in(page, team, MEMBER)
         page.locator('[data-testid="stMetric"]').first.wait_for(timeout=PAGE_TIMEOUT_MS)  # Home: the store, shown
         page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Sign out").click()
