@@ -16,6 +16,7 @@ from daam_store.evaluation.model_card import write_model_card
 from daam_store.evaluation.report import _shape_maps_by_binding
 from daam_store.heatmap import WordSpan
 from daam_store.models import BUILTIN_MODELS, load_pipeline, resolve_model
+from daam_store.training.recipes import get_recipe
 
 
 def test_iou_and_normalisation_by_hand():
@@ -256,6 +257,12 @@ def test_model_card_names_config_data_training_and_results(tiny_sd2_model_dir, t
     card = write_model_card(folder, "tiny", results).read_text()
     assert "v_prediction" in card and "held out" in card.lower() and "| target | measured |" in card
     assert "DDIM" in card and "In distribution" not in card
+    assert "- Reproduce: `daam-store train-builtin tiny`" in card  # no training.json: the model's name
+
+    recipe = get_recipe("sd2-tiny").to_dict() | {"seed": 11, "unet_lr": 0.002}  # a run with overrides
+    (folder / "training.json").write_text(json.dumps({"recipe": recipe, "unet_steps_done": 7200}))
+    card = write_model_card(folder, "tiny", results).read_text()
+    assert "- Reproduce: `daam-store train-builtin sd2-tiny --seed 11` with the recipe edited to unet_lr 0.002" in card
 
     train = evaluate(load_pipeline(str(folder)), EvalSettings(n=2, steps=2, influence_n=0, split="train"))
     (folder / "evaluation-train.json").write_text(json.dumps(train))

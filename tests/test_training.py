@@ -425,3 +425,32 @@ def test_an_unknown_prediction_type_is_refused_in_one_line():
 
     with pytest.raises(UserError, match="--prediction-type must be one of epsilon, v_prediction, got 'sample'"):
         build_random_pipeline("sd2", prediction_type="sample")
+
+
+def test_the_train_command_a_card_names_trains_the_same_recipe():
+    """train_command (the model card's "Reproduce" line) read back through the real parser gives the recipe."""
+    import shlex
+    from dataclasses import replace
+
+    from daam_store.cli import store_parser
+    from daam_store.commands.train import recipe_from_args
+    from daam_store.training.recipes import train_command
+
+    def round_trip(recipe):
+        command, unflagged = train_command(json.loads(json.dumps(recipe.to_dict())))  # as training.json has it
+        assert command.startswith(f"daam-store train-builtin {recipe.name}")
+        return recipe_from_args(store_parser().parse_args(shlex.split(command)[1:])), command, unflagged
+
+    shipped = get_recipe("sd1-tiny")
+    assert round_trip(shipped) == (shipped, "daam-store train-builtin sd1-tiny", [])
+    changed = replace(shipped, seed=11, unet_steps=4800, prediction_type="v_prediction", object_counts=(0.2, 0.6, 0.2))
+    rebuilt, command, unflagged = round_trip(changed)
+    assert rebuilt == changed and not unflagged
+    assert "--seed 11" in command and "--object-counts 0.2,0.6,0.2" in command
+    xl = replace(get_recipe("sdxl-tiny"), pooled_dropout=0.95, zero_text_residuals=True, shape_shading=0.2)
+    assert round_trip(xl)[0] == xl
+    # what no flag gives back is named, not dropped: a learning rate, the family's heads instead of the recipe's two
+    _, command, unflagged = round_trip(replace(shipped, unet_lr=1e-3, attention_heads=None))
+    assert command == "daam-store train-builtin sd1-tiny" and unflagged == ["attention_heads None", "unet_lr 0.001"]
+    old = {key: value for key, value in shipped.to_dict().items() if key != "prediction_type"}  # before the field
+    assert train_command(old) == ("daam-store train-builtin sd1-tiny", [])

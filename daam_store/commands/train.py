@@ -9,7 +9,7 @@ from pathlib import Path
 from daam_store.commands.common import check_device, single_command_main
 from daam_store.errors import UserError
 from daam_store.models.configs import PREDICTION_TYPES
-from daam_store.training.recipes import RECIPES
+from daam_store.training.recipes import RECIPES, TRAIN_FLAGS
 
 
 def register(subparsers) -> None:
@@ -129,29 +129,23 @@ def _object_counts(text: str | None) -> tuple[float, ...] | None:
     return shares
 
 
-def run(args: argparse.Namespace) -> int:
-    from daam_store.training import TrainOptions, get_recipe, train_builtin
+def recipe_from_args(args: argparse.Namespace):
+    """The named recipe with every flag given (TRAIN_FLAGS: recipe field -> flag) put over it."""
+    from daam_store.training import get_recipe
     from daam_store.utils import parse_seed
+
+    overrides = {field: getattr(args, flag.removeprefix("--").replace("-", "_")) for field, flag in TRAIN_FLAGS.items()}
+    if overrides["seed"] is not None:
+        overrides["seed"] = parse_seed(overrides["seed"])
+    overrides["object_counts"] = _object_counts(overrides["object_counts"])
+    return get_recipe(args.name).with_overrides(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from daam_store.training import TrainOptions, train_builtin
     from daam_store.world import EXTRA_COLOURS, EXTRA_SHAPES, MAX_SHADING
 
-    recipe = get_recipe(args.name).with_overrides(
-        seed=None if args.seed is None else parse_seed(args.seed),
-        unet_steps=args.steps,
-        vae_steps=args.vae_steps,
-        batch_size=args.batch_size,
-        text_layers=args.text_layers,
-        zero_text_residuals=args.zero_text_residuals,
-        attention_heads=args.attention_heads,
-        transformer_layers=args.transformer_layers,
-        unet_levels=args.unet_levels,
-        prediction_type=args.prediction_type,
-        colourless_phrase_prob=args.colourless_phrases,
-        pooled_dropout=args.pooled_dropout,
-        extra_colours=args.extra_colours,
-        extra_shapes=args.extra_shapes,
-        shape_shading=args.shape_shading,
-        object_counts=_object_counts(args.object_counts),
-    )
+    recipe = recipe_from_args(args)
     for flag, value in (("--steps", args.steps), ("--vae-steps", args.vae_steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")

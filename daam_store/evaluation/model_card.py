@@ -84,8 +84,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "- No loss uses attention maps or object masks: the maps below emerged from denoising alone.",
         f"- Trained in {minutes:.1f} min on {info.get('device', 'unknown')} (torch {info.get('torch', '?')}).",
         *([f"- {info['note']}"] if info.get("note") else []),
-        f"- Reproduce: `daam-store train-builtin {name}` (add `--device cuda` on a GPU; it resumes from "
-        "checkpoints). GPU and CPU arithmetic differ, so a rerun gives a model of the same recipe, not the same bits.",
+        _reproduce_line(recipe, name),
         "",
         "## Evaluation (`daam-store eval`)",
         "",
@@ -100,6 +99,20 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _reproduce_line(recipe: dict, name: str) -> str:
+    from daam_store.training.recipes import RECIPES, train_command
+
+    command, unflagged = (
+        train_command(recipe) if recipe.get("name") in RECIPES else (f"daam-store train-builtin {name}", [])
+    )
+    # a run whose recipe no flag gives back (a learning rate changed in code) says so rather than claim the command
+    edited = f" with the recipe edited to {', '.join(unflagged)}" if unflagged else ""
+    return (
+        f"- Reproduce: `{command}`{edited} (add `--device cuda` on a GPU; it resumes from checkpoints). GPU and "
+        "CPU arithmetic differ, so a rerun gives a model of the same recipe, not the same bits."
+    )
 
 
 def _recipe_variations(recipe: dict) -> list[str]:

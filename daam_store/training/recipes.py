@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import json
+import shlex
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 
 from daam_store.errors import UserError
 from daam_store.models.configs import Family
@@ -113,3 +115,50 @@ def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise UserError(f"no training recipe for {name!r}: choose one of {', '.join(RECIPES)}")
     return RECIPES[name]
+
+
+# The recipe fields `daam-store train-builtin` can change, each with its flag: the command reads its arguments
+# through this table, and a model card writes its "Reproduce" command from it.
+TRAIN_FLAGS: dict[str, str] = {
+    "seed": "--seed",
+    "unet_steps": "--steps",
+    "vae_steps": "--vae-steps",
+    "batch_size": "--batch-size",
+    "text_layers": "--text-layers",
+    "zero_text_residuals": "--zero-text-residuals",
+    "attention_heads": "--attention-heads",
+    "transformer_layers": "--transformer-layers",
+    "unet_levels": "--unet-levels",
+    "prediction_type": "--prediction-type",
+    "colourless_phrase_prob": "--colourless-phrases",
+    "pooled_dropout": "--pooled-dropout",
+    "extra_colours": "--extra-colours",
+    "extra_shapes": "--extra-shapes",
+    "shape_shading": "--shape-shading",
+    "object_counts": "--object-counts",
+}
+
+
+def train_command(trained: dict) -> tuple[str, list[str]]:
+    """The `daam-store train-builtin` command that trains the recipe `trained` (as training.json keeps it): the
+    named recipe plus a flag for each field that differs from it. Also the differences no flag can give (a
+    learning rate, a field set back to the family's default), as "field value"."""
+    named = get_recipe(trained["name"])
+    # as JSON has them (tuples are lists); a field added after the run was made reads as its default
+    defaults = {field.name: field.default for field in fields(Recipe) if field.default is not MISSING}
+    wanted = json.loads(json.dumps(defaults | trained))
+    base = json.loads(json.dumps(named.to_dict()))
+    words, unflagged = ["daam-store", "train-builtin", named.name], []
+    for field, value in wanted.items():
+        if value == base.get(field):
+            continue
+        flag = TRAIN_FLAGS.get(field)
+        if flag is None or value is None or value is False:
+            unflagged.append(f"{field} {value}")
+        elif value is True:
+            words.append(flag)
+        elif isinstance(value, list):
+            words += [flag, ",".join(map(str, value))]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words), unflagged
