@@ -145,6 +145,21 @@ def test_a_checkpoint_from_before_a_new_recipe_field_resumes_with_its_default(sm
         train_builtin(changed, TrainOptions(out=tmp_path / "old", progress=False))
 
 
+def test_naming_the_familys_own_layout_resumes_its_run(smoke_run, tmp_path):
+    """sd2-tiny's run was started without --prediction-type (its family's: v) and with the family's heads: the same
+    model named explicitly resumes it; a layout that builds another model does not."""
+    import shutil
+
+    shutil.copytree(smoke_run / "straight", tmp_path / "run")
+    options = TrainOptions(out=tmp_path / "run", progress=False)
+    recipe = get_recipe("sd2-tiny").with_overrides(batch_size=2, vae_steps=2, unet_steps=3)
+    assert train_builtin(recipe.with_overrides(prediction_type="v_prediction", transformer_layers=1), options).exists()
+    with pytest.raises(UserError, match=r"different recipe \(prediction_type\)"):
+        train_builtin(recipe.with_overrides(prediction_type="epsilon"), options)
+    with pytest.raises(UserError, match=r"different recipe \(attention_heads\)"):
+        train_builtin(recipe.with_overrides(attention_heads=4), options)  # 4 heads in the 32-channel block too
+
+
 def test_recipes_fix_steps_and_seeds():
     assert set(RECIPES) == {"sd1-tiny", "sd2-tiny", "sdxl-tiny"}
     assert [RECIPES[name].family for name in ("sd1-tiny", "sd2-tiny", "sdxl-tiny")] == ["sd1", "sd2", "sdxl"]

@@ -109,6 +109,7 @@ def unet_config(
         layers_per_block=1,
         norm_num_groups=16,
         cross_attention_dim=TEXT_HIDDEN,
+        transformer_layers_per_block=1 if transformer_layers is None else transformer_layers,  # diffusers' default
     )
     if family == "sd1":
         config.update(attention_head_dim=8, use_linear_projection=False)
@@ -118,8 +119,6 @@ def unet_config(
         # diffusers reads SD's `attention_head_dim` as the number of heads (a naming slip it keeps for old
         # configs) and gives an int to every block
         config.update(attention_head_dim=attention_heads)
-    if transformer_layers is not None:
-        config.update(transformer_layers_per_block=transformer_layers)
     return config
 
 
@@ -187,3 +186,18 @@ def sdxl_scheduler_config(prediction_type: str | None = None) -> dict:
     config = scheduler_config("sd1", prediction_type)
     del config["clip_sample"], config["set_alpha_to_one"]
     return config | dict(timestep_spacing="leading")
+
+
+def unet_and_scheduler_configs(
+    family: Family,
+    prediction_type: str | None = None,
+    attention_heads: int | None = None,
+    transformer_layers: int | None = None,
+    levels: int = 3,
+) -> tuple[dict, dict]:
+    """The family's UNet and scheduler configs with a recipe's layout choices (None: the family's own). Two
+    recipes that give the same configs build the same model, whether or not they named the family's defaults."""
+    layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers, levels=levels)
+    if family == "sdxl":
+        return sdxl_unet_config(**layout), sdxl_scheduler_config(prediction_type)
+    return unet_config(family, **layout), scheduler_config(family, prediction_type)

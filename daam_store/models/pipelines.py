@@ -114,17 +114,18 @@ def build_random_pipeline(
     layers draw from the seeded stream, so the UNet starts from other weights (the text encoder and VAE do not).
     `unet_levels` 4 (SD 1.x/2.x only; every built-in layout has 3) gives the UNet SD's fourth level
     (`configs.unet_config`). `prediction_type` None: the family's (`configs.scheduler_config`)."""
+    # the configs first: they refuse an unknown layout or prediction type before any weights are drawn
+    unet_config, scheduler_config = configs.unet_and_scheduler_configs(
+        family, prediction_type, attention_heads, transformer_layers, unet_levels
+    )
     torch.manual_seed(seed)
-    unet_layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers, levels=unet_levels)
-    # the scheduler first: its config refuses an unknown prediction type before any weights are drawn
     if family == "sdxl":
-        scheduler = EulerDiscreteScheduler(**configs.sdxl_scheduler_config(prediction_type))
-        return _random_sdxl_pipeline(max(text_layers, 1), unet_layout, scheduler)
-    scheduler = DDIMScheduler(**configs.scheduler_config(family, prediction_type))
+        scheduler = EulerDiscreteScheduler(**scheduler_config)
+        return _random_sdxl_pipeline(max(text_layers, 1), unet_config, scheduler)
     text_encoder = CLIPTextModel(CLIPTextConfig(**configs.text_encoder_config(text_layers)))
     vae = AutoencoderKL(**configs.vae_config())
-    unet = UNet2DConditionModel(**configs.unet_config(family, **unet_layout))
-    return assemble_pipeline(text_encoder, vae, unet, scheduler)
+    unet = UNet2DConditionModel(**unet_config)
+    return assemble_pipeline(text_encoder, vae, unet, DDIMScheduler(**scheduler_config))
 
 
 def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipeline:
@@ -144,14 +145,14 @@ def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipe
 
 
 def _random_sdxl_pipeline(
-    text_layers: int, unet_layout: dict, scheduler: EulerDiscreteScheduler
+    text_layers: int, unet_config: dict, scheduler: EulerDiscreteScheduler
 ) -> StableDiffusionXLPipeline:
     text_config = configs.sdxl_text_encoder_config(text_layers)
     return assemble_sdxl_pipeline(
         text_encoder=CLIPTextModel(CLIPTextConfig(**text_config)),
         text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_config)),
         vae=AutoencoderKL(**configs.vae_config()),
-        unet=UNet2DConditionModel(**configs.sdxl_unet_config(**unet_layout)),
+        unet=UNet2DConditionModel(**unet_config),
         scheduler=scheduler,
     )
 

@@ -8,6 +8,10 @@ from pathlib import Path
 import torch
 
 from daam_store.errors import UserError
+from daam_store.models.configs import unet_and_scheduler_configs
+
+# the recipe fields that only choose the UNet's layout and the scheduler: compared by the configs they give
+LAYOUT_FIELDS = ("attention_heads", "transformer_layers", "unet_levels", "prediction_type")
 
 
 def save_checkpoint(path: Path, recipe, state, modules: dict, ema, optimizer) -> None:
@@ -33,9 +37,10 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
     # A field added to Recipe after the checkpoint was written has its default there.
     defaults = {f.name: f.default for f in fields(recipe) if f.default is not MISSING}
     saved, wanted = defaults | dict(payload["recipe"]), recipe.to_dict()
-    saved.pop("unet_steps"), wanted.pop("unet_steps")
-    if saved != wanted:
-        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+    changed = sorted(k for k in wanted if saved.get(k) != wanted[k] and k != "unet_steps")
+    if _model_configs(saved) == _model_configs(wanted):  # e.g. the family's own prediction type, named or left out
+        changed = [k for k in changed if k not in LAYOUT_FIELDS]
+    if changed:
         raise UserError(
             f"checkpoint {path} was made with a different recipe ({', '.join(changed)}); "
             "use another --out or --no-resume"
@@ -44,3 +49,8 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
         module.load_state_dict(payload["modules"][name])
     ema.load_state_dict(payload["ema"])
     return {"state": payload["state"], "optimizer": payload["optimizer"], "recipe": payload["recipe"]}
+
+
+def _model_configs(recipe: dict) -> tuple[dict, dict]:
+    layout = [recipe["attention_heads"], recipe["transformer_layers"], recipe["unet_levels"]]
+    return unet_and_scheduler_configs(recipe["family"], recipe["prediction_type"], *layout)
