@@ -11,7 +11,7 @@ from daam_store.errors import UserError
 from daam_store.models.configs import unet_and_scheduler_configs
 
 # the recipe fields that only choose the UNet's layout and the scheduler: compared by the configs they give
-LAYOUT_FIELDS = ("attention_heads", "transformer_layers", "unet_levels", "prediction_type")
+LAYOUT_FIELDS = ("attention_heads", "transformer_layers", "unet_levels", "prediction_type", "projection")
 
 
 def save_checkpoint(path: Path, recipe, state, modules: dict, ema, optimizer) -> None:
@@ -52,5 +52,5 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
 
 
 def _model_configs(recipe: dict) -> tuple[dict, dict]:
-    layout = [recipe["attention_heads"], recipe["transformer_layers"], recipe["unet_levels"]]
+    layout = [recipe["attention_heads"], recipe["transformer_layers"], recipe["unet_levels"], recipe["projection"]]
     return unet_and_scheduler_configs(recipe["family"], recipe["prediction_type"], *layout)
