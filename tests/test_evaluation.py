@@ -257,12 +257,20 @@ def test_model_card_names_config_data_training_and_results(tiny_sd2_model_dir, t
     card = write_model_card(folder, "tiny", results).read_text()
     assert "v_prediction" in card and "held out" in card.lower() and "| target | measured |" in card
     assert "DDIM" in card and "In distribution" not in card
-    assert "- Reproduce: `daam-store train-builtin tiny`" in card  # no training.json: the model's name
+    assert "- Reproduce: no training recipe recorded (no training.json beside the weights)." in card
+
+    def card_of_a_run(recipe: dict, **info) -> str:
+        (folder / "training.json").write_text(json.dumps({"recipe": recipe, **info}))
+        return write_model_card(folder, "tiny", results).read_text()
 
     recipe = get_recipe("sd2-tiny").to_dict() | {"seed": 11, "unet_lr": 0.002}  # a run with overrides
-    (folder / "training.json").write_text(json.dumps({"recipe": recipe, "unet_steps_done": 7200}))
-    card = write_model_card(folder, "tiny", results).read_text()
+    card = card_of_a_run(recipe, unet_steps_done=7200, unet_steps=7200)
     assert "- Reproduce: `daam-store train-builtin sd2-tiny --seed 11` with the recipe edited to unet_lr 0.002" in card
+    # a time budget (or a resumed run) sets the length: the command names the run's, not the recipe's
+    card = card_of_a_run(recipe | {"removed_since": 1}, unet_steps_done=480, unet_steps=480, time_budget_seconds=600)
+    assert "`daam-store train-builtin sd2-tiny --seed 11 --steps 480` with the recipe edited to unet_lr 0.002" in card
+    card = card_of_a_run(recipe | {"name": "my-tiny"}, unet_steps=7200)
+    assert "- Reproduce: trained from a recipe 'my-tiny', which `daam-store train-builtin` does not have." in card
 
     train = evaluate(load_pipeline(str(folder)), EvalSettings(n=2, steps=2, influence_n=0, split="train"))
     (folder / "evaluation-train.json").write_text(json.dumps(train))

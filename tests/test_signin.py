@@ -127,8 +127,8 @@ def browser(chromium, team: Team, name: str) -> Iterator[playwright_api.Page]:
     """A fresh browser context (its own cookies and storage: nothing from another identity). On a failure inside,
     a screenshot goes to test-artifacts/signin/<name>.png and the servers' log tails join the message."""
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
     try:
+        page = context.new_page()
         yield page
     except (AssertionError, playwright_api.Error) as error:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from daam_store.commands.common import check_device, single_command_main
 from daam_store.errors import UserError
 from daam_store.models.configs import PREDICTION_TYPES, PROJECTIONS
-from daam_store.training.recipes import RECIPES, TRAIN_FLAGS
+from daam_store.training.recipes import RECIPES, TRAIN_FLAGS, Recipe
 
 
 def register(subparsers) -> None:
@@ -136,7 +136,7 @@ def _object_counts(text: str | None) -> tuple[float, ...] | None:
     return shares
 
 
-def recipe_from_args(args: argparse.Namespace):
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The named recipe with every flag given (TRAIN_FLAGS: recipe field -> flag) put over it."""
     from daam_store.training import get_recipe
     from daam_store.utils import parse_seed

@@ -84,7 +84,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         "- No loss uses attention maps or object masks: the maps below emerged from denoising alone.",
         f"- Trained in {minutes:.1f} min on {info.get('device', 'unknown')} (torch {info.get('torch', '?')}).",
         *([f"- {info['note']}"] if info.get("note") else []),
-        _reproduce_line(recipe, name),
+        _reproduce_line(info),
         "",
         "## Evaluation (`daam-store eval`)",
         "",
@@ -101,12 +101,17 @@ def model_card(folder: Path, name: str, results: dict) -> str:
     return "\n".join(lines)
 
 
-def _reproduce_line(recipe: dict, name: str) -> str:
+def _reproduce_line(info: dict) -> str:
     from daam_store.training.recipes import RECIPES, train_command
 
-    command, unflagged = (
-        train_command(recipe) if recipe.get("name") in RECIPES else (f"daam-store train-builtin {name}", [])
-    )
+    recipe = info.get("recipe", {})
+    if not recipe.get("name"):
+        return "- Reproduce: no training recipe recorded (no training.json beside the weights)."
+    if recipe["name"] not in RECIPES:
+        return f"- Reproduce: trained from a recipe {recipe['name']!r}, which `daam-store train-builtin` does not have."
+    if "unet_steps" in info:  # the run's own length: a time budget or a resumed run can change the recipe's
+        recipe = recipe | {"unet_steps": info["unet_steps"]}
+    command, unflagged = train_command(recipe)
     # a run whose recipe no flag gives back (a learning rate changed in code) says so rather than claim the command
     edited = f" with the recipe edited to {', '.join(unflagged)}" if unflagged else ""
     return (

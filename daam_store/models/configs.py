@@ -122,7 +122,8 @@ def unet_config(
         layers_per_block=1,
         norm_num_groups=16,
         cross_attention_dim=TEXT_HIDDEN,
-        transformer_layers_per_block=1 if transformer_layers is None else transformer_layers,  # diffusers' default
+        # diffusers' default written out: a recipe naming it then gives the same config (and resumes the run)
+        transformer_layers_per_block=1 if transformer_layers is None else transformer_layers,
     )
     if family == "sd1":
         config.update(attention_head_dim=8, use_linear_projection=False)

@@ -10,8 +10,15 @@ import torch
 from daam_store.errors import UserError
 from daam_store.models.configs import unet_and_scheduler_configs
 
-# the recipe fields that only choose the UNet's layout and the scheduler: compared by the configs they give
-LAYOUT_FIELDS = ("attention_heads", "transformer_layers", "unet_levels", "prediction_type", "projection")
+# The recipe fields that only choose the UNet's layout and the scheduler, each with its unet_and_scheduler_configs
+# argument: compared by the configs they give, so that naming the family's own value resumes a run.
+LAYOUT_ARGUMENTS = {
+    "prediction_type": "prediction_type",
+    "attention_heads": "attention_heads",
+    "transformer_layers": "transformer_layers",
+    "unet_levels": "levels",
+    "projection": "projection",
+}
 
 
 def save_checkpoint(path: Path, recipe, state, modules: dict, ema, optimizer) -> None:
@@ -31,7 +38,7 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
     """Load weights into `modules` and `ema`; returns the saved state and optimizer state.
 
     The checkpoint must come from the same recipe; only the UNet step count may differ (to extend or
-    shorten a run).
+    shorten a run), and a layout field may name what the family does anyway (LAYOUT_ARGUMENTS).
     """
     payload = torch.load(path, map_location="cpu", weights_only=True)
     # A field added to Recipe after the checkpoint was written has its default there.
@@ -39,7 +46,7 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
     saved, wanted = defaults | dict(payload["recipe"]), recipe.to_dict()
     changed = sorted(k for k in wanted if saved.get(k) != wanted[k] and k != "unet_steps")
     if _model_configs(saved) == _model_configs(wanted):  # e.g. the family's own prediction type, named or left out
-        changed = [k for k in changed if k not in LAYOUT_FIELDS]
+        changed = [k for k in changed if k not in LAYOUT_ARGUMENTS]
     if changed:
         raise UserError(
             f"checkpoint {path} was made with a different recipe ({', '.join(changed)}); "
@@ -52,5 +59,5 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
 
 
 def _model_configs(recipe: dict) -> tuple[dict, dict]:
-    layout = [recipe["attention_heads"], recipe["transformer_layers"], recipe["unet_levels"], recipe["projection"]]
-    return unet_and_scheduler_configs(recipe["family"], recipe["prediction_type"], *layout)
+    layout = {argument: recipe[field] for field, argument in LAYOUT_ARGUMENTS.items()}
+    return unet_and_scheduler_configs(recipe["family"], **layout)

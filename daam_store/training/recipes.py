@@ -28,7 +28,8 @@ class Recipe:
     # SD 2.1-768, sd1 and sdxl epsilon; SD 2.x base checkpoints predict epsilon too)
     prediction_type: str | None = None
     # how the UNet's transformer blocks project channels in and out of attention, "conv" (1x1, SD 1.x) or
-    # "linear" (SD 2.x, SDXL); None: the family's
+    # "linear" (SD 2.x, SDXL); None: the family's. The dashboard tells SD 1.x from 2.x by the UNet's layout, so
+    # an sd2-tiny with conv projections and one head count reads as SD1 there (both are traced the same way).
     projection: str | None = None
     seed: int = 0
     batch_size: int = 256
@@ -148,10 +149,11 @@ def train_command(trained: dict) -> tuple[str, list[str]]:
     named recipe plus a flag for each field that differs from it. Also the differences no flag can give (a
     learning rate, a field set back to the family's default), as "field value"."""
     named = get_recipe(trained["name"])
-    # as JSON has them (tuples are lists); a field added after the run was made reads as its default
-    defaults = {field.name: field.default for field in fields(Recipe) if field.default is not MISSING}
-    wanted = json.loads(json.dumps(defaults | trained))
     base = json.loads(json.dumps(named.to_dict()))
+    # as JSON has them (tuples are lists); a field added after the run was made reads as its default, one
+    # removed since is left out
+    defaults = {field.name: field.default for field in fields(Recipe) if field.default is not MISSING}
+    wanted = json.loads(json.dumps(defaults | {key: value for key, value in trained.items() if key in base}))
     words, unflagged = ["daam-store", "train-builtin", named.name], []
     for field, value in wanted.items():
         if value == base.get(field):
