@@ -31,6 +31,8 @@ CHROMIUM_FLAGS = [
 SERVER_START_TIMEOUT = 90
 PAGE_TIMEOUT_MS = 60_000
 GENERATION_TIMEOUT_MS = 180_000
+# Streamlit's script run states in which no script runs ("initial": before the first run, is not one)
+IDLE_SCRIPT_STATES = {"notRunning", "compilationError"}
 
 
 # -- the server ------------------------------------------------------------------------------------------
@@ -123,16 +125,19 @@ def open_page(page, url: str, expected_text: str, heading: bool = False) -> None
     wait_until_idle(page)
 
 
-def wait_until_idle(page, quiet_s: float = 1.5) -> None:
-    """Wait until the script run has finished: Streamlit's status widget ("Running…", shown a moment
-    after a run starts) has stayed away for `quiet_s` seconds."""
+def wait_until_idle(page, quiet_s: float = 0.75) -> None:
+    """Wait until the script run has finished: the app root's script state (Streamlit's `data-test-script-state`,
+    what its own end-to-end tests wait on) has read "not running" for `quiet_s` seconds. The quiet spell catches a
+    run that starts again at once (st.rerun, a click's rerun on its way); a fragment that polls (run_every) runs
+    briefly and is idle between polls."""
     deadline = time.monotonic() + GENERATION_TIMEOUT_MS / 1000
+    app = page.locator('[data-testid="stApp"]')
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < quiet_s:
         assert time.monotonic() < deadline, "the page kept running"
-        if page.locator('[data-testid="stStatusWidget"]').count():
+        if app.get_attribute("data-test-script-state") not in IDLE_SCRIPT_STATES:
             quiet_since = time.monotonic()
-        page.wait_for_timeout(250)
+        page.wait_for_timeout(100)
 
 
 def check_no_exception(page, name: str) -> None:
