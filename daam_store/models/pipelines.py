@@ -122,8 +122,14 @@ def build_random_pipeline(
     )
     torch.manual_seed(seed)
     if family == "sdxl":
-        scheduler = EulerDiscreteScheduler(**scheduler_config)
-        return _random_sdxl_pipeline(max(text_layers, 1), unet_config, scheduler)
+        text_config = configs.sdxl_text_encoder_config(max(text_layers, 1))
+        return assemble_sdxl_pipeline(  # built in this order: the seeded stream gives each its weights
+            text_encoder=CLIPTextModel(CLIPTextConfig(**text_config)),
+            text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_config)),
+            vae=AutoencoderKL(**configs.vae_config()),
+            unet=UNet2DConditionModel(**unet_config),
+            scheduler=EulerDiscreteScheduler(**scheduler_config),
+        )
     text_encoder = CLIPTextModel(CLIPTextConfig(**configs.text_encoder_config(text_layers)))
     vae = AutoencoderKL(**configs.vae_config())
     unet = UNet2DConditionModel(**unet_config)
@@ -144,19 +150,6 @@ def assemble_pipeline(text_encoder, vae, unet, scheduler) -> StableDiffusionPipe
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def _random_sdxl_pipeline(
-    text_layers: int, unet_config: dict, scheduler: EulerDiscreteScheduler
-) -> StableDiffusionXLPipeline:
-    text_config = configs.sdxl_text_encoder_config(text_layers)
-    return assemble_sdxl_pipeline(
-        text_encoder=CLIPTextModel(CLIPTextConfig(**text_config)),
-        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text_config)),
-        vae=AutoencoderKL(**configs.vae_config()),
-        unet=UNet2DConditionModel(**unet_config),
-        scheduler=scheduler,
-    )
 
 
 def assemble_sdxl_pipeline(text_encoder, text_encoder_2, vae, unet, scheduler) -> StableDiffusionXLPipeline:
