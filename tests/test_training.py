@@ -159,6 +159,8 @@ def test_naming_the_familys_own_layout_resumes_its_run(smoke_run, tmp_path):
         train_builtin(recipe.with_overrides(prediction_type="epsilon"), options)
     with pytest.raises(UserError, match=r"different recipe \(attention_heads\)"):
         train_builtin(recipe.with_overrides(attention_heads=4), options)  # 4 heads in the 32-channel block too
+    with pytest.raises(UserError, match=r"different recipe \(attention_heads\)"):  # not the fields naming defaults
+        train_builtin(recipe.with_overrides(attention_heads=4, **family_layout), options)
 
 
 def test_recipes_fix_steps_and_seeds():

@@ -45,8 +45,7 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
     defaults = {f.name: f.default for f in fields(recipe) if f.default is not MISSING}
     saved, wanted = defaults | dict(payload["recipe"]), recipe.to_dict()
     changed = sorted(k for k in wanted if saved.get(k) != wanted[k] and k != "unet_steps")
-    if _model_configs(saved) == _model_configs(wanted):  # e.g. the family's own prediction type, named or left out
-        changed = [k for k in changed if k not in LAYOUT_ARGUMENTS]
+    changed = [k for k in changed if k not in _layout_fields_that_name_defaults(saved, wanted, changed)]
     if changed:
         raise UserError(
             f"checkpoint {path} was made with a different recipe ({', '.join(changed)}); "
@@ -56,6 +55,16 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
         module.load_state_dict(payload["modules"][name])
     ema.load_state_dict(payload["ema"])
     return {"state": payload["state"], "optimizer": payload["optimizer"], "recipe": payload["recipe"]}
+
+
+def _layout_fields_that_name_defaults(saved: dict, wanted: dict, changed: list[str]) -> set[str]:
+    """The changed layout fields that build the same model either way (e.g. the family's own prediction type,
+    named or left out): all of them when the configs agree, else each whose own change leaves them alone."""
+    layout = {k for k in changed if k in LAYOUT_ARGUMENTS}
+    if _model_configs(saved) == _model_configs(wanted):
+        return layout
+    named_defaults = {k for k in layout if _model_configs(wanted | {k: saved[k]}) == _model_configs(wanted)}
+    return named_defaults if named_defaults != layout else set()  # some change builds another model: name them all
 
 
 def _model_configs(recipe: dict) -> tuple[dict, dict]:
