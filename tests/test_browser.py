@@ -17,6 +17,7 @@ import playwright.sync_api as playwright_api  # a missing browser stack fails th
 import pytest
 from browser_support import (  # capture.py (docs/screenshots) takes these from here too
     GENERATION_TIMEOUT_MS,
+    PAGE_TIMEOUT_MS,
     REPO,
     check_no_exception,
     launch_chromium,
@@ -67,16 +68,20 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def loaded_images(page) -> int:
-    """How many visible images the page shows, each scrolled into view (Streamlit loads them lazily) and
-    decoded by the browser (a broken image has naturalWidth 0). Images in closed tabs do not count."""
+def expect_loaded_images(page, count: int, at_least: bool = False) -> None:
+    """Wait until the page shows `count` visible images (with `at_least`, that many or more), then check that the
+    browser decoded each (a broken image has naturalWidth 0), each scrolled into view first (Streamlit loads them
+    lazily). Images in closed tabs do not count."""
     images = page.locator('[data-testid="stImage"] img').locator("visible=true")
-    decoded = 0
+    if at_least:
+        playwright_api.expect(images.nth(count - 1)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    else:
+        playwright_api.expect(images).to_have_count(count, timeout=PAGE_TIMEOUT_MS)
     for index in range(images.count()):
         image = images.nth(index)
         image.scroll_into_view_if_needed()
-        decoded += image.evaluate("img => img.decode().then(() => img.naturalWidth > 0 ? 1 : 0, () => 0)")
-    return decoded
+        decoded = image.evaluate("img => img.decode().then(() => img.naturalWidth > 0, () => false)")
+        assert decoded, f"image {index + 1} of {images.count()} did not decode"
 
 
 def generate_through_ui(page, url: str, model: str, prompt: str, seed: int, steps: int) -> None:
@@ -115,7 +120,7 @@ def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, 
     generate_through_ui(page, dashboard_url, str(tiny_model_dir), "a red circle and a blue square", seed=7, steps=4)
     check_no_exception(page, "Generate")
     # The generated image, one overlay per word (a, red, circle, and, a, blue, square) and their colour scale.
-    assert loaded_images(page) == 1 + 7 + 1
+    expect_loaded_images(page, 1 + 7 + 1)
     for word in ("red", "circle", "blue", "square"):
         assert page.get_by_text(word, exact=True).count() >= 1, f"no heat map labelled {word!r}"
     screenshot(page, "generate-result")
@@ -125,12 +130,12 @@ def test_every_page_and_one_generation_in_chromium(dashboard_url, browser_page, 
     wait_until_idle(page)
     check_no_exception(page, "Explore detail")
     assert page.get_by_text("a red circle and a blue square", exact=True).count() >= 1
-    assert loaded_images(page) >= 1 + 7
+    expect_loaded_images(page, 1 + 7, at_least=True)
     screenshot(page, "explore-detail")
 
     open_page(page, f"{dashboard_url}/Explore", "1 generation")
     check_no_exception(page, "Explore gallery")
-    assert loaded_images(page) == 1
+    expect_loaded_images(page, 1)
     screenshot(page, "explore-gallery")
 
     open_page(page, dashboard_url, "Latest generations")
@@ -190,10 +195,11 @@ def test_compare_draws_charts_and_a_click_opens_explore(compare_dashboard_url, b
     wait_until_idle(page)
     check_no_exception(page, "Compare across models")
     expect_drawn_charts(page, 4)  # share scatter, agreement, and each model's maps
-    assert loaded_images(page) == 2
+    expect_loaded_images(page, 2)
     screenshot(page, "compare-models")
 
     page.get_by_text("Across prompts", exact=True).click()
+    page.get_by_text("Two prompts: how attribution moves", exact=True).wait_for(timeout=60_000)  # this view's own
     wait_until_idle(page)
     point = page.locator(".js-plotly-plot .scatterlayer path.point").first
     point.wait_for(timeout=60_000)

@@ -83,6 +83,17 @@ def test_checkpoint_of_another_recipe_is_refused(smoke_run):
         train_builtin(other, options)
 
 
+def test_a_checkpoint_of_another_family_is_refused_as_another_recipe(tmp_path):
+    """An sd1-tiny run with SD's fourth UNet level, resumed as sdxl-tiny: the same one-line refusal naming the
+    family, not the error a mix of the two recipes would give (--unet-levels is SD 1.x/2.x only)."""
+    from daam_store.training.checkpoint import load_checkpoint
+
+    saved = get_recipe("sd1-tiny").with_overrides(unet_levels=4, projection="linear")
+    torch.save({"recipe": saved.to_dict()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(UserError, match=r"different recipe \(.*family.*unet_levels"):
+        load_checkpoint(tmp_path / "checkpoint.pt", get_recipe("sdxl-tiny"), modules={}, ema=None)
+
+
 @pytest.mark.parametrize(
     "model, flag, value, error",
     [
@@ -155,6 +166,8 @@ def test_naming_the_familys_own_layout_resumes_its_run(smoke_run, tmp_path):
     recipe = get_recipe("sd2-tiny").with_overrides(batch_size=2, vae_steps=2, unet_steps=3)
     family_layout = dict(prediction_type="v_prediction", transformer_layers=1, projection="linear")
     assert train_builtin(recipe.with_overrides(**family_layout), options).exists()
+    kept = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["recipe"]
+    assert kept["prediction_type"] is None and kept["projection"] is None  # the refusals below compare with these
     with pytest.raises(UserError, match=r"different recipe \(prediction_type\)"):
         train_builtin(recipe.with_overrides(prediction_type="epsilon"), options)
     with pytest.raises(UserError, match=r"different recipe \(attention_heads\)"):

@@ -59,12 +59,21 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
 
 def _layout_fields_that_name_defaults(saved: dict, wanted: dict, changed: list[str]) -> set[str]:
     """The changed layout fields that build the same model either way (e.g. the family's own prediction type,
-    named or left out): all of them when the configs agree, else each whose own change leaves them alone."""
+    named or left out): all of them when the configs agree, else each whose saved value, put alone into the wanted
+    recipe, leaves the wanted configs as they are. When no single field explains the difference, none is left out."""
     layout = {k for k in changed if k in LAYOUT_ARGUMENTS}
-    if _model_configs(saved) == _model_configs(wanted):
+    wanted_configs = _model_configs(wanted)
+    if _model_configs(saved) == wanted_configs:
         return layout
-    named_defaults = {k for k in layout if _model_configs(wanted | {k: saved[k]}) == _model_configs(wanted)}
-    return named_defaults if named_defaults != layout else set()  # some change builds another model: name them all
+    named_defaults = {k for k in layout if _builds_same_configs(wanted | {k: saved[k]}, wanted_configs)}
+    return named_defaults if named_defaults != layout else set()
+
+
+def _builds_same_configs(recipe: dict, configs: tuple[dict, dict]) -> bool:
+    try:
+        return _model_configs(recipe) == configs
+    except UserError:  # a mix no recipe could name (--unet-levels 4 in an SDXL one): another model
+        return False
 
 
 def _model_configs(recipe: dict) -> tuple[dict, dict]:
