@@ -88,7 +88,7 @@ def test_a_checkpoint_of_another_family_is_refused_as_another_recipe(tmp_path):
     family, not the error a mix of the two recipes would give (--unet-levels is SD 1.x/2.x only)."""
     from daam_store.training.checkpoint import load_checkpoint
 
-    saved = get_recipe("sd1-tiny").with_overrides(unet_levels=4, projection="linear")
+    saved = get_recipe("sd1-tiny").with_overrides(unet_levels=4, prediction_type="epsilon")
     torch.save({"recipe": saved.to_dict()}, tmp_path / "checkpoint.pt")
     with pytest.raises(UserError, match=r"different recipe \(.*family.*unet_levels"):
         load_checkpoint(tmp_path / "checkpoint.pt", get_recipe("sdxl-tiny"), modules={}, ema=None)
@@ -164,10 +164,10 @@ def test_naming_the_familys_own_layout_resumes_its_run(smoke_run, tmp_path):
     shutil.copytree(smoke_run / "straight", tmp_path / "run")
     options = TrainOptions(out=tmp_path / "run", progress=False)
     recipe = get_recipe("sd2-tiny").with_overrides(batch_size=2, vae_steps=2, unet_steps=3)
-    family_layout = dict(prediction_type="v_prediction", transformer_layers=1, projection="linear")
+    family_layout = dict(prediction_type="v_prediction", transformer_layers=1)
     assert train_builtin(recipe.with_overrides(**family_layout), options).exists()
     kept = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["recipe"]
-    assert kept["prediction_type"] is None and kept["projection"] is None  # the refusals below compare with these
+    assert kept["prediction_type"] is None and kept["transformer_layers"] is None  # what the refusals compare with
     with pytest.raises(UserError, match=r"different recipe \(prediction_type\)"):
         train_builtin(recipe.with_overrides(prediction_type="epsilon"), options)
     with pytest.raises(UserError, match=r"different recipe \(attention_heads\)"):
@@ -458,41 +458,6 @@ def test_an_unknown_prediction_type_is_refused_in_one_line():
         build_random_pipeline("sd2", prediction_type="sample")
 
 
-def test_the_projection_is_a_recipe_field_the_trained_pipeline_keeps(tmp_path):
-    """sd2-tiny with SD 1.x's 1x1-conv projections in its transformer blocks: trained, saved, loaded, traced."""
-    from daam_store import trace
-    from daam_store.models import load_pipeline
-
-    train(tmp_path / "conv", 1, "--projection", "conv")
-    folder = tmp_path / "conv" / "pipeline"
-    assert json.loads((folder / "training.json").read_text())["recipe"]["projection"] == "conv"
-    pipe = load_pipeline(str(folder))
-    assert not pipe.unet.config.use_linear_projection
-    assert all(isinstance(block.proj_in, torch.nn.Conv2d) for block in pipe.unet.modules() if hasattr(block, "proj_in"))
-    with trace(pipe) as tc:
-        image = pipe("a red circle", num_inference_steps=2).images[0]
-        word_map = tc.compute_global_heat_map().compute_word_heat_map("circle")
-    assert image.size == (32, 32) and word_map.heatmap.shape == (16, 16)  # the latent's size
-    assert torch.isfinite(word_map.heatmap).all() and word_map.heatmap.std() > 0
-
-
-@pytest.mark.parametrize(
-    ("family", "wanted", "linear"),
-    [("sd1", None, False), ("sd2", None, True), ("sdxl", None, True), ("sd1", "linear", True), ("sdxl", "conv", False)],
-)
-def test_the_random_pipeline_projects_as_it_is_told_or_as_its_family_does(family, wanted, linear):
-    from daam_store.models import build_random_pipeline
-
-    assert build_random_pipeline(family, projection=wanted).unet.config.use_linear_projection is linear
-
-
-def test_an_unknown_projection_is_refused_in_one_line():
-    from daam_store.models import build_random_pipeline
-
-    with pytest.raises(UserError, match="--projection must be one of conv, linear, got 'dense'"):
-        build_random_pipeline("sd2", projection="dense")
-
-
 def test_the_train_command_a_card_names_trains_the_same_recipe():
     """train_command (the model card's "Reproduce" line) read back through the real parser gives the recipe."""
     import shlex
@@ -509,7 +474,7 @@ def test_the_train_command_a_card_names_trains_the_same_recipe():
 
     shipped = get_recipe("sd1-tiny")
     assert round_trip(shipped) == (shipped, "daam-store train-builtin sd1-tiny", [])
-    changes = dict(seed=11, unet_steps=4800, prediction_type="v_prediction", projection="conv")
+    changes = dict(seed=11, unet_steps=4800, prediction_type="v_prediction", transformer_layers=2)
     changed = replace(shipped, **changes, object_counts=(0.2, 0.6, 0.2))
     rebuilt, command, unflagged = round_trip(changed)
     assert rebuilt == changed and not unflagged

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from daam_store.commands.common import check_device, single_command_main
 from daam_store.errors import UserError
-from daam_store.models.configs import PREDICTION_TYPES, PROJECTIONS
+from daam_store.models.configs import PREDICTION_TYPES
 from daam_store.training.recipes import RECIPES, TRAIN_FLAGS, Recipe
 
 
@@ -61,13 +61,6 @@ def register(subparsers) -> None:
         choices=PREDICTION_TYPES,
         default=None,
         help="what the UNet learns to predict (default: the recipe's; sd2-tiny v_prediction, the others epsilon)",
-    )
-    parser.add_argument(
-        "--projection",
-        choices=PROJECTIONS,
-        default=None,
-        help="how the UNet's transformer blocks project in and out of attention: a 1x1 conv (SD 1.x) or a linear "
-        "layer (SD 2.x, SDXL) (default: the recipe's, its family's)",
     )
     parser.add_argument(
         "--colourless-phrases",

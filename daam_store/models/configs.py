@@ -73,16 +73,6 @@ def check_transformer_layers(layers: int | None) -> None:
         raise UserError(f"--transformer-layers must be between 1 and {MAX_TRANSFORMER_LAYERS}, got {layers}")
 
 
-# How a transformer block maps the UNet's channels in and out of attention: a 1x1 convolution (SD 1.x) or a
-# linear layer (SD 2.x, SDXL). The same arithmetic on each pixel, with weights of another shape.
-PROJECTIONS = ("conv", "linear")
-
-
-def check_projection(projection: str | None) -> None:
-    if projection is not None and projection not in PROJECTIONS:
-        raise UserError(f"--projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}")
-
-
 # UNet levels (resolutions): 3 in every built-in layout; 4 for SD 1.x/2.x, as in the real models.
 UNET_LEVEL_CHOICES = (3, 4)
 
@@ -100,17 +90,14 @@ def unet_config(
     attention_heads: int | None = None,
     transformer_layers: int | None = None,
     levels: int = 3,
-    projection: str | None = None,
 ) -> dict:
     """`attention_heads` sets one head count for every block and `transformer_layers` one depth for every
     cross-attention block, the mid block included (None: the family's own layout). `levels` 4 adds SD's fourth
     level: the 4x4 blocks get cross-attention and a plain block at 2x2 (1/8) follows, as in SD 1.x and 2.x,
-    whose cross-attention is at 1, 1/2 and 1/4 of the latent size. `projection` "conv" or "linear" (None: the
-    family's, sd1 conv, sd2 linear)."""
+    whose cross-attention is at 1, 1/2 and 1/4 of the latent size."""
     check_attention_heads(attention_heads)
     check_transformer_layers(transformer_layers)
     check_unet_levels(levels, family)
-    check_projection(projection)
     attended = levels - 1  # the lowest level has no cross-attention
     config = dict(
         sample_size=sample_size,
@@ -129,8 +116,6 @@ def unet_config(
         config.update(attention_head_dim=8, use_linear_projection=False)
     else:
         config.update(attention_head_dim=[2] + [4] * attended, use_linear_projection=True)
-    if projection is not None:
-        config.update(use_linear_projection=projection == "linear")
     if attention_heads is not None:
         # diffusers reads SD's `attention_head_dim` as the number of heads (a naming slip it keeps for old
         # configs) and gives an int to every block
@@ -152,12 +137,10 @@ def sdxl_unet_config(
     attention_heads: int | None = None,
     transformer_layers: int | None = None,
     levels: int = 3,
-    projection: str | None = None,
 ) -> dict:
     check_attention_heads(attention_heads)
     check_transformer_layers(transformer_layers)
     check_unet_levels(levels, "sdxl")
-    check_projection(projection)
     return dict(
         sample_size=sample_size,
         in_channels=4,
@@ -168,7 +151,7 @@ def sdxl_unet_config(
         layers_per_block=1,
         transformer_layers_per_block=(1, 1, 2) if transformer_layers is None else transformer_layers,
         attention_head_dim=(2, 4, 4) if attention_heads is None else attention_heads,
-        use_linear_projection=projection != "conv",
+        use_linear_projection=True,
         norm_num_groups=16,
         cross_attention_dim=TEXT_HIDDEN,
         addition_embed_type="text_time",
@@ -212,13 +195,10 @@ def unet_and_scheduler_configs(
     attention_heads: int | None = None,
     transformer_layers: int | None = None,
     levels: int = 3,
-    projection: str | None = None,
 ) -> tuple[dict, dict]:
     """The family's UNet and scheduler configs with a recipe's layout choices (None: the family's own). Two
     recipes that give the same configs build the same model, whether or not they named the family's defaults."""
-    layout = dict(
-        attention_heads=attention_heads, transformer_layers=transformer_layers, levels=levels, projection=projection
-    )
+    layout = dict(attention_heads=attention_heads, transformer_layers=transformer_layers, levels=levels)
     if family == "sdxl":
         return sdxl_unet_config(**layout), sdxl_scheduler_config(prediction_type)
     return unet_config(family, **layout), scheduler_config(family, prediction_type)

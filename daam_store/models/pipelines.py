@@ -105,7 +105,6 @@ def build_random_pipeline(
     transformer_layers: int | None = None,
     unet_levels: int = 3,
     prediction_type: str | None = None,
-    projection: str | None = None,
 ) -> DiffusionPipeline:
     """A pipeline with the built-in geometry and seeded random weights: for tests and training.
 
@@ -114,11 +113,10 @@ def build_random_pipeline(
     `transformer_layers` (None: the family's layout) sets the depth of every cross-attention block; the added
     layers draw from the seeded stream, so the UNet starts from other weights (the text encoder and VAE do not).
     `unet_levels` 4 (SD 1.x/2.x only; every built-in layout has 3) gives the UNet SD's fourth level
-    (`configs.unet_config`). `prediction_type` and `projection` None: the family's (`configs.scheduler_config`,
-    `configs.unet_config`); the two projections have weights of other shapes, drawn from the same stream."""
+    (`configs.unet_config`). `prediction_type` None: the family's (`configs.scheduler_config`)."""
     # the configs first: they refuse an unknown layout or prediction type before any weights are drawn
     unet_config, scheduler_config = configs.unet_and_scheduler_configs(
-        family, prediction_type, attention_heads, transformer_layers, unet_levels, projection
+        family, prediction_type, attention_heads, transformer_layers, unet_levels
     )
     torch.manual_seed(seed)
     if family == "sdxl":

@@ -17,7 +17,6 @@ LAYOUT_ARGUMENTS = {
     "attention_heads": "attention_heads",
     "transformer_layers": "transformer_layers",
     "unet_levels": "levels",
-    "projection": "projection",
 }
 
 

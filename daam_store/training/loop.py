@@ -86,7 +86,6 @@ class Trainer:
             transformer_layers=recipe.transformer_layers,
             unet_levels=recipe.unet_levels,
             prediction_type=recipe.prediction_type,
-            projection=recipe.projection,
         )
         self.out = Path(options.out)
         self.out.mkdir(parents=True, exist_ok=True)

@@ -27,10 +27,6 @@ class Recipe:
     # what the UNet learns to predict, "epsilon" (the noise) or "v_prediction" (None: the family's: sd2 v as
     # SD 2.1-768, sd1 and sdxl epsilon; SD 2.x base checkpoints predict epsilon too)
     prediction_type: str | None = None
-    # how the UNet's transformer blocks project channels in and out of attention, "conv" (1x1, SD 1.x) or
-    # "linear" (SD 2.x, SDXL); None: the family's. The dashboard tells SD 1.x from 2.x by the UNet's layout, so
-    # an sd2-tiny with conv projections and one head count reads as SD1 there (both are traced the same way).
-    projection: str | None = None
     seed: int = 0
     batch_size: int = 256
     vae_steps: int = 2000
@@ -134,7 +130,6 @@ TRAIN_FLAGS: dict[str, str] = {
     "transformer_layers": "--transformer-layers",
     "unet_levels": "--unet-levels",
     "prediction_type": "--prediction-type",
-    "projection": "--projection",
     "colourless_phrase_prob": "--colourless-phrases",
     "pooled_dropout": "--pooled-dropout",
     "extra_colours": "--extra-colours",
