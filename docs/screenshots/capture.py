@@ -39,11 +39,14 @@ def main() -> int:
         try:
             page = context.new_page()
             browser.generate_through_ui(page, url, args.model, args.prompt, args.seed, args.steps)
+            maps = len(args.prompt.split())  # one overlay per word, beside the image
+            browser.expect_loaded_images(page, 1 + maps, at_least=True)
             result = page.locator(".st-key-generation-1")  # the page keys each result's container
             result.scroll_into_view_if_needed()
             result.screenshot(path=str(HERE / "generate.png"))
 
             browser.open_page(page, f"{url}/Explore?generation=1", "Word heat maps")
+            browser.expect_loaded_images(page, 1 + maps, at_least=True)
             page.screenshot(path=str(HERE / "explore.png"))
 
             sweep_two_families(f"sqlite:///{folder / 'store.db'}", args.steps)
