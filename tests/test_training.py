@@ -94,6 +94,24 @@ def test_a_checkpoint_of_another_family_is_refused_as_another_recipe(tmp_path):
         load_checkpoint(tmp_path / "checkpoint.pt", get_recipe("sdxl-tiny"), modules={}, ema=None)
 
 
+@pytest.mark.parametrize(("projection", "refused"), [(None, False), ("linear", False), ("conv", True)])
+def test_a_checkpoint_with_a_projection_field_since_removed(tmp_path, projection, refused):
+    """Checkpoints written while recipes had `projection`: the family's own resumes, SD 1.x's conv in an sd2-tiny
+    run (weights of another shape) is refused in one line rather than failing to load."""
+    from daam_store.training.checkpoint import load_checkpoint
+
+    recipe = get_recipe("sd2-tiny")
+    ema = EMA({}, decay=0.9)
+    saved = {"recipe": recipe.to_dict() | {"projection": projection}, "state": {}, "optimizer": None}
+    saved |= {"modules": {}, "ema": ema.state_dict()}
+    torch.save(saved, tmp_path / "c.pt")
+    if refused:
+        with pytest.raises(UserError, match=r"different recipe \(projection\)"):
+            load_checkpoint(tmp_path / "c.pt", recipe, modules={}, ema=ema)
+    else:
+        load_checkpoint(tmp_path / "c.pt", recipe, modules={}, ema=ema)
+
+
 @pytest.mark.parametrize(
     "model, flag, value, error",
     [

@@ -45,6 +45,7 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
     saved, wanted = defaults | dict(payload["recipe"]), recipe.to_dict()
     changed = sorted(k for k in wanted if saved.get(k) != wanted[k] and k != "unet_steps")
     changed = [k for k in changed if k not in _layout_fields_that_name_defaults(saved, wanted, changed)]
+    changed += _removed_fields_set_to_another_layout(saved)
     if changed:
         raise UserError(
             f"checkpoint {path} was made with a different recipe ({', '.join(changed)}); "
@@ -54,6 +55,14 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
         module.load_state_dict(payload["modules"][name])
     ema.load_state_dict(payload["ema"])
     return {"state": payload["state"], "optimizer": payload["optimizer"], "recipe": payload["recipe"]}
+
+
+def _removed_fields_set_to_another_layout(saved: dict) -> list[str]:
+    """Recipe fields removed since, set in this checkpoint to a layout today's code does not build: `projection`
+    (sessions 19-20; a 1x1 conv and a linear layer compute the same function) other than the family's own stored
+    the attention projections as weights of another shape."""
+    own_projection = "conv" if saved["family"] == "sd1" else "linear"
+    return ["projection"] if saved.get("projection") not in (None, own_projection) else []
 
 
 def _layout_fields_that_name_defaults(saved: dict, wanted: dict, changed: list[str]) -> set[str]:

@@ -24,6 +24,14 @@ import test_browser as browser  # noqa: E402  (its helpers, and browser_support'
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 
+def mapped_words(prompt: str) -> int:
+    """How many words of `prompt` get a map (DAAM maps words, not symbols; CLIP's 77-token limit cuts the rest)."""
+    from daam_store.heatmap import PromptTokens
+    from daam_store.models.pipelines import load_clip_tokenizer
+
+    return sum(not word.is_punctuation for word in PromptTokens.from_tokenizer(load_clip_tokenizer(), prompt).words)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="", help="model for the generation (default: the built-in sd1-tiny)")
@@ -39,14 +47,14 @@ def main() -> int:
         try:
             page = context.new_page()
             browser.generate_through_ui(page, url, args.model, args.prompt, args.seed, args.steps)
-            maps = len(args.prompt.split())  # one overlay per word, beside the image
-            browser.expect_loaded_images(page, 1 + maps, at_least=True)
+            images = 1 + mapped_words(args.prompt) + 1  # the image, an overlay per word, the colour scale
+            browser.expect_loaded_images(page, images, at_least=True)
             result = page.locator(".st-key-generation-1")  # the page keys each result's container
             result.scroll_into_view_if_needed()
             result.screenshot(path=str(HERE / "generate.png"))
 
             browser.open_page(page, f"{url}/Explore?generation=1", "Word heat maps")
-            browser.expect_loaded_images(page, 1 + maps, at_least=True)
+            browser.expect_loaded_images(page, images, at_least=True)
             page.screenshot(path=str(HERE / "explore.png"))
 
             sweep_two_families(f"sqlite:///{folder / 'store.db'}", args.steps)
