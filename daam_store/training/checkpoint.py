@@ -59,9 +59,9 @@ def load_checkpoint(path: Path, recipe, modules: dict, ema) -> dict:
 
 def _removed_fields_set_to_another_layout(saved: dict) -> list[str]:
     """Recipe fields removed since, set in this checkpoint to a layout today's code does not build: `projection`
-    (sessions 19-20; a 1x1 conv and a linear layer compute the same function) other than the family's own stored
-    the attention projections as weights of another shape."""
-    own_projection = "conv" if saved["family"] == "sd1" else "linear"
+    (sessions 19-20; a 1x1 conv and a linear layer compute the same function) other than the one the family's UNet
+    config builds stored the attention projections as weights of another shape."""
+    own_projection = "linear" if _model_configs(saved)[0]["use_linear_projection"] else "conv"
     return ["projection"] if saved.get("projection") not in (None, own_projection) else []
 
 
