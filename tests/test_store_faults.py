@@ -174,6 +174,44 @@ def test_corrupted_blob_and_unknown_codec_version_are_reported(store_url, clip_t
     assert "2 problems" in output and f"heat map {maps[0].id}" in output and "version 2" in output
 
 
+def test_invalid_json_in_a_sqlite_row_is_one_line_and_the_others_still_export(tmp_path, clip_tokenizer, capsys):
+    """SQLite never validates JSON columns: one edited by hand stops reads of its generation with one line,
+    `db check` names the row, and an export of every generation writes the others."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url) as store:
+        ids = [store.save(synthetic_experiment(clip_tokenizer, p, seed=1), model=MODEL) for p in ("a cat", "a dog")]
+        with store.session() as session:
+            stack_id = session.scalar(select(MapStack.id).where(MapStack.generation_id == ids[0]))
+    with sqlite3.connect(tmp_path / "store.db") as connection:
+        connection.execute("UPDATE map_stack SET labels = 'not json{' WHERE id = ?", (stack_id,))
+
+    assert store_main(["db", "check", "--url", url]) == 1
+    output = capsys.readouterr().out
+    assert f"map_stack (id {stack_id}): labels is not valid JSON" in output, output
+    assert "Traceback" not in output
+
+    assert store_main(["export", str(tmp_path / "out"), "--db", url]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and f"generation {ids[0]}: a stored JSON value does not parse" in captured.err
+    assert "exported 1 of 2 generations" in captured.out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"generation-{ids[1]}"]
+
+
+def test_a_damaged_image_greys_its_own_tile_and_the_listings_still_show(tmp_path, clip_tokenizer):
+    from daam_store.views.explore import gallery_page
+    from daam_store.views.home import store_overview
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url) as store:
+        ids = [store.save(synthetic_experiment(clip_tokenizer, p, seed=1), model=MODEL) for p in ("a cat", "a dog")]
+        with store.write_session() as session:
+            session.execute(update(Image).where(Image.generation_id == ids[0]).values(png=b"not a png at all"))
+        for cards in (gallery_page(store, queries.GenerationFilter(), page=1), store_overview(store).latest):
+            problems = {card.generation_id: card.problem for card in cards}
+            assert problems[ids[1]] is None
+            assert problems[ids[0]] == "stored image does not decode (not an image); re-import the generation"
+
+
 # -- several writers, and a writer killed mid-transaction ----------------------------------------------------
 def _write_many(url: str, worker: int, barrier, results) -> None:
     from daam_store.models import load_clip_tokenizer

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import JSON, Connection, Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 
@@ -61,12 +61,11 @@ def check_database(engine: Engine) -> CheckReport:
                     heat_maps += checked
                     problems.extend(found)
                     session.expunge(generation)
-        except DBAPIError as error:  # a damaged table page: keep what the engine's check already found
+        except (DBAPIError, StoreError) as error:  # a damaged page or JSON value: keep what the checks found
             if not problems:
                 raise
-            problems.append(
-                f"reading the rows stopped after {generations} generations: {first_line(error.orig or error)}"
-            )
+            reason = first_line(error.orig or error) if isinstance(error, DBAPIError) else str(error)
+            problems.append(f"reading the rows stopped after {generations} generations: {reason}")
         return CheckReport(None, generations, heat_maps, problems, integrity, skipped)
 
 
@@ -82,7 +81,26 @@ def engine_integrity(connection: Connection) -> tuple[str, list[str], str]:
 
 def _sqlite_integrity(connection: Connection) -> tuple[str, list[str], str]:
     found = [row for (row,) in connection.exec_driver_sql("PRAGMA integrity_check")]
-    return "SQLite integrity_check", [] if found == ["ok"] else [f"integrity_check: {row}" for row in found], ""
+    problems = [] if found == ["ok"] else [f"integrity_check: {row}" for row in found]
+    try:
+        problems += _invalid_json(connection)
+    except DBAPIError as error:  # a damaged table page, which integrity_check has named
+        problems.append(f"the JSON check stopped: {first_line(error.orig or error)}")
+    return "SQLite integrity_check, every JSON value parsed", problems, ""
+
+
+def _invalid_json(connection: Connection) -> list[str]:
+    """SQLite keeps JSON columns as text it never validates (PostgreSQL does): name each value that does not
+    parse, which would otherwise stop every read of its row."""
+    problems = []
+    for table in Base.metadata.sorted_tables:
+        key = list(table.primary_key.columns)
+        for column in (c for c in table.columns if isinstance(c.type, JSON)):
+            damaged = connection.execute(select(*key).where(column.is_not(None), func.json_valid(column) == 0))
+            for row in damaged:
+                where = ", ".join(f"{k.name} {value}" for k, value in zip(key, row, strict=True))
+                problems.append(f"{table.name} ({where}): {column.name} is not valid JSON")
+    return problems
 
 
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE

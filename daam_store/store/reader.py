@@ -7,6 +7,7 @@ import io
 import numpy as np
 import PIL.Image
 
+from daam_store.errors import first_line
 from daam_store.store import codec
 from daam_store.store.errors import CorruptBlobError, StoreError, UnknownCodecError
 from daam_store.store.schema import STATUS_OVERLAYS_ONLY, Generation, HeatMap, MapStack
@@ -34,13 +35,19 @@ def _decode(blob: bytes, name: str, version: int, what: str) -> np.ndarray:
         raise type(error)(f"{what}: {error}") from None
 
 
+def undecodable_image(error: Exception) -> CorruptBlobError:
+    # PIL's "cannot identify image file <_io.BytesIO object at 0x...>" names a buffer's address, not the problem
+    reason = "not an image" if isinstance(error, PIL.UnidentifiedImageError) else first_line(error)
+    return CorruptBlobError(f"stored image does not decode ({reason}); re-import the generation")
+
+
 def image_from_png(data: bytes) -> PIL.Image.Image:
     try:
         with PIL.Image.open(io.BytesIO(data)) as image:
             image.load()
             return image.convert("RGB")
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as error:  # the bomb check is no OSError
-        raise CorruptBlobError(f"stored image does not decode ({error}); re-import the generation") from None
+        raise undecodable_image(error) from None
 
 
 def thumbnail_from_png(data: bytes, size: int) -> PIL.Image.Image:
@@ -50,7 +57,7 @@ def thumbnail_from_png(data: bytes, size: int) -> PIL.Image.Image:
             image.thumbnail((size, size))
             return image.convert("RGB")
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as error:  # the bomb check is no OSError
-        raise CorruptBlobError(f"stored image does not decode ({error}); re-import the generation") from None
+        raise undecodable_image(error) from None
 
 
 def missing_token_maps(generation: Generation) -> str:

@@ -12,6 +12,7 @@ of failing with "database is locked" when two processes upgrade a read lock at t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daam_store.errors import first_line
-from daam_store.store.errors import DatabaseUnavailableError, ReadOnlyDatabaseError, StoreError
+from daam_store.store.errors import CorruptBlobError, DatabaseUnavailableError, ReadOnlyDatabaseError, StoreError
 
 URL_VARIABLE = "DAAM_STORE_URL"
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -158,7 +159,7 @@ def _sqlite_engine(url: URL) -> Engine:
                 f"cannot create the folder {folder} for the database: {error.strerror}; "
                 f"set {URL_VARIABLE} to a writable place"
             ) from None
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, json_deserializer=_load_stored_json)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record) -> None:
@@ -179,6 +180,17 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _load_stored_json(text: str):
+    """A JSON column as SQLite keeps it: text it never validates. Text edited into invalid JSON is a damaged
+    record, said in one line (PostgreSQL refuses invalid JSON when it is written)."""
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise CorruptBlobError(
+            f"a stored JSON value does not parse ({error}); `daam-store db check` lists the damaged rows"
+        ) from None
 
 
 @contextlib.contextmanager

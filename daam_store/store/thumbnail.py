@@ -18,7 +18,7 @@ import zlib
 import PIL.Image
 
 from daam_store.store.errors import CorruptBlobError
-from daam_store.store.reader import thumbnail_from_png
+from daam_store.store.reader import thumbnail_from_png, undecodable_image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODES = {0: ("L", 1), 2: ("RGB", 3), 3: ("P", 1), 4: ("LA", 2), 6: ("RGBA", 4)}  # colour type -> mode, bytes/pixel
@@ -47,7 +47,7 @@ def png_thumbnail(data: bytes, size: int) -> PIL.Image.Image:
                 mode, (width, count + 1), zlib.compress(b"\0" + above + filtered, 0), "zip", mode
             )
         except (OSError, ValueError) as error:
-            raise CorruptBlobError(f"stored image does not decode ({error}); re-import the generation") from None
+            raise undecodable_image(error) from None
         above = band.crop((0, count, width, count + 1)).tobytes()
         band = band.crop((0, 1, width, count + 1))
         if palette is not None:
@@ -113,5 +113,5 @@ class _Inflater:
                 out += self._inflate.decompress(self._pending, count - len(out))
                 self._pending = self._inflate.unconsumed_tail
         except zlib.error as error:
-            raise CorruptBlobError(f"stored image does not decode ({error}); re-import the generation") from None
+            raise undecodable_image(error) from None
         return bytes(out)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 DISPLAY_SIDE = 256
 
 
-MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>~$])")  # what makes inline Markdown, links or math
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>~$&])")  # what makes inline Markdown, links, math or entities
 
 
 def escape_markdown(text: str) -> str:
@@ -90,6 +90,7 @@ class GenerationCard:
     model: str
     created_at: datetime
     image: Image.Image
+    problem: str | None = None  # why the tile shows a grey placeholder instead of the image
 
 
 CARD_PIXELS = 320  # a tile is drawn 160 wide: twice that stays sharp on high-density screens
@@ -99,13 +100,17 @@ def generation_cards(session, summaries) -> list[GenerationCard]:
     """Tiles hold thumbnails made a band of rows at a time (`store.thumbnail`): a stored image is never held
     decoded whole, so a legal 9000 x 9000 one costs a few MB on each render instead of hundreds."""
     from daam_store.store import queries
+    from daam_store.store.errors import CorruptBlobError
     from daam_store.store.thumbnail import png_thumbnail
 
     cards = []
     for row in summaries:
         png = queries.image_png(session, row.id)
-        image = png_thumbnail(png, CARD_PIXELS) if png else _placeholder(row.width, row.height)
-        cards.append(GenerationCard(row.id, row.prompt, row.seed, row.model, row.created_at, image))
+        try:
+            image, problem = png_thumbnail(png, CARD_PIXELS) if png else _placeholder(row.width, row.height), None
+        except CorruptBlobError as error:  # one damaged image greys its own tile, not the whole page
+            image, problem = _placeholder(row.width, row.height), str(error)
+        cards.append(GenerationCard(row.id, row.prompt, row.seed, row.model, row.created_at, image, problem))
     return cards
 
 

@@ -39,6 +39,8 @@ with ui.errors_as_messages():
                 with column:
                     st.image(enlarge(card.image, 160), width=160)
                     st.text(card.prompt)
+                    if card.problem:
+                        st.text(card.problem)
                     st.page_link(
                         "app_pages/2_Explore.py",
                         label=f"#{card.generation_id} · seed {card.seed} · {escape_markdown(card.model)}",

@@ -103,6 +103,8 @@ def show_gallery(store, filters, any_stored: bool) -> None:
             with column, st.container(border=True):
                 st.image(enlarge(card.image, 192), width=192)
                 st.text(card.prompt)
+                if card.problem:
+                    st.text(card.problem)
                 st.text(f"#{card.generation_id} · seed {card.seed} · {card.model}")
                 st.button(
                     "Open", key=f"open-{card.generation_id}", on_click=open_generation, args=(card.generation_id,)
