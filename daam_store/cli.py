@@ -20,7 +20,7 @@ from daam_store.commands.common import (
     run_reporting_errors,
 )
 from daam_store.errors import UserError
-from daam_store.tags import parse_tags
+from daam_store.tags import check_author, parse_tags
 
 DAAM_DESCRIPTION = """Generate an image with Stable Diffusion and write one DAAM heat map per word:
 output.png, <word>.heat_map.png, generation.pt, prompt.txt and seed.txt (plus metadata.json)."""
@@ -86,6 +86,7 @@ def run_daam(args: argparse.Namespace) -> int:
         mid_block=args.mid_block,
     )
     request.validate()
+    tags, author = parse_tags(args.tags), check_author(args.author)  # what the store refuses fails before generating
     check_device(args.device)
     resolve_model(args.model)  # an unknown model fails before anything is loaded
     store = open_store(args.db, write=True) if args.store else None  # so does an unusable database
@@ -112,7 +113,7 @@ def run_daam(args: argparse.Namespace) -> int:
     # Words that share a file name (repeats, "Dog" and "dog") are one file: count the files.
     print(f"wrote {output}/output.png and {plural(len(set(written)), 'heat map')}")
     if store is not None:
-        generation_id = store.save(experiment, model=model, author=args.author, tags=parse_tags(args.tags))
+        generation_id = store.save(experiment, model=model, author=author, tags=tags)
         print(f"stored as generation {generation_id}")
     return 0
 

@@ -80,6 +80,10 @@ def test_help_does_not_import_torch(argv):
         (("daam", "a dog", "--steps", "many"), "--steps"),
         (("daam-store", "export"), "required: DIR"),
         (("daam-store", "ls", "--limit", "all"), "--limit"),
+        # SQLite's driver fails on a number past 64 bits (OverflowError): refused as an argument instead
+        (("daam-store", "ls", "--seed", "9" * 30), "--seed: 999999999999999999999999... is out of range"),
+        (("daam-store", "export", "d", "--generation", "9" * 30), "--generation"),
+        (("daam-store", "jobs", "cancel", "9" * 30), "out of range"),
         (("daam-store", "nonsense"), "invalid choice"),
     ],
 )
@@ -132,6 +136,12 @@ def test_export_takes_several_ids_after_one_flag(tmp_path, clip_tokenizer, capsy
     assert "exported 2 generations" in capsys.readouterr().out
     assert store_main(["export", str(tmp_path / "one"), "--generation", str(ids[1]), "--db", url]) == 0
     assert "exported 1 generation to" in capsys.readouterr().out
+
+
+def test_jobs_refuses_a_limit_below_one_as_ls_does(tmp_path, capsys):
+    for command in ("ls", "jobs"):
+        assert store_main([command, "--limit", "0", "--db", f"sqlite:///{tmp_path / 's.db'}"]) == 2
+        assert capsys.readouterr().err == "error: --limit must be at least 1, got 0\n"
 
 
 def test_ls_lists_and_filters_generations(tmp_path, clip_tokenizer, capsys):

@@ -112,6 +112,15 @@ def test_saving_again_adds_new_tags_and_missing_finer_records(store, clip_tokeni
     assert store.load_experiment(first).step_heat_maps.shape == exp.step_heat_maps.shape
 
 
+def test_saving_again_records_an_author_where_none_was_and_keeps_one_that_was(store, clip_tokenizer):
+    exp = synthetic_experiment(clip_tokenizer, "a dog in the snow", seed=1)
+    first = store.save(exp, model=MODEL_A)
+    assert store.save(exp, model=MODEL_A, author="ann") == first
+    assert store.save(exp, model=MODEL_A, author="bob") == first
+    with store.session() as session:
+        assert queries.get_generation(session, first).author == "ann"
+
+
 def test_maps_that_do_not_fit_the_prompt_are_refused(store, clip_tokenizer):
     exp = synthetic_experiment(clip_tokenizer, "a dog in the snow", seed=1)
     exp.prompt = "a dog in the deep snow"  # one token more than the maps have rows for

@@ -10,6 +10,7 @@ import argparse
 import math
 import os
 import sys
+import warnings
 
 from daam_store.errors import UserError
 from daam_store.wording import plural  # noqa: F401  (the commands' one import for what they share)
@@ -32,6 +33,21 @@ def finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+MAX_STORED_INTEGER = 2**63 - 1  # ids, seeds and counts are signed 64-bit columns
+
+
+def stored_integer(text: str) -> int:
+    """argparse type for ids, seeds and limits that reach a query: a whole number a 64-bit column holds (SQLite's
+    driver fails on a larger one with an OverflowError instead of matching nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if abs(value) > MAX_STORED_INTEGER:
+        raise argparse.ArgumentTypeError(f"{text[:24]}... is out of range: at most {MAX_STORED_INTEGER}")
     return value
 
 
@@ -68,8 +84,15 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def quiet_libraries() -> None:
-    """transformers warns at import about optional image backends the CLI never uses."""
+    """transformers warns at import about optional image backends the CLI never uses; diffusers repeats an
+    over-long prompt's whole cut text, which the CLI says in one line of its own. Warnings print as one line."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"note: {message}\n"
 
 
 def run_reporting_errors(func, args: argparse.Namespace) -> int:

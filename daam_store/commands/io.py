@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from daam_store.commands.common import TAGS_HELP, add_db_option, open_store, plural
+from daam_store.commands.common import TAGS_HELP, add_db_option, open_store, plural, stored_integer
 from daam_store.errors import UserError
-from daam_store.tags import parse_tags
+from daam_store.tags import check_author, parse_tags
 
 
 def register(subparsers) -> None:
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     exporter.add_argument(
         "--generation",
         "--generations",
-        type=int,
+        type=stored_integer,
         nargs="+",
         action="extend",
         default=None,
@@ -51,10 +51,10 @@ def run_import(args: argparse.Namespace) -> int:
     failures = 0
     with open_store(args.db, write=True) as store:  # a read-only database fails before any folder is read
         directories = experiment_directories(args.directories)
-        tags = parse_tags(args.tags)
+        tags, author = parse_tags(args.tags), check_author(args.author)
         for directory in directories:
             try:
-                result = import_directory(store, directory, args.model, args.author, tags)
+                result = import_directory(store, directory, args.model, author, tags)
             except (UserError, OSError) as error:  # OSError: an unreadable file; either way the rest go on
                 failures += 1
                 print(f"error: {directory}: {error}", file=sys.stderr)
@@ -75,6 +75,7 @@ def run_export(args: argparse.Namespace) -> int:
     from daam_store.store.queries import all_generation_ids
     from daam_store.store.transfer import export_generation
 
+    failures = 0
     with open_store(args.db) as store:
         if args.generation:
             ids = args.generation
@@ -83,8 +84,14 @@ def run_export(args: argparse.Namespace) -> int:
                 ids = all_generation_ids(session)
         args.directory.mkdir(parents=True, exist_ok=True)
         for generation_id in ids:
-            path, has_maps = export_generation(store, generation_id, args.directory)
+            try:
+                path, has_maps = export_generation(store, generation_id, args.directory)
+            except UserError as error:  # a damaged or missing generation: its one line, and the rest go on
+                failures += 1
+                print(f"error: generation {generation_id}: {error}", file=sys.stderr)
+                continue
             note = "" if has_maps else " (image, prompt, seed and overlays only: it has no numeric maps)"
             print(f"generation {generation_id} -> {path}{note}")
-    print(f"exported {plural(len(ids), 'generation')} to {args.directory}")
-    return 0
+    done = f"{len(ids) - failures} of " if failures else ""
+    print(f"exported {done}{plural(len(ids), 'generation')} to {args.directory}")
+    return 2 if failures else 0

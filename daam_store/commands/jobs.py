@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from daam_store.commands.common import URL_HELP, add_db_option, open_store, plural
+from daam_store.commands.common import URL_HELP, add_db_option, open_store, plural, stored_integer
 from daam_store.errors import UserError
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")  # schema.JOB_STATUSES, without importing it
@@ -50,7 +50,7 @@ def _register_jobs(subparsers) -> None:
     parser.add_argument("--status", choices=STATUSES, default=None, help="only jobs with this status")
     parser.add_argument("--author", default=None, help="only this author's jobs")
     parser.add_argument("--sweep", default=None, help="only this sweep's jobs")
-    parser.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    parser.add_argument("--limit", type=stored_integer, default=50, help="at most this many (default 50)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     add_db_option(parser)
     parser.set_defaults(func=run_list)
@@ -58,7 +58,7 @@ def _register_jobs(subparsers) -> None:
     for name, func, verb in (("cancel", run_cancel, "cancel (a running job stops at its next step)"),
                              ("retry", run_retry, "queue failed or cancelled jobs again")):  # fmt: skip
         action = actions.add_parser(name, help=f"{verb}", description=f"{verb[0].upper()}{verb[1:]}.")
-        action.add_argument("ids", nargs="+", type=int, metavar="ID")
+        action.add_argument("ids", nargs="+", type=stored_integer, metavar="ID")
         # SUPPRESS: `jobs --db URL cancel 3` keeps the URL given before the action
         action.add_argument("--db", "--url", default=argparse.SUPPRESS, metavar="URL", help=URL_HELP)
         action.set_defaults(func=func)
@@ -118,6 +118,8 @@ def _outcomes(outcomes) -> str:
 def run_list(args: argparse.Namespace) -> int:
     from daam_store.jobs.queue import list_jobs
 
+    if args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
     with open_store(args.db) as store:
         jobs = list_jobs(store, status=args.status, author=args.author, sweep=args.sweep, limit=args.limit)
     if args.json:

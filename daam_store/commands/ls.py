@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from daam_store.commands.common import add_db_option, open_store, plural
+from daam_store.commands.common import add_db_option, open_store, plural, stored_integer
 from daam_store.errors import UserError
 
 
@@ -20,10 +20,10 @@ def register(subparsers) -> None:
     parser.add_argument("--model", default=None, help="only this model (its name, e.g. sd1-tiny)")
     parser.add_argument("--prompt", default=None, help="only prompts containing this text (any case)")
     parser.add_argument("--word", default=None, help="only prompts with this word")
-    parser.add_argument("--seed", type=int, nargs="+", default=None, metavar="SEED", help="only these seeds")
+    parser.add_argument("--seed", type=stored_integer, nargs="+", default=None, metavar="SEED", help="only these seeds")
     parser.add_argument("--tag", default=None, help="only generations with this tag (e.g. sweep:order)")
     parser.add_argument("--author", default=None, help="only this author's generations")
-    parser.add_argument("--limit", type=int, default=50, help="at most this many rows (default %(default)s)")
+    parser.add_argument("--limit", type=stored_integer, default=50, help="at most this many rows (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON array of rows instead of a table")
     add_db_option(parser)
     parser.set_defaults(func=run)

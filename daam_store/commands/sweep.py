@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from daam_store.commands.common import add_db_option, finite_float, open_store, plural
+from daam_store.tags import check_author
 
 
 def register(subparsers) -> None:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         guidance_scale=defaults.guidance_scale if args.guidance is None else args.guidance,
         negative_prompt=args.negative_prompt,
         save_steps=args.save_steps,
-        author=args.author,
+        author=check_author(args.author),
         mid_block=args.mid_block,
     )
     if args.ray:

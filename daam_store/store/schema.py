@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from daam_store.tags import MAX_AUTHOR_CHARS, MAX_TAG_CHARS
+
 # Stable constraint names, so migrations can refer to (and drop) them on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -101,7 +103,7 @@ class Generation(Base):
     dtype: Mapped[str | None] = mapped_column(String(32))
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # seconds by phase
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the rest of the experiment's metadata
-    author: Mapped[str | None] = mapped_column(String(200))
+    author: Mapped[str | None] = mapped_column(String(MAX_AUTHOR_CHARS))
     status: Mapped[str] = mapped_column(String(16), default=STATUS_DONE)
     heat_map_rule: Mapped[str | None] = mapped_column(String(16))  # daam_store/rules.py; None: no numeric maps
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
@@ -196,7 +198,7 @@ class Tag(Base):
     __table_args__ = (Index("ix_tag_name", "name"),)
 
     generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_TAG_CHARS), primary_key=True)
 
 
 class Attachment(Base):

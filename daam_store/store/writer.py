@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import PIL.Image
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -53,6 +53,7 @@ from daam_store.store.session import (
     parse_database_url,
     session_factory,
 )
+from daam_store.tags import check_author, check_tags
 
 # Metadata keys that have their own column; everything else is kept in `generation.extra`.
 COLUMN_KEYS = (
@@ -172,11 +173,13 @@ class Store:
             return insert_generation(session, prepared)
 
     def _complete(self, generation_id: int, prepared: PreparedGeneration) -> None:
-        """The same generation saved again: keep the row, add the tags and finer records it lacks."""
+        """The same generation saved again: keep the row, add the tags, finer records and author it lacks."""
         with self.session() as session:
             tags = set(session.scalars(select(Tag.name).where(Tag.generation_id == generation_id)))
             kinds = set(session.scalars(select(MapStack.kind).where(MapStack.generation_id == generation_id)))
-        if set(prepared.tags) - tags or {stack.kind for stack in prepared.stacks} - kinds:
+            author = session.scalar(select(Generation.author).where(Generation.id == generation_id))
+        lacks_author = author is None and prepared.author is not None
+        if set(prepared.tags) - tags or {stack.kind for stack in prepared.stacks} - kinds or lacks_author:
             with self.write_session() as session:
                 _insert_missing(session, generation_id, prepared, kinds)
 
@@ -241,6 +244,7 @@ def prepare_experiment(
     tags: Iterable[str] = (),
     status: str = STATUS_DONE,
 ) -> PreparedGeneration:
+    author, tags = check_author(author), check_tags(tags)
     global_map = exp.heat_map()
     token_maps = _numpy(exp.global_heat_map)
     if token_maps.ndim != 3 or token_maps.shape[0] != len(global_map.tokens):
@@ -409,10 +413,17 @@ def _insert_rows(session: Session, table, rows: list[dict]) -> None:
 def _insert_missing(
     session: Session, generation_id: int, prepared: PreparedGeneration, kinds: frozenset[str] | set[str] = frozenset()
 ) -> None:
-    """The tags and map stacks the stored generation lacks; rows another writer adds meanwhile are skipped.
+    """The tags, map stacks and author the stored generation lacks; rows another writer adds meanwhile are
+    skipped, and an author already recorded is kept.
 
     `kinds`: stacks known to be stored already, not sent again (they can be megabytes).
     """
+    if prepared.author is not None:
+        session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id, Generation.author.is_(None))
+            .values(author=prepared.author)
+        )
     tags = [{"generation_id": generation_id, "name": name} for name in prepared.tags]
     insert_if_absent(session, Tag, tags, ["generation_id", "name"])
     stacks = [_stack_values(generation_id, stack) for stack in prepared.stacks if stack.kind not in kinds]

@@ -6,8 +6,6 @@ from daam_store.access import Actor, Permission
 from daam_store.errors import UserError
 from daam_store.tags import parse_tags
 
-MAX_TAG_LENGTH = 100  # the tag column's width
-
 
 def may_tag(store, generation_id: int, actor: Actor) -> bool:
     """Whether to offer the tag form at all (the check that counts is in `add_tags`)."""
@@ -20,11 +18,9 @@ def add_tags(store, generation_id: int, text: str, actor: Actor) -> tuple[str, .
     """Tag one generation with the comma-separated tags in `text`; the tags added."""
     from daam_store.store import queries
 
-    tags = parse_tags(text)
+    tags = parse_tags(text)  # refuses a tag longer than the store keeps
     if not tags:
         raise UserError("enter one or more tags, comma-separated")
-    if any(len(tag) > MAX_TAG_LENGTH for tag in tags):
-        raise UserError(f"a tag has at most {MAX_TAG_LENGTH} characters")
     actor.require_owner_or(_author(store, generation_id), Permission.TAG_OWN, Permission.TAG_ANY)
     store.require_writable()
     with store.write_session() as session:
