@@ -52,6 +52,9 @@ class GenerationExperiment:
         if target is None:
             raise UserError("no directory given to save the experiment to")
         target.mkdir(parents=True, exist_ok=True)
+        # A folder holds one experiment: overlays left by one saved here before would pass for this one's words.
+        for stale in target.glob("*.heat_map.png"):
+            stale.unlink()
         self.image.save(target / "output.png")
         (target / "prompt.txt").write_text(self.prompt, encoding="utf-8")
         (target / "seed.txt").write_text("" if self.seed is None else str(self.seed), encoding="utf-8")
@@ -99,10 +102,10 @@ class GenerationExperiment:
             raise UserError(f"{directory} is not an experiment directory (no generation.pt)")
         try:
             data = torch.load(directory / "generation.pt", weights_only=True, map_location="cpu")
-        except Exception as error:  # an unpickling error names the forbidden global: say what it means
+        except Exception as error:  # torch's own message suggests weights_only=False: never here
             raise UserError(
-                f"{directory / 'generation.pt'} is not a daam-store file (it may be the original daam "
-                f"package's pickle, which is never unpickled: use `daam-store import`): {first_line(error)}"
+                f"{directory / 'generation.pt'} does not load as a daam-store file ({type(error).__name__}): it is "
+                "damaged, or a pickle such as the original daam package writes, which is never unpickled"
             ) from error
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UserError(f"{directory / 'generation.pt'} has an unknown format")

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from daam_store.errors import UserError
-from daam_store.wording import plural
+from daam_store.wording import plural, some_of
 
 MAX_PROMPT_TOKENS = 75  # CLIP's 77 positions minus <|startoftext|> and <|endoftext|>
 
@@ -84,9 +84,9 @@ class PromptTokens:
         symbols = [span.text for span in self.words if span.is_punctuation]
         parts = []
         if symbols:
-            parts.append(f"symbols and emoji get no map: {' '.join(dict.fromkeys(symbols))}")
+            parts.append(f"symbols and emoji get no map: {some_of(dict.fromkeys(symbols))}")
         if self.cut_words:
-            cut = " ".join(self.cut_words)
+            cut = some_of(self.cut_words)
             parts.append(f"{plural(len(self.cut_words), 'word')} cut by CLIP's 77-token limit: {cut}")
         note = "; ".join(parts)
         return note[:1].upper() + note[1:] if parts else None  # (str.capitalize would lower-case "CLIP")
@@ -145,7 +145,7 @@ def query_words(text: str) -> list[str]:
 def cut_message(prompt_tokens: int, cut: list[str] | tuple[str, ...]) -> str:
     return (
         f"prompt has {prompt_tokens} tokens but CLIP keeps {MAX_PROMPT_TOKENS}; "
-        f"these words were cut and have no heat map: {' '.join(cut)}"
+        f"these words were cut and have no heat map: {some_of(cut)}"
     )
 
 

@@ -84,7 +84,9 @@ def show_progress(label: str, progress) -> None:
         st.error(escape_markdown(f"Job {job.id} ({job.prompt!r}, seed {job.seed}) failed: {job.error}"), icon="⚠️")
     if len(failed) > MAX_ERRORS_SHOWN:
         st.error(f"… and {len(failed) - MAX_ERRORS_SHOWN} more failed jobs: see the table below.", icon="⚠️")
-    with st.expander(f"{label}: the jobs", expanded=any(job.status == "failed" for job in progress.jobs)):
+    with st.expander(
+        escape_markdown(f"{label}: the jobs"), expanded=any(job.status == "failed" for job in progress.jobs)
+    ):
         job_table(progress.jobs)
 
 

@@ -172,7 +172,7 @@ def load_model(name: str):
     kept: generations load their models in the job workers, so the page holds no pipeline of its own."""
     from daam_store.models import load_pipeline
 
-    with st.spinner(f"Loading model {name}…"):
+    with st.spinner(escape_markdown(f"Loading model {name}…")):
         return load_pipeline(name)
 
 

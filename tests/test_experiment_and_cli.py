@@ -33,8 +33,9 @@ def test_experiment_round_trip_without_pickle(sd1_pipe, tmp_path):
 
 def test_loading_refuses_pickled_files(tmp_path):
     (tmp_path / "generation.pt").write_bytes(pickle.dumps(object()))
-    with pytest.raises(UserError, match="never unpickled"):
+    with pytest.raises(UserError, match="never unpickled") as refused:
         GenerationExperiment.load(tmp_path)
+    assert "weights_only" not in str(refused.value)  # torch's hint to unpickle anyway is not passed on
     with pytest.raises(UserError, match="not an experiment directory"):
         GenerationExperiment.load(tmp_path / "missing")
 
@@ -136,6 +137,33 @@ def test_cli_store_unreachable_database_fails_before_generating(tiny_model_dir, 
     assert daam_main(["a dog", "--model", str(tiny_model_dir), "--store", "--db", url, "--output-dir", str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_saving_over_an_experiment_leaves_none_of_its_overlays(tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    assert daam_main(["a red circle", "--model", str(tiny_model_dir), "-n", "1", "--output-dir", str(out)]) == 0
+    assert (out / "circle.heat_map.png").is_file()
+    assert daam_main(["a blue square", "--model", str(tiny_model_dir), "-n", "1", "--output-dir", str(out)]) == 0
+    overlays = {p.name for p in out.glob("*.heat_map.png")}
+    assert overlays == {"a.heat_map.png", "blue.heat_map.png", "square.heat_map.png"}
+
+
+def test_cli_refuses_a_tag_or_author_the_store_cannot_keep_before_generating(tmp_path, capsys):
+    """The model named does not exist: the tag's error comes first, so nothing was loaded or generated."""
+    base = ["a dog", "--model", str(tmp_path / "no-model"), "--store", "--db", f"sqlite:///{tmp_path / 's.db'}"]
+    assert daam_main([*base, "--tags", "ok," + "t" * 150]) == 2
+    assert "has 150 characters: a tag has at most 100" in capsys.readouterr().err
+    assert daam_main([*base, "--author", "a" * 201]) == 2
+    assert "has 201 characters: at most 200" in capsys.readouterr().err
+
+
+def test_a_long_cut_is_named_in_a_short_line():
+    from daam_store.heatmap import PromptTokens, cut_message
+
+    words = [f"word{i}" for i in range(5000)]
+    assert len(cut_message(5080, words)) < 300 and cut_message(5080, words).endswith("... and 4988 more")
+    tokens = PromptTokens(("<|startoftext|>", "<|endoftext|>"), (), cut_words=tuple(words))
+    assert len(tokens.unmapped_note()) < 300
 
 
 def test_cli_unwritable_output_is_one_line(tiny_model_dir, tmp_path, capsys):
