@@ -110,3 +110,8 @@ def test_sweep_command(tmp_path, tiny_model_dir, capsys):
     assert store_main(["sweep", "--prompts", str(prompts), "--seeds", "2-1", "--db", url]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: seed range '2-1' goes backwards") and error.count("\n") == 1
+
+    spaced = tmp_path / "my prompts.txt"
+    spaced.write_text("a red dog\n", encoding="utf-8")
+    assert store_main(["sweep", "--prompts", str(spaced), "--seeds", "0", "--db", url]) == 2
+    assert "bad sweep name 'my prompts'" in (error := capsys.readouterr().err) and "give one with --name" in error

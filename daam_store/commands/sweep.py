@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from daam_store.commands.common import add_db_option, finite_float, open_store, plural
+from daam_store.errors import UserError
 from daam_store.tags import check_author
 
 
@@ -52,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
     prompts = read_prompts(args.prompts)
     seeds = parse_seed_spec(args.seeds)
     models = parse_models(args.models)
-    name = check_sweep_name(args.name or Path(args.prompts).stem)
+    try:
+        name = check_sweep_name(args.name or Path(args.prompts).stem)
+    except UserError as error:
+        if args.name is not None:
+            raise
+        raise UserError(f"{error} (it comes from the prompts file's name: give one with --name)") from None
     defaults = SweepSettings()
     settings = SweepSettings(
         steps=defaults.steps if args.steps is None else args.steps,
@@ -96,7 +102,6 @@ def _run_on_ray(args, prompts, seeds, models, settings, name: str) -> int:
 
     from daam_store.access import LOCAL_ACTOR
     from daam_store.commands.jobs import store_url
-    from daam_store.errors import UserError
     from daam_store.jobs.claims import connected_workers
     from daam_store.jobs.grid import submit_grid
     from daam_store.jobs.worker import wait_for
