@@ -52,9 +52,7 @@ class GenerationExperiment:
         if target is None:
             raise UserError("no directory given to save the experiment to")
         target.mkdir(parents=True, exist_ok=True)
-        # A folder holds one experiment: overlays left by one saved here before would pass for this one's words.
-        for stale in target.glob("*.heat_map.png"):
-            stale.unlink()
+        self._remove_other_prompts_overlays(target)
         self.image.save(target / "output.png")
         (target / "prompt.txt").write_text(self.prompt, encoding="utf-8")
         (target / "seed.txt").write_text("" if self.seed is None else str(self.seed), encoding="utf-8")
@@ -66,6 +64,16 @@ class GenerationExperiment:
             self.save_heat_maps(target)
         self.path = target
         return target
+
+    def _remove_other_prompts_overlays(self, target: Path) -> None:
+        """A folder holds one experiment: overlays of another prompt saved there before would pass for words
+        of this one. Only in an experiment's folder (the CLI writes to "." by default) and only other words'."""
+        if not (target / "generation.pt").is_file():
+            return
+        own = {f"{heat_map_file_stem(span.text)}.heat_map.png" for span in self.heat_map().words()}
+        for overlay in target.glob("*.heat_map.png"):
+            if overlay.name not in own:
+                overlay.unlink()
 
     def save_heat_maps(
         self, directory: Path, words: list[str] | None = None, cmap: str = DEFAULT_COLORMAP

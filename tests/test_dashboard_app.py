@@ -834,6 +834,7 @@ def test_errors_and_compare_show_user_text_literally(empty_store_url):
     assert escape_markdown("**bold** [link](x) <b>_i_</b> `c` $m$") == (
         r"\*\*bold\*\* \[link\](x) \<b\>\_i\_\</b\> \`c\` \$m\$"
     )
+    assert escape_markdown("a &lt; b") == r"a \&lt; b"  # an entity stays the text typed, not "<"
     app = run_page("app_pages/1_Generate.py")
     widget(app.text_input, "…or another model").set_value("**bold**/[x](y)")
     widget(app.button, "Generate").click()

@@ -35,7 +35,9 @@ def test_loading_refuses_pickled_files(tmp_path):
     (tmp_path / "generation.pt").write_bytes(pickle.dumps(object()))
     with pytest.raises(UserError, match="never unpickled") as refused:
         GenerationExperiment.load(tmp_path)
-    assert "weights_only" not in str(refused.value)  # torch's hint to unpickle anyway is not passed on
+    assert "trust" not in str(
+        refused.value
+    )  # torch's hint to unpickle anyway ("if you trust the source") is not passed on
     with pytest.raises(UserError, match="not an experiment directory"):
         GenerationExperiment.load(tmp_path / "missing")
 
@@ -146,6 +148,11 @@ def test_saving_over_an_experiment_leaves_none_of_its_overlays(tiny_model_dir, t
     assert daam_main(["a blue square", "--model", str(tiny_model_dir), "-n", "1", "--output-dir", str(out)]) == 0
     overlays = {p.name for p in out.glob("*.heat_map.png")}
     assert overlays == {"a.heat_map.png", "blue.heat_map.png", "square.heat_map.png"}
+    plain = tmp_path / "plain"  # no experiment there yet: files that only look like overlays are left alone
+    plain.mkdir()
+    (plain / "mine.heat_map.png").write_bytes(b"kept")
+    assert daam_main(["a red circle", "--model", str(tiny_model_dir), "-n", "1", "--output-dir", str(plain)]) == 0
+    assert (plain / "mine.heat_map.png").read_bytes() == b"kept"
 
 
 def test_cli_refuses_a_tag_or_author_the_store_cannot_keep_before_generating(tmp_path, capsys):

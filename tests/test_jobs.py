@@ -73,6 +73,16 @@ def test_a_sweep_submitted_twice_at_once_has_each_job_once_and_each_persons_swee
     assert {job.author for job in jobs} == {ANN.identity, BOB.identity} and {job.status for job in jobs} == {"queued"}
 
 
+def test_a_tag_or_author_the_store_cannot_keep_is_refused_on_submit_not_after_generating(store):
+    from daam_store.errors import UserError
+
+    with pytest.raises(UserError, match="a tag has at most 100"):
+        submit(store, LOCAL_ACTOR, [request(tags=("t" * 101,))])
+    with pytest.raises(UserError, match="at most 200"):
+        submit(store, LOCAL_ACTOR, [request()], author="a" * 201)
+    assert count(store, Job) == 0
+
+
 def test_roles_decide_who_submits_cancels_and_retries(store):
     with pytest.raises(PermissionDeniedError, match="may not generate"):
         submit(store, VIEWER, [request()])

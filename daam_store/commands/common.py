@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from daam_store.errors import UserError
+from daam_store.errors import UserError, first_line
 from daam_store.wording import plural  # noqa: F401  (the commands' one import for what they share)
 
 URL_HELP = "database URL, sqlite:///file.db or postgresql://user@host/db (default: $DAAM_STORE_URL or the local file)"
@@ -42,12 +42,15 @@ MAX_STORED_INTEGER = 2**63 - 1  # ids, seeds and counts are signed 64-bit column
 def stored_integer(text: str) -> int:
     """argparse type for ids, seeds and limits that reach a query: a whole number a 64-bit column holds (SQLite's
     driver fails on a larger one with an OverflowError instead of matching nothing)."""
+    shown = text if len(text) <= 24 else f"{text[:24]}..."
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if abs(value) > MAX_STORED_INTEGER:
-        raise argparse.ArgumentTypeError(f"{text[:24]}... is out of range: at most {MAX_STORED_INTEGER}")
+    except ValueError:  # also past Python's limit on digits, where the text is digits, only too many
+        if not text.strip().lstrip("+-").isdigit():
+            raise argparse.ArgumentTypeError(f"{shown!r} is not a whole number") from None
+        value = None
+    if value is None or abs(value) > MAX_STORED_INTEGER:
+        raise argparse.ArgumentTypeError(f"{shown} is out of range: a database holds at most {MAX_STORED_INTEGER}")
     return value
 
 
@@ -85,25 +88,27 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def quiet_libraries() -> None:
     """transformers warns at import about optional image backends the CLI never uses; diffusers repeats an
-    over-long prompt's whole cut text, which the CLI says in one line of its own. Warnings print as one line."""
+    over-long prompt's whole cut text, which the CLI says in one line of its own."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    warnings.formatwarning = _one_line_warning
-
-
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    return f"note: {message}\n"
 
 
 def run_reporting_errors(func, args: argparse.Namespace) -> int:
     try:
-        return int(func(args) or 0)
+        with warnings.catch_warnings():  # only while the command runs: a process that calls it keeps its own
+            warnings.showwarning = _print_note
+            return int(func(args) or 0)
     except (UserError, OSError) as error:  # OSError: unwritable output folder, full disk; it names the path
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _print_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as the CLI's other notes: one line, no source location."""
+    print(f"note: {first_line(message)}", file=sys.stderr)
 
 
 def single_command_main(register, argv: list[str] | None = None) -> int:

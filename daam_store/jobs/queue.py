@@ -186,6 +186,7 @@ def submit(
     done at once with it. `author` is what the local user typed; in team mode the signed-in identity counts.
     """
     from daam_store.sweep import check_sweep_name, sweep_tag
+    from daam_store.tags import check_author, check_tags
     from daam_store.utils import parse_seed
 
     actor.require(Permission.GENERATE)
@@ -193,10 +194,11 @@ def submit(
     check_models(store, actor, {request.model for request in requests})
     if sweep is not None:
         check_sweep_name(sweep)
-    author = actor.author(author)
+    author = check_author(actor.author(author))  # what the store would refuse after generating, refused now
     for request in requests:  # plain values; the prompt's words are checked by the worker with its tokenizer
         request.generation_request().validate()
         parse_seed(request.seed)
+        check_tags(request.tags)
     extra_tags = [sweep_tag(sweep)] if sweep else []
     now = utc_now()
     rows = [_row(request, sweep, author, extra_tags, now, actor.identity) for request in requests]

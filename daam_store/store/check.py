@@ -57,6 +57,9 @@ def check_database(engine: Engine) -> CheckReport:
             with Session(engine) as session:
                 for generation in _all_generations(session):
                     generations += 1
+                    if isinstance(generation, str):  # its rows did not read: the reason
+                        problems.append(generation)
+                        continue
                     checked, found = check_generation(generation)
                     heat_maps += checked
                     problems.extend(found)
@@ -142,26 +145,41 @@ def _postgresql_integrity(connection: Connection) -> tuple[str, list[str], str]:
     return f"{read}, {plural(len(indexes), 'index', 'indexes')} checked by amcheck", [], ""
 
 
-def _all_generations(session: Session) -> Iterator[Generation]:
-    """Every generation with its rows, a batch at a time, so memory stays flat on a big store."""
+def _all_generations(session: Session) -> Iterator[Generation | str]:
+    """Every generation with its rows, a batch at a time, so memory stays flat on a big store; for one whose
+    rows do not read (a JSON value SQLite kept invalid), the one-line reason instead, and the rest go on."""
     last_id = 0
     while True:
-        batch = session.scalars(
-            select(Generation)
-            .where(Generation.id > last_id)
-            .order_by(Generation.id)
-            .limit(BATCH)
-            .options(
-                selectinload(Generation.words).selectinload(Word.heat_map),
-                selectinload(Generation.map_stacks),
-                selectinload(Generation.image),
-                selectinload(Generation.attachments),
-            )
+        ids = session.scalars(
+            select(Generation.id).where(Generation.id > last_id).order_by(Generation.id).limit(BATCH)
         ).all()
-        if not batch:
+        if not ids:
             return
-        yield from batch
-        last_id = batch[-1].id
+        try:
+            yield from _with_rows(session, ids)
+        except StoreError:  # somewhere in this batch: read it one generation at a time to name which
+            session.expunge_all()
+            for generation_id in ids:
+                try:
+                    yield from _with_rows(session, [generation_id])
+                except StoreError as error:
+                    session.expunge_all()
+                    yield f"generation {generation_id}: {error}"
+        last_id = ids[-1]
+
+
+def _with_rows(session: Session, ids: list[int]) -> list[Generation]:
+    return session.scalars(
+        select(Generation)
+        .where(Generation.id.in_(ids))
+        .order_by(Generation.id)
+        .options(
+            selectinload(Generation.words).selectinload(Word.heat_map),
+            selectinload(Generation.map_stacks),
+            selectinload(Generation.image),
+            selectinload(Generation.attachments),
+        )
+    ).all()
 
 
 def check_generation(generation: Generation) -> tuple[int, list[str]]:

@@ -182,6 +182,12 @@ class Store:
         if set(prepared.tags) - tags or {stack.kind for stack in prepared.stacks} - kinds or lacks_author:
             with self.write_session() as session:
                 _insert_missing(session, generation_id, prepared, kinds)
+                if lacks_author:  # not for a job (insert_generation): its author gets no rights on another's row
+                    session.execute(
+                        update(Generation)
+                        .where(Generation.id == generation_id, Generation.author.is_(None))
+                        .values(author=prepared.author)
+                    )
 
     def _find(self, fingerprint: str) -> int | None:
         with self.session() as session:
@@ -413,17 +419,10 @@ def _insert_rows(session: Session, table, rows: list[dict]) -> None:
 def _insert_missing(
     session: Session, generation_id: int, prepared: PreparedGeneration, kinds: frozenset[str] | set[str] = frozenset()
 ) -> None:
-    """The tags, map stacks and author the stored generation lacks; rows another writer adds meanwhile are
-    skipped, and an author already recorded is kept.
+    """The tags and map stacks the stored generation lacks; rows another writer adds meanwhile are skipped.
 
     `kinds`: stacks known to be stored already, not sent again (they can be megabytes).
     """
-    if prepared.author is not None:
-        session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id, Generation.author.is_(None))
-            .values(author=prepared.author)
-        )
     tags = [{"generation_id": generation_id, "name": name} for name in prepared.tags]
     insert_if_absent(session, Tag, tags, ["generation_id", "name"])
     stacks = [_stack_values(generation_id, stack) for stack in prepared.stacks if stack.kind not in kinds]
