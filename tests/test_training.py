@@ -39,7 +39,7 @@ def smoke_run(tmp_path_factory):
 def test_smoke_training_writes_a_loadable_pipeline_that_generates(smoke_run):
     folder = smoke_run / "straight" / "pipeline"
     pipe = load_pipeline(str(folder))
-    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    assert pipe.scheduler.config.prediction_type == get_recipe("sd2-tiny").prediction_type == "epsilon"
     image = pipe("a red circle", num_inference_steps=2, output_type="np").images[0]
     assert image.shape == (32, 32, 3)
     info = json.loads((folder / "training.json").read_text())
@@ -174,14 +174,15 @@ def test_a_checkpoint_from_before_a_new_recipe_field_resumes_with_its_default(sm
         train_builtin(changed, TrainOptions(out=tmp_path / "old", progress=False))
 
 
-def test_naming_the_familys_own_layout_resumes_its_run(smoke_run, tmp_path):
-    """sd2-tiny's run was started without --prediction-type (its family's: v) and with the family's heads: the same
-    model named explicitly resumes it; a layout that builds another model does not."""
-    import shutil
+def test_naming_the_familys_own_layout_resumes_its_run(tmp_path):
+    """A run started with the family's layout (no prediction type or heads named: sd2's v and 2/4/4 heads)
+    resumes when the same model is named explicitly; a layout that builds another model does not."""
+    import dataclasses
 
-    shutil.copytree(smoke_run / "straight", tmp_path / "run")
     options = TrainOptions(out=tmp_path / "run", progress=False)
-    recipe = get_recipe("sd2-tiny").with_overrides(batch_size=2, vae_steps=2, unet_steps=3)
+    shipped = get_recipe("sd2-tiny").with_overrides(batch_size=2, vae_steps=2, unet_steps=3)
+    recipe = dataclasses.replace(shipped, attention_heads=None, prediction_type=None)
+    assert train_builtin(recipe, options).exists()
     family_layout = dict(prediction_type="v_prediction", transformer_layers=1)
     assert train_builtin(recipe.with_overrides(**family_layout), options).exists()
     kept = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["recipe"]
@@ -440,18 +441,20 @@ def test_another_seed_replicates_the_recipe_from_other_weights_and_scenes(tmp_pa
 
 
 def test_the_prediction_type_is_a_recipe_field_the_trained_pipeline_keeps(tmp_path):
-    """sd2-tiny predicts v like SD 2.1-768; --prediction-type epsilon trains it on the noise instead (as SD 2.x
-    base), and the exported scheduler tells the pipeline which it is."""
+    """sd2-tiny's recipe predicts the noise (epsilon, as SD 2.x base); --prediction-type v_prediction trains it
+    on v instead (as SD 2.1-768), and the exported scheduler tells the pipeline which it is."""
     from daam_store.models import load_pipeline
     from daam_store.training.loop import Trainer
 
-    recipe = get_recipe("sd2-tiny").with_overrides(prediction_type="epsilon", batch_size=4)
-    assert Trainer(recipe, TrainOptions(out=tmp_path / "start", progress=False))._epsilon()  # the loss's target
-    train(tmp_path / "eps", 1, "--prediction-type", "epsilon")
-    folder = tmp_path / "eps" / "pipeline"
-    assert json.loads((folder / "training.json").read_text())["recipe"]["prediction_type"] == "epsilon"
-    assert load_pipeline(str(folder)).scheduler.config.prediction_type == "epsilon"
-    assert get_recipe("sd2-tiny").prediction_type is None  # the family's: v
+    recipe = get_recipe("sd2-tiny").with_overrides(batch_size=4)
+    assert recipe.prediction_type == "epsilon"
+    assert Trainer(recipe, TrainOptions(out=tmp_path / "eps", progress=False))._epsilon()  # the loss's target
+    v_recipe = recipe.with_overrides(prediction_type="v_prediction")
+    assert not Trainer(v_recipe, TrainOptions(out=tmp_path / "start", progress=False))._epsilon()
+    train(tmp_path / "v", 1, "--prediction-type", "v_prediction")
+    folder = tmp_path / "v" / "pipeline"
+    assert json.loads((folder / "training.json").read_text())["recipe"]["prediction_type"] == "v_prediction"
+    assert load_pipeline(str(folder)).scheduler.config.prediction_type == "v_prediction"
 
 
 @pytest.mark.parametrize(
