@@ -401,7 +401,7 @@ def test_transformer_layers_deepen_every_cross_attention_block(tmp_path, model):
 @pytest.mark.parametrize("model", ["sd1-tiny", "sd2-tiny"])
 def test_four_unet_levels_give_the_sd_layout_cross_attention_at_4x4(tmp_path, model):
     """SD 1.x's and 2.x's four levels: cross-attention at 16x16, 8x8 and 4x4, a plain block at 2x2, the mid block
-    at 2x2; the other recipe fields keep their layout (sd1-tiny's two heads)."""
+    at 2x2; the other recipe fields keep their layout (both recipes' two heads)."""
     from daam_store.training.loop import Trainer
 
     recipe = get_recipe(model).with_overrides(unet_levels=4, batch_size=4)
@@ -410,7 +410,7 @@ def test_four_unet_levels_give_the_sd_layout_cross_attention_at_4x4(tmp_path, mo
     assert list(unet.config.up_block_types) == ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3
     assert sum(name.endswith("attn2") for name, _ in unet.named_modules()) == 3 + 3 * 2 + 1
     heads = {m.heads for n, m in unet.named_modules() if n.endswith("attn2")}
-    assert heads == ({2} if model == "sd1-tiny" else {2, 4})
+    assert heads == {2}
     latents = torch.zeros(1, 4, 16, 16)
     context = torch.zeros(1, 77, unet.config.cross_attention_dim)
     assert unet(latents, 10, encoder_hidden_states=context).sample.shape == latents.shape
