@@ -54,6 +54,13 @@ def stored_integer(text: str) -> int:
     return value
 
 
+def check_limit(limit: int) -> int:
+    """`--limit` of the listing commands: at least 1 (the job list read 0 or less as no limit at all)."""
+    if limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
+    return limit
+
+
 def check_device(name: str) -> None:
     import torch
 

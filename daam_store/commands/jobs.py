@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from daam_store.commands.common import URL_HELP, add_db_option, open_store, plural, stored_integer
+from daam_store.commands.common import URL_HELP, add_db_option, check_limit, open_store, plural, stored_integer
 from daam_store.errors import UserError
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")  # schema.JOB_STATUSES, without importing it
@@ -118,8 +118,7 @@ def _outcomes(outcomes) -> str:
 def run_list(args: argparse.Namespace) -> int:
     from daam_store.jobs.queue import list_jobs
 
-    if args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    check_limit(args.limit)
     with open_store(args.db) as store:
         jobs = list_jobs(store, status=args.status, author=args.author, sweep=args.sweep, limit=args.limit)
     if args.json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from daam_store.commands.common import add_db_option, open_store, plural, stored_integer
+from daam_store.commands.common import add_db_option, check_limit, open_store, plural, stored_integer
 from daam_store.errors import UserError
 
 
@@ -32,8 +32,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from daam_store.store import queries
 
-    if args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    check_limit(args.limit)
     with open_store(args.db) as store, store.session() as session:
         filters = queries.GenerationFilter(
             prompt_contains=args.prompt,

@@ -64,11 +64,12 @@ def check_database(engine: Engine) -> CheckReport:
                     heat_maps += checked
                     problems.extend(found)
                     session.expunge(generation)
-        except (DBAPIError, StoreError) as error:  # a damaged page or JSON value: keep what the checks found
+        except DBAPIError as error:  # a damaged table page: keep what the engine's check already found
             if not problems:
                 raise
-            reason = first_line(error.orig or error) if isinstance(error, DBAPIError) else str(error)
-            problems.append(f"reading the rows stopped after {generations} generations: {reason}")
+            problems.append(
+                f"reading the rows stopped after {generations} generations: {first_line(error.orig or error)}"
+            )
         return CheckReport(None, generations, heat_maps, problems, integrity, skipped)
 
 
