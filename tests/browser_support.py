@@ -44,11 +44,13 @@ def start_dashboard(
     extra_args: Iterable[str] = (),
     unset_env: Iterable[str] = (),
     extra_env: Mapping[str, str] | None = None,
+    script: str = "dashboard/Home.py",
 ) -> tuple[str, subprocess.Popen]:
     """`streamlit run dashboard/Home.py` on 127.0.0.1 over the store at `store_url`, answering health checks;
     its URL and process. `port` (a free one when None) for callers that must name it beforehand (a redirect URI);
     `extra_args` go to `streamlit run` (such as `--secrets.files PATH`); `unset_env` are left out of its
-    environment, `extra_env` added to it. Its output goes to `log_file`; a server that does not come up is
+    environment, `extra_env` added to it; `script` runs instead of the dashboard where a test needs its own
+    page. Its output goes to `log_file`; a server that does not come up is
     stopped and the test fails."""
     port = free_port() if port is None else port
     env = {
@@ -61,7 +63,7 @@ def start_dashboard(
         env.pop(name, None)
     env |= dict(extra_env or {})
     command = [
-        sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", *extra_args,
+        sys.executable, "-m", "streamlit", "run", script, *extra_args,
         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]  # fmt: skip

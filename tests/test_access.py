@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from markdown_support import as_read
 from streamlit.testing.v1 import AppTest
 from team_support import AUTH, DASHBOARD, dashboard_app, signed_in
 
@@ -145,7 +146,7 @@ def test_a_page_checks_the_role_itself_not_only_the_navigation(store):
     app = AppTest.from_file(str(DASHBOARD / "app_pages/1_Generate.py"), default_timeout=60)
     app.session_state["_daam_store_actor"] = Actor("viewer@example.com", Role.VIEWER)
     app.run()
-    assert [e.value for e in app.error] == [
+    assert [as_read(e.value) for e in app.error] == [
         "viewer@example.com (viewer role) may not generate and sweep: ask an admin for a role that may"
     ]
     assert not app.button and not app.text_area  # no form
@@ -228,7 +229,7 @@ def test_explore_offers_the_tag_form_only_where_the_role_allows(store, two_gener
     app.run()
     app.text_input(key="new_tags").input("**bold**")
     next(button for button in app.button if button.label == "Add tags").click().run()
-    assert [e.value for e in app.success] == ["Tagged: \\*\\*bold\\*\\*"]  # user text, never Markdown
+    assert [e.value for e in app.success] == ["Tagged&#58; \\*\\*bold\\*\\*"]  # user text, never Markdown
     assert stored_tags(store, mine) == ("**bold**",)
     other = dashboard_app(signed_in("member@example.com"), "app_pages/2_Explore.py")
     other.query_params["generation"] = str(theirs)

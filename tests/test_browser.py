@@ -249,3 +249,21 @@ def test_compare_back_returns_to_the_view_and_a_shared_link_opens_it(compare_das
         expect_drawn_charts(colleague, 3)  # distribution, stability and the seed-by-seed maps
     finally:
         colleague.close()
+
+
+def test_user_text_reads_literally_in_every_kind_of_markdown_element(tmp_path, browser_page):
+    """`escape_markdown` against Streamlit's own renderer: emphasis, links, math, emoji and colour directives,
+    icons, block syntax and entities each read back as typed (AppTest sees only the escaped string)."""
+    from literal_text_page import ELEMENT_KINDS, HOSTILE_TEXTS
+
+    script = str(Path(__file__).with_name("literal_text_page.py"))
+    url, server = start_dashboard(f"sqlite:///{tmp_path / 'unused.db'}", tmp_path / "streamlit.log", script=script)
+    try:
+        open_page(browser_page, url, "end of the hostile texts")
+        check_no_exception(browser_page, "literal text page")
+        containers = browser_page.locator('[data-testid="stMarkdownContainer"]').all_inner_texts()
+    finally:
+        stop_dashboard(server)
+    shown = [text for text in containers if text not in ("hidden", "end of the hostile texts")]
+    expected = [text for text in HOSTILE_TEXTS for _ in range(ELEMENT_KINDS)]
+    assert shown == expected

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from markdown_support import as_read
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -167,7 +168,7 @@ def widget(widgets, label_start: str):
 
 def shown_error(app: AppTest) -> str:
     """The error line as the reader sees it (the page escapes Markdown in it)."""
-    return re.sub(r"\\(.)", r"\1", app.error[0].value)
+    return as_read(app.error[0].value)
 
 
 def texts(app: AppTest) -> list[str]:
@@ -236,7 +237,7 @@ def fill_generate_form(app: AppTest, model: str, prompts: str, seeds: str, steps
 
 def bars(app: AppTest) -> list[str]:
     """The progress bars' texts as the reader sees them (the page escapes Markdown in them)."""
-    return [re.sub(r"\\(.)", r"\1", bar.proto.text) for bar in app.get("progress")]
+    return [as_read(bar.proto.text) for bar in app.get("progress")]
 
 
 def run_until(app: AppTest, done: Callable[[AppTest], bool], what: str, timeout_s: float = JOB_TIMEOUT) -> AppTest:
@@ -410,7 +411,7 @@ def test_a_batch_link_with_bad_or_unknown_job_ids_shows_no_batch(empty_store_url
     assert not app.get("progress") and generation_titles(app) == []
     app = run_page("app_pages/1_Generate.py", {"job": "999"})
     assert_clean(app)
-    assert any("Batch: no such jobs in the store" in element.value for element in app.info)
+    assert any("Batch: no such jobs in the store" in as_read(element.value) for element in app.info)
 
 
 def test_two_sessions_submitting_at_once_each_follow_their_own_batch(empty_store_url, tiny_model_dir):
@@ -739,7 +740,7 @@ def test_explore_bad_seed_filter_is_one_error_beside_the_filters(filled_store_ur
     widget(app.text_input, "Seeds").input("1-x")
     app.run()
     assert not app.exception
-    assert [element.value for element in app.sidebar.error] == [
+    assert [as_read(element.value) for element in app.sidebar.error] == [
         "bad seed '1-x': a seed is a whole number from 0 to 9223372036854775807"
     ]
     assert shown_ids(app) == set()
@@ -832,14 +833,15 @@ def test_errors_and_compare_show_user_text_literally(empty_store_url):
     from daam_store.views.common import escape_markdown
 
     assert escape_markdown("**bold** [link](x) <b>_i_</b> `c` $m$") == (
-        r"\*\*bold\*\* \[link\](x) \<b\>\_i\_\</b\> \`c\` \$m\$"
+        r"\*\*bold\*\* \[link\]\(x\) \<b\>\_i\_\<\/b\> \`c\` \$m\$"
     )
-    assert escape_markdown("a &lt; b") == r"a \&lt; b"  # an entity stays the text typed, not "<"
+    assert escape_markdown("a &lt; b") == r"a \&lt\; b"  # an entity stays the text typed, not "<"
+    assert escape_markdown(":smile: 12:30") == "&#58;smile&#58; 12&#58;30"  # Streamlit's emoji ignore "\:"
     app = run_page("app_pages/1_Generate.py")
     widget(app.text_input, "…or another model").set_value("**bold**/[x](y)")
     widget(app.button, "Generate").click()
     app = until_finished(app.run())  # no such model: the worker's job fails, and says which
-    assert len(app.error) == 1 and r"\*\*bold\*\*/\[x\](y)" in app.error[0].value
+    assert len(app.error) == 1 and r"\*\*bold\*\*\/\[x\]\(y\)" in app.error[0].value
     assert not any("bold" in element.value for element in app.markdown)
 
 

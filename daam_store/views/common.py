@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -15,12 +16,18 @@ if TYPE_CHECKING:
 DISPLAY_SIDE = 256
 
 
-MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>~$&])")  # what makes inline Markdown, links, math or entities
+# Every ASCII punctuation character but the colon: CommonMark lets each be escaped, and each can start some
+# Markdown (emphasis, links, math, entities, headings, lists, tables, rules).
+ESCAPABLE_PUNCTUATION = re.compile("([" + re.escape(string.punctuation.replace(":", "")) + "])")
 
 
 def escape_markdown(text: str) -> str:
-    """User text (prompts, words, model names) made literal for Streamlit elements that render Markdown."""
-    return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+    """User text (prompts, words, model names) made literal for Streamlit elements that render Markdown.
+
+    The colon becomes an entity rather than an escape: Streamlit turns `:smile:`, `:red[...]` and
+    `:material/icon:` into emoji, colours and icons even when the colon is backslash-escaped, and a bare
+    `http://...` into a link. Left as Streamlit draws them: its typographic arrows (`->` shows as →)."""
+    return ESCAPABLE_PUNCTUATION.sub(r"\\\1", str(text)).replace(":", "&#58;")
 
 
 # -- pictures and files of one experiment ------------------------------------------------------------
