@@ -191,3 +191,36 @@ def test_cli_says_once_what_has_no_map(tiny_model_dir, tmp_path, capsys):
     notes = [line for line in err.splitlines() if "whale" in line or "🐶" in line]
     assert len(notes) == 1 and err.count("whale") == 1 and err.count("🐶") == 1, err
     assert "Symbols and emoji get no map: 🐶" in notes[0] and "3 words cut by CLIP's 77-token limit" in notes[0]
+
+
+def test_a_hub_id_with_the_hub_unreachable_loads_from_the_cache_or_fails_at_once(tiny_model_dir, tmp_path, monkeypatch):
+    """With no route to the hub, huggingface_hub retries each request for about a minute; load_pipeline asks once,
+    serves what the local cache holds, and names the cause for the rest."""
+    import shutil
+    import time
+
+    import huggingface_hub.constants
+
+    from daam_store.models import ModelNotFoundError, load_pipeline
+    from daam_store.models.pipelines import PROXY_VARIABLES
+    from daam_store.store.testing import free_port
+
+    closed_port = free_port()  # nothing listens there: the connection is refused
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for variable in ("HF_HUB_OFFLINE", *PROXY_VARIABLES):
+        monkeypatch.delenv(variable, raising=False)
+    cached = tmp_path / "hub" / "models--someorg--tiny"  # huggingface_hub's cache layout: a snapshot and its ref
+    shutil.copytree(tiny_model_dir, cached / "snapshots" / ("0" * 40))
+    (cached / "refs").mkdir()
+    (cached / "refs" / "main").write_text("0" * 40)
+
+    started = time.monotonic()
+    assert load_pipeline("someorg/tiny").daam_source.kind == "hub"
+    with pytest.raises(ModelNotFoundError) as missing:
+        load_pipeline("someorg/missing")
+    assert time.monotonic() - started < 20
+    assert str(missing.value) == (
+        "could not load model 'someorg/missing': it is not in the local cache and the model hub cannot be reached "
+        f"(127.0.0.1:{closed_port}: Connection refused)"
+    )

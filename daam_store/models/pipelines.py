@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import diffusers.utils.logging
+import huggingface_hub.constants
 import torch
 import transformers.utils.logging
 from diffusers import (
@@ -31,6 +34,8 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 BUILTIN_FAMILIES = {"sd1-tiny": "SD1", "sd2-tiny": "SD2", "sdxl-tiny": "SDXL"}  # built-in model -> its family's name
 BUILTIN_MODELS = tuple(BUILTIN_FAMILIES)
 DEFAULT_MODEL = "sd1-tiny"
+HUB_PROBE_TIMEOUT_S = 3
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 class ModelNotFoundError(UserError):
@@ -80,6 +85,8 @@ def load_pipeline(
     """
     source = resolve_model(name_or_path)
     local_only = source.kind != "hub" or _offline()
+    unreachable = None if local_only else hub_unreachable_reason()
+    local_only = local_only or unreachable is not None  # the local cache still serves what was downloaded before
     try:
         with _quiet_loading():
             config = DiffusionPipeline.load_config(source.location, local_files_only=local_only)
@@ -91,6 +98,11 @@ def load_pipeline(
     except UnsupportedPipelineError as error:
         raise ModelNotFoundError(f"model {source.name!r}: {error}") from None
     except (OSError, ValueError) as error:
+        if unreachable is not None:
+            raise ModelNotFoundError(
+                f"could not load model {source.name!r}: it is not in the local cache and the model hub cannot be "
+                f"reached ({unreachable})"
+            ) from error
         raise ModelNotFoundError(f"could not load model {source.name!r}: {first_line(error)}") from error
     pipe.set_progress_bar_config(disable=True)
     pipe.daam_source = source  # remembered for the store's model record
@@ -181,6 +193,20 @@ def _quiet_loading():
         transformers.utils.logging.enable_progress_bar()
         diffusers.utils.logging.set_verbosity(diffusers_level)
         transformers.utils.logging.set_verbosity(transformers_level)
+
+
+def hub_unreachable_reason() -> str | None:
+    """Why the model hub (HF_ENDPOINT) takes no connection now, or None when it does or a proxy stands between.
+    Asked once before loading a hub id: huggingface_hub retries each unreachable request for about a minute."""
+    if any(os.environ.get(variable) for variable in PROXY_VARIABLES):
+        return None  # only the proxy knows; huggingface_hub goes through it
+    endpoint = urllib.parse.urlsplit(huggingface_hub.constants.ENDPOINT)
+    host, port = endpoint.hostname or "", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError as error:
+        return f"{host}:{port}: {error.strerror or error}"
+    return None
 
 
 def _offline() -> bool:
