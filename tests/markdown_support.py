@@ -6,4 +6,4 @@ import re
 
 def as_read(markdown: str) -> str:
     """Text that went through `escape_markdown`, as the reader sees it: escapes dropped, the colon's entity a colon."""
-    return re.sub(r"\\(.)", r"\1", markdown).replace("&#58;", ":")
+    return re.sub(r"\\(.)|&#58;", lambda match: match.group(1) or ":", markdown, flags=re.DOTALL)

@@ -220,7 +220,26 @@ def test_a_hub_id_with_the_hub_unreachable_loads_from_the_cache_or_fails_at_once
     with pytest.raises(ModelNotFoundError) as missing:
         load_pipeline("someorg/missing")
     assert time.monotonic() - started < 20
-    assert str(missing.value) == (
-        "could not load model 'someorg/missing': it is not in the local cache and the model hub cannot be reached "
-        f"(127.0.0.1:{closed_port}: Connection refused)"
-    )
+    assert str(missing.value).startswith("could not load model 'someorg/missing' from the local cache (")
+    assert str(missing.value).endswith(f"the model hub cannot be reached (127.0.0.1:{closed_port}: Connection refused)")
+
+
+def test_the_hub_probe_is_bounded_and_stands_aside_for_a_proxy(monkeypatch):
+    import time
+
+    import huggingface_hub.constants
+
+    from daam_store.models import pipelines
+
+    def hanging_connection(address, timeout):  # a name lookup or a silent network that never answers
+        time.sleep(30)
+
+    monkeypatch.setattr(pipelines.socket, "create_connection", hanging_connection)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "https://hub.example")
+    for variable in pipelines.PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    started = time.monotonic()
+    assert pipelines.hub_unreachable_reason() == "hub.example:443: no answer within 3 s"
+    assert time.monotonic() - started < pipelines.HUB_PROBE_TIMEOUT_S + 2
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert pipelines.hub_unreachable_reason() is None  # only the proxy can tell

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +100,10 @@ def load_pipeline(
         raise ModelNotFoundError(f"model {source.name!r}: {error}") from None
     except (OSError, ValueError) as error:
         if unreachable is not None:
+            cache_error = first_line(error).rstrip(".")
             raise ModelNotFoundError(
-                f"could not load model {source.name!r}: it is not in the local cache and the model hub cannot be "
-                f"reached ({unreachable})"
+                f"could not load model {source.name!r} from the local cache ({cache_error}), and the model hub cannot "
+                f"be reached ({unreachable})"
             ) from error
         raise ModelNotFoundError(f"could not load model {source.name!r}: {first_line(error)}") from error
     pipe.set_progress_bar_config(disable=True)
@@ -196,16 +198,35 @@ def _quiet_loading():
 
 
 def hub_unreachable_reason() -> str | None:
-    """Why the model hub (HF_ENDPOINT) takes no connection now, or None when it does or a proxy stands between.
-    Asked once before loading a hub id: huggingface_hub retries each unreachable request for about a minute."""
+    """Why the model hub (HF_ENDPOINT) takes no connection now, or None when it does, a proxy stands between or
+    the endpoint names no host. Asked once before loading a hub id: huggingface_hub retries each unreachable
+    request for about a minute."""
     if any(os.environ.get(variable) for variable in PROXY_VARIABLES):
         return None  # only the proxy knows; huggingface_hub goes through it
     endpoint = urllib.parse.urlsplit(huggingface_hub.constants.ENDPOINT)
-    host, port = endpoint.hostname or "", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        host, port = endpoint.hostname, endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number: huggingface_hub will say so itself
+        return None
+    if not host:
+        return None
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    outcome: list[str | None] = []
+    # In a thread, so that the wait is bounded: a socket timeout covers neither the name lookup nor each of the
+    # host's several addresses.
+    probe = threading.Thread(target=lambda: outcome.append(_connection_error(host, port)), daemon=True)
+    probe.start()
+    probe.join(HUB_PROBE_TIMEOUT_S)
+    if not outcome:
+        return f"{address}: no answer within {HUB_PROBE_TIMEOUT_S} s"
+    return None if outcome[0] is None else f"{address}: {outcome[0]}"
+
+
+def _connection_error(host: str, port: int) -> str | None:
     try:
         socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
     except OSError as error:
-        return f"{host}:{port}: {error.strerror or error}"
+        return error.strerror or str(error)
     return None
 
 

@@ -26,7 +26,10 @@ def escape_markdown(text: str) -> str:
 
     The colon becomes an entity rather than an escape: Streamlit turns `:smile:`, `:red[...]` and
     `:material/icon:` into emoji, colours and icons even when the colon is backslash-escaped, and a bare
-    `http://...` into a link. Left as Streamlit draws them: its typographic arrows (`->` shows as →)."""
+    `http://...` into a link. Its emoji pass runs only when the raw string holds a `:name:` itself, so never put
+    an unescaped one beside escaped text. Left as Streamlit draws them, since they act on the parsed text and no
+    escape reaches them: its typographic replacements (`->` shows as →, ` -- ` as —, ` >= ` as ≥) and its
+    `:streamlit:` logo."""
     return ESCAPABLE_PUNCTUATION.sub(r"\\\1", str(text)).replace(":", "&#58;")
 
 
