@@ -25,6 +25,7 @@ from daam_store.errors import UserError, first_line
 from daam_store.heatmap import DEFAULT_COLORMAP, GlobalHeatMap, PromptTokens
 
 FORMAT = "daam-store/1"
+OVERLAY_SUFFIX = ".heat_map.png"  # `<word>.heat_map.png`, the original DAAM's overlay files
 
 
 @dataclass
@@ -70,8 +71,8 @@ class GenerationExperiment:
         of this one. Only in an experiment's folder (the CLI writes to "." by default) and only other words'."""
         if not (target / "generation.pt").is_file():
             return
-        own = {f"{heat_map_file_stem(span.text)}.heat_map.png" for span in self.heat_map().words()}
-        for overlay in target.glob("*.heat_map.png"):
+        own = {heat_map_file_name(span.text) for span in self.heat_map().words()}
+        for overlay in target.glob(f"*{OVERLAY_SUFFIX}"):
             if overlay.name not in own:
                 overlay.unlink()
 
@@ -84,7 +85,7 @@ class GenerationExperiment:
         chosen = words if words is not None else _unique(span.text for span in global_map.words())
         paths = []
         for word in chosen:
-            out = directory / f"{heat_map_file_stem(word)}.heat_map.png"
+            out = directory / heat_map_file_name(word)
             global_map.compute_word_heat_map(word).save_overlay(self.image, out, cmap=cmap)
             paths.append(out)
         return paths
@@ -152,10 +153,10 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def heat_map_file_stem(word: str) -> str:
-    """A file-name-safe form of a word (lower case, as the original DAAM names its heat map files)."""
+def heat_map_file_name(word: str) -> str:
+    """`<word>.heat_map.png` with a file-name-safe form of the word (lower case, as the original DAAM names them)."""
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in word.lower())
-    return safe or "_"
+    return f"{safe or '_'}{OVERLAY_SUFFIX}"
 
 
 def _unique(items) -> list[str]:

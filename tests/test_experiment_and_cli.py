@@ -35,9 +35,8 @@ def test_loading_refuses_pickled_files(tmp_path):
     (tmp_path / "generation.pt").write_bytes(pickle.dumps(object()))
     with pytest.raises(UserError, match="never unpickled") as refused:
         GenerationExperiment.load(tmp_path)
-    assert "trust" not in str(
-        refused.value
-    )  # torch's hint to unpickle anyway ("if you trust the source") is not passed on
+    # torch's hint to unpickle anyway ("if you trust the source") is not passed on
+    assert "trust" not in str(refused.value)
     with pytest.raises(UserError, match="not an experiment directory"):
         GenerationExperiment.load(tmp_path / "missing")
 
@@ -201,15 +200,14 @@ def test_a_hub_id_with_the_hub_unreachable_loads_from_the_cache_or_fails_at_once
 
     import huggingface_hub.constants
 
-    from daam_store.models import ModelNotFoundError, load_pipeline
-    from daam_store.models.pipelines import PROXY_VARIABLES
+    from daam_store.models import ModelNotFoundError, load_pipeline, pipelines
     from daam_store.store.testing import free_port
 
     closed_port = free_port()  # nothing listens there: the connection is refused
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    for variable in ("HF_HUB_OFFLINE", *PROXY_VARIABLES):
-        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(pipelines.urllib.request, "getproxies", dict)  # no proxy between
     cached = tmp_path / "hub" / "models--someorg--tiny"  # huggingface_hub's cache layout: a snapshot and its ref
     shutil.copytree(tiny_model_dir, cached / "snapshots" / ("0" * 40))
     (cached / "refs").mkdir()
@@ -236,10 +234,10 @@ def test_the_hub_probe_is_bounded_and_stands_aside_for_a_proxy(monkeypatch):
 
     monkeypatch.setattr(pipelines.socket, "create_connection", hanging_connection)
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "https://hub.example")
-    for variable in pipelines.PROXY_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(pipelines.urllib.request, "getproxies", dict)  # no proxy between
     started = time.monotonic()
     assert pipelines.hub_unreachable_reason() == "hub.example:443: no answer within 3 s"
     assert time.monotonic() - started < pipelines.HUB_PROBE_TIMEOUT_S + 2
+    monkeypatch.undo()  # the environment's own proxies again, with one set
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     assert pipelines.hub_unreachable_reason() is None  # only the proxy can tell

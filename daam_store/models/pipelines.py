@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,6 @@ BUILTIN_FAMILIES = {"sd1-tiny": "SD1", "sd2-tiny": "SD2", "sdxl-tiny": "SDXL"}  
 BUILTIN_MODELS = tuple(BUILTIN_FAMILIES)
 DEFAULT_MODEL = "sd1-tiny"
 HUB_PROBE_TIMEOUT_S = 3
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 class ModelNotFoundError(UserError):
@@ -201,7 +201,7 @@ def hub_unreachable_reason() -> str | None:
     """Why the model hub (HF_ENDPOINT) takes no connection now, or None when it does, a proxy stands between or
     the endpoint names no host. Asked once before loading a hub id: huggingface_hub retries each unreachable
     request for about a minute."""
-    if any(os.environ.get(variable) for variable in PROXY_VARIABLES):
+    if any(scheme != "no" for scheme in urllib.request.getproxies()):  # *_proxy variables or the system's
         return None  # only the proxy knows; huggingface_hub goes through it
     endpoint = urllib.parse.urlsplit(huggingface_hub.constants.ENDPOINT)
     try:

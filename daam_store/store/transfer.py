@@ -22,6 +22,7 @@ from pathlib import Path
 import PIL.Image
 
 from daam_store.errors import UserError
+from daam_store.experiment import OVERLAY_SUFFIX
 from daam_store.models.info import ModelInfo
 from daam_store.store.reader import experiment_from_row, image_from_png
 from daam_store.store.schema import STATUS_OVERLAYS_ONLY
@@ -34,7 +35,6 @@ from daam_store.store.writer import (
     png_bytes,
 )
 
-OVERLAY_SUFFIX = ".heat_map.png"
 MAX_PIXELS_VARIABLE = "DAAM_STORE_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 4096 * 4096
 SEED_RANGE = range(-(2**63), 2**63)  # the seed column is a BIGINT; SQLite refuses larger ints with a traceback
