@@ -111,3 +111,54 @@ def test_word_map_layers_scores_only_one_object_images_in_benchmark_order():
     module = load_benchmark("word_map_layers.py")
     items = module.one_object_items("heldout", 3)
     assert [seed for _, seed in items] == [0, 4, 8] and all(len(objects) == 1 for objects, _ in items)
+
+
+def test_caption_knockout_prints_a_row_per_group_of_cross_attention_layers():
+    output = run_benchmark("caption_knockout.py", "--models", "sd1-tiny", "--n", "4", "--steps", "2")
+    rows = re.findall(r"\| ([a-z0-9 ]+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \(", output)
+    # sd1-tiny: one attn2 in each of its two attended down blocks, two in each attended up block, one mid
+    assert [(group, int(layers)) for group, layers, *_ in rows] == [
+        ("nothing", 0),
+        ("16x16", 3),
+        ("8x8", 3),
+        ("mid block", 1),
+        ("down blocks", 2),
+        ("up blocks", 4),
+    ], output
+    assert all(0 <= float(present) <= 1 and 0 <= float(correct) <= 1 for *_, present, correct in rows)
+
+
+def test_caption_knockout_groups_sdxl_layers_by_resolution():
+    from daam_store.models import load_pipeline
+
+    groups = load_benchmark("caption_knockout.py").cross_attention_groups(load_pipeline("sdxl-tiny").unet)
+    # no cross-attention at 16x16; two transformer layers per block at 4x4 and in the mid block
+    assert {group: len(names) for group, names in groups.items()} == {
+        "8x8": 3,
+        "4x4": 6,
+        "mid block": 2,
+        "down blocks": 3,
+        "up blocks": 6,
+    }
+
+
+def test_a_caption_knocked_out_of_every_layer_draws_the_empty_captions_image():
+    """With the unconditional context in every cross-attention layer an SD 1.x UNet no longer sees the prompt:
+    the image is the one the empty caption gives from the same noise."""
+    import torch
+
+    from daam_store.models import load_pipeline
+
+    module = load_benchmark("caption_knockout.py")
+    pipe = load_pipeline("sd1-tiny")
+
+    def image(prompt: str):
+        output = pipe(prompt, num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="np")
+        return output.images[0]
+
+    groups = module.cross_attention_groups(pipe.unet)
+    every_layer = groups["down blocks"] + groups["mid block"] + groups["up blocks"]
+    with module.knocked_out(pipe.unet, every_layer):
+        knocked = image("a red circle and a blue square")
+    assert np.array_equal(knocked, image(""))
+    assert not np.array_equal(image("a red circle and a blue square"), knocked)  # the hooks came off

@@ -10,10 +10,10 @@ from PIL import Image
 from daam_store import world
 from daam_store.cli import store_main
 from daam_store.evaluation import EvalSettings, evaluate, evaluation_items, format_markdown
-from daam_store.evaluation.benchmark import _Scores, check_targets
+from daam_store.evaluation.benchmark import _Scores, check_targets, lookup
 from daam_store.evaluation.metrics import centre_prior, iou, map_iou, mean_with_interval, normalise, uniform_iou
 from daam_store.evaluation.model_card import write_model_card
-from daam_store.evaluation.report import _shape_maps_by_binding
+from daam_store.evaluation.report import _shape_maps_by_binding, fmt_interval
 from daam_store.heatmap import WordSpan
 from daam_store.models import BUILTIN_MODELS, load_pipeline, resolve_model
 from daam_store.training.recipes import get_recipe
@@ -194,6 +194,28 @@ def test_evaluate_runs_end_to_end_on_a_tiny_pipeline(sd2_pipe):
     assert "mIoU at tau 0.4" in table and "targets met" in table and "shaded" not in table
 
 
+def test_mid_block_option_scores_maps_averaged_with_the_mid_block(sd2_pipe, monkeypatch):
+    from daam_store.tracing.hooker import DiffusionHeatMapHooker
+
+    asked, compute = [], DiffusionHeatMapHooker.compute_global_heat_map
+
+    def spy(self, *args, **kwargs):
+        asked.append(kwargs.get("mid_block"))
+        return compute(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiffusionHeatMapHooker, "compute_global_heat_map", spy)
+    results = {
+        mid: evaluate(sd2_pipe, EvalSettings(n=2, steps=2, batch_size=2, influence_n=0, mid_block=mid))
+        for mid in (False, True)
+    }
+    assert asked == [False, False, True, True]
+    assert results[True]["settings"]["mid_block"] is True
+    assert "every cross-attention layer, the mid block's too (`--mid-block`)" in format_markdown(results[True], "t")
+    assert "maps by the original DAAM's rule" in format_markdown(results[False], "t")
+    del results[False]["settings"]["mid_block"]  # results written before the option read as the default rule
+    assert "maps by the original DAAM's rule" in format_markdown(results[False], "t")
+
+
 def test_the_reader_check_renders_scenes_shaded_and_shaped_as_the_model_was_trained(tmp_path, sd2_pipe, monkeypatch):
     """evaluate() reads the shading from the model folder's training.json and renders the reader check with it."""
     from types import SimpleNamespace
@@ -241,11 +263,14 @@ def test_eval_command_writes_json_and_refuses_bad_input(tiny_sd2_model_dir, tmp_
     assert code == 0
     results = json.loads(out.read_text())
     assert results["model"] == str(tiny_sd2_model_dir) and len(results["targets"]) == 6
+    assert results["settings"]["mid_block"] is False
     assert store_main(["eval", "--model", str(tiny_sd2_model_dir), "--n", "0"]) == 2
     assert store_main(["eval", "--model", "no-such-model", "--n", "1"]) == 2
     assert "error:" in capsys.readouterr().err
     assert store_main(["eval", "--model", str(tiny_sd2_model_dir), "--split", "train", "--write-card"]) == 2
     assert "--write-card reports the held-out benchmark" in capsys.readouterr().err
+    assert store_main(["eval", "--model", str(tiny_sd2_model_dir), "--mid-block", "--write-card"]) == 2
+    assert "save a --mid-block run with --json MODEL_FOLDER/evaluation-mid-block.json" in capsys.readouterr().err
 
 
 def test_model_card_names_config_data_training_and_results(tiny_sd2_model_dir, tmp_path):
@@ -276,6 +301,15 @@ def test_model_card_names_config_data_training_and_results(tiny_sd2_model_dir, t
     (folder / "evaluation-train.json").write_text(json.dumps(train))
     card = write_model_card(folder, "tiny", results).read_text()
     assert "## In distribution" in card and "on 2 images of prompts made of training pairs" in card
+    assert "## With the mid block" not in card
+
+    mid = results | {"settings": results["settings"] | {"mid_block": True}}
+    mid["targets"] = [check | {"met": i < 4} for i, check in enumerate(results["targets"])]
+    (folder / "evaluation-mid-block.json").write_text(json.dumps(mid))
+    card = write_model_card(folder, "tiny", results).read_text()
+    assert "## With the mid block (`daam-store eval --mid-block`)" in card
+    assert f"shape words {fmt_interval(lookup(results, 'miou.shape.word'))} (other object's" in card
+    assert "4 of 6 targets met by this rule" in card
 
 
 def test_model_card_of_an_sdxl_model_names_both_encoders_and_euler(tiny_sdxl_model_dir, tmp_path):

@@ -115,3 +115,23 @@ def test_readme_table_gives_each_models_training_pair_figures(model):
         _f(miou["shape"]["word"]["mean"]),
         _f(miou["shape"]["other_object"]["mean"]),
     ]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_readme_table_gives_each_models_figures_with_the_mid_block(model):
+    table = _readme_table()
+    results = _load(model, "evaluation-mid-block.json")
+    assert results["settings"]["mid_block"] is True and results["settings"]["split"] == "heldout"
+    miou = results["miou"]
+    for kind, label in (
+        ("colour", "with the mid block (`--mid-block`): mIoU, colour words"),
+        ("shape", "with the mid block: mIoU, shape words"),
+    ):
+        word = miou[kind]["word"]
+        assert _numbers(table[label][model]) == [_f(word["mean"]), _f(word["low"]), _f(word["high"])], (model, kind)
+    assert _numbers(table["with the mid block: other object's word, colour / shape"][model]) == [
+        _f(miou["colour"]["other_object"]["mean"]),
+        _f(miou["shape"]["other_object"]["mean"]),
+    ]
+    met = sum(target["met"] for target in results["targets"])
+    assert table["with the mid block: targets met"][model] == f"{met} of {len(results['targets'])}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from daam_store.commands.common import finite_float, single_command_main
 from daam_store.errors import UserError
-from daam_store.evaluation.settings import EvalSettings
+from daam_store.evaluation.settings import MID_BLOCK_RESULTS, TRAIN_RESULTS, EvalSettings
 
 
 def register(subparsers) -> None:
@@ -34,6 +34,11 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--influence", type=int, default=EvalSettings.influence_n, help="images for word influence")
     parser.add_argument("--batch-size", type=int, default=EvalSettings.batch_size, help="images per pipeline call")
+    parser.add_argument(
+        "--mid-block",
+        action="store_true",
+        help="score maps averaged over every layer, the UNet's mid block too (the default: the original DAAM's layers)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--write-card", action="store_true", help="write MODEL_CARD.md into the model's folder")
     parser.set_defaults(func=run)
@@ -52,12 +57,18 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         influence_n=min(args.influence, args.n),
         tau=args.tau,
+        mid_block=args.mid_block,
     )
     settings.validate()
     if args.write_card and args.split != "heldout":
         raise UserError(
             "--write-card reports the held-out benchmark; save a training-pairs run with "
-            "--json MODEL_FOLDER/evaluation-train.json and the card includes it"
+            f"--json MODEL_FOLDER/{TRAIN_RESULTS} and the card includes it"
+        )
+    if args.write_card and args.mid_block:
+        raise UserError(
+            "--write-card reports the default rule's maps; save a --mid-block run with "
+            f"--json MODEL_FOLDER/{MID_BLOCK_RESULTS} and the card includes it"
         )
     try:
         pipe = load_pipeline(args.model, device=args.device)

@@ -70,7 +70,7 @@ def evaluate(pipe: DiffusionPipeline, settings: EvalSettings, progress=None) -> 
             batch = items[start : start + settings.batch_size]
             images = generate(pipe, batch, settings)
             for i, ((objects, _), image) in enumerate(zip(batch, images, strict=True)):
-                word_maps = tc.compute_global_heat_map(image_idx=i).word_heat_maps()
+                word_maps = tc.compute_global_heat_map(image_idx=i, mid_block=settings.mid_block).word_heat_maps()
                 scores.add(start + i, objects, image, word_maps)
                 if start + i < settings.influence_n:
                     kept_images.append(np.asarray(image, dtype=np.float32) / 255)

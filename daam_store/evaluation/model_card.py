@@ -8,9 +8,8 @@ from pathlib import Path
 
 from daam_store import world
 from daam_store.evaluation.benchmark import lookup
-from daam_store.evaluation.report import fmt, format_markdown
-
-TRAIN_RESULTS = "evaluation-train.json"
+from daam_store.evaluation.report import fmt, fmt_interval, format_markdown
+from daam_store.evaluation.settings import MID_BLOCK_RESULTS, TRAIN_RESULTS
 
 
 def _parameters(folder: Path, component: str) -> int:
@@ -91,6 +90,7 @@ def model_card(folder: Path, name: str, results: dict) -> str:
         format_markdown(results, name),
         "",
         *_in_distribution(folder),
+        *_with_mid_block(folder),
         "## Limits",
         *_unmet(results),
         "Only the world's words mean anything to this model; other words map to untrained embeddings. "
@@ -187,6 +187,28 @@ def _in_distribution(folder: Path) -> list[str]:
         f"{fmt(value('miou.shape.word.mean'))} (other object's "
         f"{fmt(value('miou.shape.other_object.mean'))}). "
         "The targets above are measured on the held-out pairs.",
+        "",
+    ]
+
+
+def _with_mid_block(folder: Path) -> list[str]:
+    """The held-out benchmark under daam-store's other rule (`daam-store eval --mid-block --json
+    FOLDER/evaluation-mid-block.json`), if run: the mid block is where these small UNets read shape words."""
+    path = folder / MID_BLOCK_RESULTS
+    if not path.exists():
+        return []
+    results = json.loads(path.read_text())
+    value = partial(lookup, results)
+    met = [check for check in results["targets"] if check["met"]]
+    return [
+        "## With the mid block (`daam-store eval --mid-block`)",
+        "",
+        f"The held-out benchmark ({_settings(results)}, {results['images']['total']} images) with each word's map "
+        "averaged over every cross-attention layer, the UNet's mid block too, instead of the original DAAM's "
+        f"layers: mIoU colour words {fmt_interval(value('miou.colour.word'))} (other object's "
+        f"{fmt(value('miou.colour.other_object.mean'))}), shape words {fmt_interval(value('miou.shape.word'))} "
+        f"(other object's {fmt(value('miou.shape.other_object.mean'))}); {len(met)} of {len(results['targets'])} "
+        "targets met by this rule. The targets above are measured with the original DAAM's layers.",
         "",
     ]
 

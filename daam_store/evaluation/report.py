@@ -10,7 +10,7 @@ def fmt(value, digits: int = 2) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def _ci(summary: dict | None) -> str:
+def fmt_interval(summary: dict | None) -> str:
     if not summary:
         return "n/a"
     return f"{fmt(summary['mean'])} [{fmt(summary['low'])}, {fmt(summary['high'])}]"
@@ -22,8 +22,7 @@ def format_markdown(results: dict, model: str) -> str:
     lines = [
         f"Model `{model}`: {images['total']} {s['split']} images ({images['one_object']} one-object, "
         f"{images['two_objects']} two-object; seeds {s['first_seed']}-{s['first_seed'] + images['total'] - 1}), "
-        f"{results.get('sampler', 'DDIM')} {s['steps']} steps, guidance {s['guidance']:g}, maps by the original "
-        "DAAM's rule (the down and up blocks' cross-attention, summed over steps).",
+        f"{results.get('sampler', 'DDIM')} {s['steps']} steps, guidance {s['guidance']:g}, {maps_rule(s)}.",
         "",
         "| adherence | all | one-object | two-object | objects of held-out pairs | objects of seen pairs |",
         "|---|---|---|---|---|---|",
@@ -51,7 +50,7 @@ def format_markdown(results: dict, model: str) -> str:
         row = results["miou"].get(word_class, {})
         n = row.get("word", {}).get("n", 0)
         lines.append(
-            f"| {word_class} words | {_ci(row.get('word'))} | {_ci(row.get('other_object'))} | "
+            f"| {word_class} words | {fmt_interval(row.get('word'))} | {fmt_interval(row.get('other_object'))} | "
             f"{fmt(row.get('centre', {}).get('mean'))} | {fmt(row.get('uniform', {}).get('mean'))} | {n} |"
         )
     taus = [f"{t:g}" for t in TAU_SWEEP]
@@ -70,8 +69,8 @@ def format_markdown(results: dict, model: str) -> str:
             "",
             "| word influence: mean pixel change (0-1) | shape word swapped | colour word swapped | different noise |",
             "|---|---|---|---|",
-            f"| {influence['noise']['n']} images, same noise unless stated | {_ci(influence['shape_word'])} | "
-            f"{_ci(influence['colour_word'])} | {_ci(influence['noise'])} |",
+            f"| {influence['noise']['n']} images, same noise unless stated | {fmt_interval(influence['shape_word'])} | "
+            f"{fmt_interval(influence['colour_word'])} | {fmt_interval(influence['noise'])} |",
         ]
     classifier = results["classifier"]
     shaded = f" (shaded {classifier['shading']:.0%} as in training)" if classifier.get("shading") else ""
@@ -92,6 +91,13 @@ def format_markdown(results: dict, model: str) -> str:
     met = sum(c["met"] for c in results["targets"])
     lines += ["", f"{met} of {len(results['targets'])} targets met; evaluation took {results['seconds']:.0f} s."]
     return "\n".join(lines)
+
+
+def maps_rule(settings: dict) -> str:
+    """The layers the scored maps average, in words (results written before the option have no `mid_block`)."""
+    if settings.get("mid_block"):
+        return "maps averaged over every cross-attention layer, the mid block's too (`--mid-block`), summed over steps"
+    return "maps by the original DAAM's rule (the down and up blocks' cross-attention, summed over steps)"
 
 
 def _shape_maps_by_binding(by_outcome: dict, tau: float) -> list[str]:

@@ -10,6 +10,9 @@ from daam_store.errors import UserError
 from daam_store.evaluation.metrics import DEFAULT_TAU
 
 SPLITS = ("heldout", "train")
+# beside a model's evaluation.json, the runs its card also reports (`--split train`, `--mid-block`)
+TRAIN_RESULTS = "evaluation-train.json"
+MID_BLOCK_RESULTS = "evaluation-mid-block.json"
 
 
 @dataclass
@@ -22,6 +25,8 @@ class EvalSettings:
     influence_n: int = 24  # images also regenerated with a word swapped and with other noise
     first_seed: int = 0
     tau: float = DEFAULT_TAU
+    # average the UNet's mid block into the maps too (rule daam+mid); the default is the original DAAM's layers
+    mid_block: bool = False
 
     def validate(self) -> None:
         if self.n < 1 or self.steps < 1 or self.batch_size < 1 or self.influence_n < 0:
