@@ -625,6 +625,7 @@ def test_models_page_lists_counts_and_registers_a_folder(filled_store_url, tiny_
     assert list(builtin["name"]) == ["sd1-tiny", "sd2-tiny", "sdxl-tiny"]
     assert list(builtin["family"]) == ["SD1", "SD2", "SDXL"]
     assert all(met.split(":")[0].endswith(" of 6") for met in builtin["benchmark targets met"])
+    assert all(met.split(":")[0].endswith(" of 6") for met in builtin["with the mid block in the maps"])
     assert list(families["family"]) == ["SD1", "SD2", "SDXL"]
     assert list(families["pipeline"]) == ["StableDiffusionPipeline"] * 2 + ["StableDiffusionXLPipeline"]
     assert sorted(zip(registered["family"], registered["generations"], strict=True)) == [("SD1", 5), ("SD2", 2)]

@@ -16,6 +16,11 @@ st.subheader("Built-in models")
 st.write("Small Stable Diffusion models shipped inside the package: they run on a CPU with no download.")
 with ui.errors_as_messages():
     st.dataframe(builtin_model_table(), hide_index=True)
+st.caption(
+    "Targets of `daam-store eval` on held-out prompts, scored on maps of the original DAAM's layers and, in the "
+    "next column, with the UNet's mid block averaged in (`--mid-block`); each model folder's MODEL_CARD.md has "
+    "the figures."
+)
 
 st.subheader("Registered models")
 registered = st.empty()  # filled after the form below, so a model added just now is listed
