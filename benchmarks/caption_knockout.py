@@ -2,18 +2,22 @@
 
 A word map shows where a layer attends; this asks what the image loses without it. For each group of
 cross-attention layers (one latent resolution, the mid block, all down blocks, all up blocks) the group's
-layers are given the unconditional (empty-caption) context in place of the prompt's, every other layer
-unchanged, and the held-out benchmark runs again on the same seeds: colour present, shape correct, binding and
-the maps' mIoU (by the default rule). A group whose knock-out costs binding is where the model binds.
-Needs classifier-free guidance (guidance > 1): the unconditional context is the first half of its batch.
+layers are given the unconditional context in place of the prompt's (the empty caption's states; SDXL's
+pipelines use zeros), every other layer unchanged, and the held-out benchmark runs again on the same seeds:
+colour present, shape correct, binding and the maps' mIoU (by the default rule, so a knocked-out layer's maps,
+which no longer see the prompt, are averaged in). Only cross-attention is cut: SDXL's pooled text embedding still
+reaches the UNet through its added conditioning. Needs classifier-free guidance (guidance > 1): the
+unconditional context is the first half of its batch.
 Run: python benchmarks/caption_knockout.py [--models sd1-tiny sd2-tiny sdxl-tiny] [--n 96]
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partial
 
-from daam_store.evaluation.benchmark import evaluate
+from daam_store.evaluation.benchmark import evaluate, lookup
+from daam_store.evaluation.report import fmt
 from daam_store.evaluation.settings import EvalSettings, benchmark_parser
 from daam_store.models import load_pipeline
 
@@ -22,6 +26,8 @@ def unconditional_context(module, args, kwargs):
     """attn2 pre-hook: both halves of the guidance batch ([unconditional, conditional]) get the unconditional
     context."""
     context = kwargs["encoder_hidden_states"]
+    if len(context) % 2:
+        raise RuntimeError("caption knock-out needs classifier-free guidance: [unconditional, conditional] batches")
     half = len(context) // 2
     kwargs["encoder_hidden_states"] = context[:half].repeat(2, *([1] * (context.dim() - 1)))
     return args, kwargs
@@ -58,13 +64,13 @@ def knocked_out(unet, names: list[str]):
 
 
 def row(group: str, layers: int, results: dict) -> str:
-    adherence, binding, miou = results["adherence"], results["binding"], results["miou"]
-    shape = adherence["shape"]
-    bound = f"{binding['right']:.2f} / {binding['swapped']:.2f} ({binding['n']})" if binding.get("n") else "- (0)"
-    maps = " / ".join(f"{miou[kind]['word']['mean']:.2f}" if kind in miou else "-" for kind in ("colour", "shape"))
+    value = partial(lookup, results)
+    bound = " / ".join(fmt(value(f"binding.{outcome}")) for outcome in ("right", "swapped"))
+    maps = " / ".join(fmt(value(f"miou.{kind}.word.mean")) for kind in ("colour", "shape"))
     return (
-        f"| {group} | {layers} | {adherence['colour']['all']:.2f} | {shape['all']:.2f} "
-        f"({shape['one_object']:.2f} / {shape['two_objects']:.2f}) | {bound} | {maps} |"
+        f"| {group} | {layers} | {fmt(value('adherence.colour.all'))} | {fmt(value('adherence.shape.all'))} "
+        f"({fmt(value('adherence.shape.one_object'))} / {fmt(value('adherence.shape.two_objects'))}) | "
+        f"{bound} ({value('binding.n') or 0}) | {maps} |"
     )
 
 
@@ -86,6 +92,8 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         print(row("nothing", 0, evaluate(pipe, settings)), flush=True)
         for group, names in cross_attention_groups(pipe.unet).items():
+            if not names:  # e.g. a UNet whose mid block has no cross-attention
+                continue
             with knocked_out(pipe.unet, names):
                 print(row(group, len(names), evaluate(pipe, settings)), flush=True)
 

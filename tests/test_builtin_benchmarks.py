@@ -162,3 +162,10 @@ def test_a_caption_knocked_out_of_every_layer_draws_the_empty_captions_image():
         knocked = image("a red circle and a blue square")
     assert np.array_equal(knocked, image(""))
     assert not np.array_equal(image("a red circle and a blue square"), knocked)  # the hooks came off
+
+
+def test_caption_knockout_needs_guidance():
+    import pytest
+
+    with pytest.raises(SystemExit, match="--guidance must be over 1"):
+        run_benchmark("caption_knockout.py", "--models", "sd1-tiny", "--n", "1", "--guidance", "1")

@@ -9,11 +9,12 @@ from PIL import Image
 
 from daam_store import world
 from daam_store.cli import store_main
+from daam_store.errors import UserError
 from daam_store.evaluation import EvalSettings, evaluate, evaluation_items, format_markdown
-from daam_store.evaluation.benchmark import _Scores, check_targets, lookup
+from daam_store.evaluation.benchmark import _Scores, check_targets
 from daam_store.evaluation.metrics import centre_prior, iou, map_iou, mean_with_interval, normalise, uniform_iou
 from daam_store.evaluation.model_card import write_model_card
-from daam_store.evaluation.report import _shape_maps_by_binding, fmt_interval
+from daam_store.evaluation.report import _shape_maps_by_binding
 from daam_store.heatmap import WordSpan
 from daam_store.models import BUILTIN_MODELS, load_pipeline, resolve_model
 from daam_store.training.recipes import get_recipe
@@ -304,12 +305,17 @@ def test_model_card_names_config_data_training_and_results(tiny_sd2_model_dir, t
     assert "## With the mid block" not in card
 
     mid = results | {"settings": results["settings"] | {"mid_block": True}}
+    mid["miou"] = {"shape": {"word": {"mean": 0.5512, "low": 0.5123, "high": 0.5834}, "other_object": {"mean": 0.013}}}
     mid["targets"] = [check | {"met": i < 4} for i, check in enumerate(results["targets"])]
     (folder / "evaluation-mid-block.json").write_text(json.dumps(mid))
     card = write_model_card(folder, "tiny", results).read_text()
     assert "## With the mid block (`daam-store eval --mid-block`)" in card
-    assert f"shape words {fmt_interval(lookup(results, 'miou.shape.word'))} (other object's" in card
+    assert "mIoU colour words n/a (other object's n/a), shape words 0.55 [0.51, 0.58] (other object's 0.01)" in card
     assert "4 of 6 targets met by this rule" in card
+    # a run of another rule or split saved under the name would be mislabelled: refused
+    (folder / "evaluation-mid-block.json").write_text(json.dumps(results))
+    with pytest.raises(UserError, match="evaluation-mid-block.json is not a `daam-store eval --split heldout --mid"):
+        write_model_card(folder, "tiny", results)
 
 
 def test_model_card_of_an_sdxl_model_names_both_encoders_and_euler(tiny_sdxl_model_dir, tmp_path):

@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from daam_store import world
+from daam_store.errors import UserError
 from daam_store.evaluation.benchmark import lookup
 from daam_store.evaluation.report import fmt, fmt_interval, format_markdown
 from daam_store.evaluation.settings import MID_BLOCK_RESULTS, TRAIN_RESULTS
@@ -168,10 +169,9 @@ def _recipe_variations(recipe: dict) -> list[str]:
 def _in_distribution(folder: Path) -> list[str]:
     """The training-pairs check (`daam-store eval --split train --json FOLDER/evaluation-train.json`), if run:
     it tells binding (right in distribution) from generalising to the held-out pairs."""
-    path = folder / TRAIN_RESULTS
-    if not path.exists():
+    train = _results_beside(folder, TRAIN_RESULTS, split="train", mid_block=False)
+    if train is None:
         return []
-    train = json.loads(path.read_text())
     value = partial(lookup, train)  # None where the run had no image to score it on
 
     return [
@@ -193,11 +193,10 @@ def _in_distribution(folder: Path) -> list[str]:
 
 def _with_mid_block(folder: Path) -> list[str]:
     """The held-out benchmark under daam-store's other rule (`daam-store eval --mid-block --json
-    FOLDER/evaluation-mid-block.json`), if run: the mid block is where these small UNets read shape words."""
-    path = folder / MID_BLOCK_RESULTS
-    if not path.exists():
+    FOLDER/evaluation-mid-block.json`), if run: sd1-tiny draws its shapes with its mid block's cross-attention."""
+    results = _results_beside(folder, MID_BLOCK_RESULTS, split="heldout", mid_block=True)
+    if results is None:
         return []
-    results = json.loads(path.read_text())
     value = partial(lookup, results)
     met = [check for check in results["targets"] if check["met"]]
     return [
@@ -211,6 +210,20 @@ def _with_mid_block(folder: Path) -> list[str]:
         "targets met by this rule. The targets above are measured with the original DAAM's layers.",
         "",
     ]
+
+
+def _results_beside(folder: Path, name: str, split: str, mid_block: bool) -> dict | None:
+    """A further `daam-store eval --json` run saved beside the model (None if there is none): it must be the run
+    its file name says, or the card would label another run's figures."""
+    path = folder / name
+    if not path.exists():
+        return None
+    results = json.loads(path.read_text())
+    settings = results.get("settings", {})
+    if settings.get("split") != split or settings.get("mid_block", False) != mid_block or "targets" not in results:
+        flags = f"--split {split}" + (" --mid-block" if mid_block else "")
+        raise UserError(f"{path} is not a `daam-store eval {flags}` run: run that command with --json {path}")
+    return results
 
 
 def _settings(results: dict) -> str:

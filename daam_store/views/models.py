@@ -22,15 +22,15 @@ def builtin_model_table() -> list[dict[str, str]]:
         try:
             folder = Path(resolve_model(name).location)
             status = f"ready ({folder})"
-            targets = targets_met(folder / "evaluation.json"), targets_met(folder / MID_BLOCK_RESULTS)
+            met, met_with_mid_block = targets_met(folder / "evaluation.json"), targets_met(folder / MID_BLOCK_RESULTS)
         except ModelNotFoundError as error:
-            status, targets = str(error), ("", "")
+            status, met, met_with_mid_block = str(error), "", ""
         rows.append(
             {
                 "name": name,
                 "family": family,
-                "benchmark targets met": targets[0],
-                "with the mid block in the maps": targets[1],
+                "benchmark targets met": met,
+                "with the mid block in the maps": met_with_mid_block,
                 "status": status,
             }
         )

@@ -17,9 +17,9 @@ st.write("Small Stable Diffusion models shipped inside the package: they run on 
 with ui.errors_as_messages():
     st.dataframe(builtin_model_table(), hide_index=True)
 st.caption(
-    "Targets of `daam-store eval` on held-out prompts, scored on maps of the original DAAM's layers and, in the "
-    "next column, with the UNet's mid block averaged in (`--mid-block`); each model folder's MODEL_CARD.md has "
-    "the figures."
+    "Targets of `daam-store eval` on held-out prompts, counted on maps of the original DAAM's layers; the next "
+    "column scores the same images with the UNet's mid block averaged into the maps (`--mid-block`), for "
+    "comparison. Each model folder's MODEL_CARD.md has the figures."
 )
 
 st.subheader("Registered models")
