@@ -69,9 +69,10 @@ RECIPES: dict[str, Recipe] = {
     # eight, the three extra shapes and 7200 steps they pass it, run sdxlX8XS3L). sd1-tiny's two heads
     # instead of eight: the same colour maps and 1.6x faster training on the CPU (session 10, run sd1H2).
     # All three also draw three training-only shapes. Each benchmark shape then appears in about half
-    # as many scenes, so they train 7200 steps (before: 4800, sdxl 5400; sdxl now 10800, below) to give back part of that (at 4800 the training
-    # pairs bound worse; sd2: 0.35 right against 0.85). sd1-tiny then binds held-out pairs (session 16, run
-    # sd1XS3L: both shapes right in 0.96 of held-out two-object images, none swapped). sd2-tiny with its family's
+    # as many scenes, so they train 7200 steps (before: 4800, sdxl 5400; sdxl now 10800, below) to give back
+    # part of that (at 4800 the training pairs bound worse; sd2: 0.35 right against 0.85). sd1-tiny then binds
+    # held-out pairs (session 16, run sd1XS3L: both shapes right in 0.96 of held-out two-object images, none
+    # swapped). sd2-tiny with its family's
     # heads and v-prediction still swapped them, and with either of sd1-tiny's two changes alone too (sessions
     # 15-21); with both, two heads and epsilon (as SD 2.x base checkpoints predict), it binds them (session 21,
     # run sd2H2EL: 0.95 right, 0.02 swapped), but its shape-word maps leave their objects (mIoU 0.22 -> 0.06).
@@ -117,8 +118,9 @@ RECIPES: dict[str, Recipe] = {
         # sd1-tiny's data and length (session 22, run sdxlX8XS3L): held-out pairs bind more often than with four
         # extra colours, no extra shapes and 5400 steps (0.27 right / 0.56 swapped against 0.13 / 0.66) but still
         # swap, and training pairs bind less (0.36 against 0.66); shipped for the colours drawn (0.90 -> 0.96), 3 of
-        # 6 targets against 2 (shipped until session 23, then retrained at 10800 steps, above). Its family's heads: two (with four extra colours, run sdxlH2XS3) did not bind it
-        # and moved its shape-word maps off their objects.
+        # 6 targets against 2 (shipped until session 23, then retrained at 10800 steps, above). Its family's
+        # heads: two (with four extra colours, run sdxlH2XS3) did not bind it and moved its shape-word maps off
+        # their objects.
         extra_colours=8,
         extra_shapes=3,
     ),
