@@ -16,9 +16,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from functools import partial
 
+import torch
+
 from daam_store.evaluation.benchmark import evaluate, lookup
 from daam_store.evaluation.report import fmt
 from daam_store.evaluation.settings import EvalSettings, benchmark_parser
+from daam_store.families import family_of
 from daam_store.models import load_pipeline
 
 
@@ -33,29 +36,27 @@ def unconditional_context(module, args, kwargs):
     return args, kwargs
 
 
-def cross_attention_groups(unet) -> dict[str, list[str]]:
-    """Group name -> names of the UNet's cross-attention (attn2) modules: by latent resolution in the down and
-    up blocks, the mid block, then all down and all up blocks."""
+def cross_attention_groups(pipe) -> dict[str, list[torch.nn.Module]]:
+    """Group name -> the cross-attention modules the tracer hooks (the family's), grouped by latent resolution in
+    the down and up blocks, the mid block, then all down and all up blocks."""
+    unet = pipe.unet
     levels, side = len(unet.config.down_block_types), unet.config.sample_size
     by_side, down, up, mid = {}, [], [], []
-    for name, _ in unet.named_modules():
-        if not name.endswith("attn2"):
-            continue
+    for name, module in family_of(pipe).cross_attention_layers(pipe):
         block, index = name.split(".")[:2]
         if block == "mid_block":
-            mid.append(name)
+            mid.append(module)
             continue
         level = int(index) if block == "down_blocks" else levels - 1 - int(index)
-        by_side.setdefault(side // 2**level, []).append(name)
-        (down if block == "down_blocks" else up).append(name)
-    groups = {f"{s}x{s}": names for s, names in sorted(by_side.items(), reverse=True)}
+        by_side.setdefault(side // 2**level, []).append(module)
+        (down if block == "down_blocks" else up).append(module)
+    groups = {f"{s}x{s}": modules for s, modules in sorted(by_side.items(), reverse=True)}
     return groups | {"mid block": mid, "down blocks": down, "up blocks": up}
 
 
 @contextmanager
-def knocked_out(unet, names: list[str]):
-    modules = dict(unet.named_modules())
-    handles = [modules[name].register_forward_pre_hook(unconditional_context, with_kwargs=True) for name in names]
+def knocked_out(modules: list[torch.nn.Module]):
+    handles = [module.register_forward_pre_hook(unconditional_context, with_kwargs=True) for module in modules]
     try:
         yield
     finally:
@@ -91,11 +92,11 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|")
         print(row("nothing", 0, evaluate(pipe, settings)), flush=True)
-        for group, names in cross_attention_groups(pipe.unet).items():
-            if not names:  # e.g. a UNet whose mid block has no cross-attention
+        for group, modules in cross_attention_groups(pipe).items():
+            if not modules:  # e.g. a UNet whose mid block has no cross-attention
                 continue
-            with knocked_out(pipe.unet, names):
-                print(row(group, len(names), evaluate(pipe, settings)), flush=True)
+            with knocked_out(modules):
+                print(row(group, len(modules), evaluate(pipe, settings)), flush=True)
 
 
 if __name__ == "__main__":

@@ -131,9 +131,9 @@ def test_caption_knockout_prints_a_row_per_group_of_cross_attention_layers():
 def test_caption_knockout_groups_sdxl_layers_by_resolution():
     from daam_store.models import load_pipeline
 
-    groups = load_benchmark("caption_knockout.py").cross_attention_groups(load_pipeline("sdxl-tiny").unet)
+    groups = load_benchmark("caption_knockout.py").cross_attention_groups(load_pipeline("sdxl-tiny"))
     # no cross-attention at 16x16; two transformer layers per block at 4x4 and in the mid block
-    assert {group: len(names) for group, names in groups.items()} == {
+    assert {group: len(modules) for group, modules in groups.items()} == {
         "8x8": 3,
         "4x4": 6,
         "mid block": 2,
@@ -156,9 +156,9 @@ def test_a_caption_knocked_out_of_every_layer_draws_the_empty_captions_image():
         output = pipe(prompt, num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="np")
         return output.images[0]
 
-    groups = module.cross_attention_groups(pipe.unet)
+    groups = module.cross_attention_groups(pipe)
     every_layer = groups["down blocks"] + groups["mid block"] + groups["up blocks"]
-    with module.knocked_out(pipe.unet, every_layer):
+    with module.knocked_out(every_layer):
         knocked = image("a red circle and a blue square")
     assert np.array_equal(knocked, image(""))
     assert not np.array_equal(image("a red circle and a blue square"), knocked)  # the hooks came off
