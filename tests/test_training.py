@@ -128,6 +128,7 @@ def test_a_checkpoint_with_a_projection_field_since_removed(tmp_path, projection
         ("sd1-tiny", "--object-counts", "nan,0,1", "give three shares of 1, 2 and 3 objects that sum to 1"),
         ("sd1-tiny", "--object-counts", "a,b,c", "give three shares of 1, 2 and 3 objects that sum to 1"),
         ("sd1-tiny", "--zero-text-residuals", None, "--zero-text-residuals needs text layers"),
+        ("sdxl-tiny", "--text-embedding-std", "0", "--text-embedding-std must be above 0"),
         ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
         ("sd1-tiny", "--transformer-layers", "0", "--transformer-layers must be between 1 and 4"),
         ("sdxl-tiny", "--transformer-layers", "5", "--transformer-layers must be between 1 and 4"),
@@ -364,6 +365,28 @@ def test_zeroed_text_residuals_reach_both_sdxl_encoders(tmp_path):
         assert projections and all(not p.any() for p in projections), name
 
 
+def test_text_embedding_std_redraws_both_sdxl_encoders_tables_from_the_seed(tmp_path):
+    """The option sets the scale of every token and position embedding the UNet reads, the same for a seed."""
+    from daam_store.training.loop import Trainer
+
+    def tables(std, seed=3):
+        recipe = get_recipe("sdxl-tiny").with_overrides(text_embedding_std=std, seed=seed, batch_size=4)
+        trainer = Trainer(recipe, TrainOptions(out=tmp_path / f"{std}-{seed}", progress=False))
+        return [
+            parameter.detach().clone()
+            for encoder in trainer.text_encoders.values()
+            for name, parameter in encoder.named_parameters()
+            if name.endswith(("token_embedding.weight", "position_embedding.weight"))
+        ]
+
+    clip_init, redrawn = tables(None), tables(0.7)
+    assert len(redrawn) == 4
+    assert all(abs(table.std().item() - 0.02) < 0.002 for table in clip_init)
+    assert all(abs(table.std().item() - 0.7) < 0.02 for table in redrawn)
+    assert all(torch.equal(a, b) for a, b in zip(redrawn, tables(0.7), strict=True))
+    assert not torch.equal(redrawn[0], tables(0.7, seed=4)[0])
+
+
 @pytest.mark.parametrize("model", ["sd1-tiny", "sd2-tiny", "sdxl-tiny"])
 def test_attention_heads_split_the_same_initial_weights_differently(tmp_path, model):
     """A head-count ablation changes one thing: every cross- and self-attention layer has the new head count,
@@ -500,7 +523,13 @@ def test_the_train_command_a_card_names_trains_the_same_recipe():
     rebuilt, command, unflagged = round_trip(changed)
     assert rebuilt == changed and not unflagged
     assert "--seed 11" in command and "--object-counts 0.2,0.6,0.2" in command
-    xl = replace(get_recipe("sdxl-tiny"), pooled_dropout=0.95, zero_text_residuals=True, shape_shading=0.2)
+    xl = replace(
+        get_recipe("sdxl-tiny"),
+        pooled_dropout=0.95,
+        zero_text_residuals=True,
+        shape_shading=0.2,
+        text_embedding_std=0.7,
+    )
     assert round_trip(xl)[0] == xl
     # what no flag gives back is named, not dropped: a learning rate, the family's heads instead of the recipe's two
     _, command, unflagged = round_trip(replace(shipped, unet_lr=1e-3, attention_heads=None))

@@ -95,6 +95,13 @@ def register(subparsers) -> None:
         "so the shape shows inside them (default: the recipe's)",
     )
     parser.add_argument(
+        "--text-embedding-std",
+        type=float,
+        default=None,
+        help="initial std of the text encoders' token and position embeddings (default: the recipe's; CLIP's "
+        "0.02 when unset)",
+    )
+    parser.add_argument(
         "--object-counts",
         default=None,
         metavar="ONE,TWO,THREE",
@@ -158,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--extra-shapes must be between 0 and {len(EXTRA_SHAPES)}, got {recipe.extra_shapes}")
     if not 0 <= recipe.shape_shading <= MAX_SHADING:
         raise UserError(f"--shape-shading must be between 0 and {MAX_SHADING}, got {recipe.shape_shading}")
+    if recipe.text_embedding_std is not None and not recipe.text_embedding_std > 0:
+        raise UserError(f"--text-embedding-std must be above 0, got {recipe.text_embedding_std}")
     if recipe.zero_text_residuals and not recipe.text_layers:
         raise UserError("--zero-text-residuals needs text layers: add --text-layers 1 or more")
     sdxl = recipe.family == "sdxl"

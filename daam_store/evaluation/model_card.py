@@ -135,6 +135,12 @@ def _recipe_variations(recipe: dict) -> list[str]:
             "- The text layers started as the identity (attention and MLP output projections zeroed), so the "
             "encoder began as its embeddings and learned to mix tokens only as denoising rewarded it."
         )
+    if recipe.get("text_embedding_std"):
+        lines.append(
+            f"- The text embeddings (token and position) started at std {recipe['text_embedding_std']:g} instead of "
+            "CLIP's 0.02, so the states the UNet's cross-attention reads began at the scale of a layer-normed "
+            "context."
+        )
     if recipe.get("extra_colours"):
         extras = world.EXTRA_COLOURS[: recipe["extra_colours"]]
         lines.append(

@@ -100,6 +100,10 @@ class Trainer:
         if recipe.zero_text_residuals:
             for encoder in self.text_encoders.values():
                 _zero_residual_branches(encoder)
+        if recipe.text_embedding_std is not None:
+            generator = torch.Generator().manual_seed(recipe.seed)
+            for encoder in self.text_encoders.values():
+                _redraw_embeddings(encoder, recipe.text_embedding_std, generator)
         self.sdxl_time_ids = torch.tensor([SDXL_TIME_IDS], device=self.device)
         # Noise is added as in DDPM training whichever sampler the pipeline ships (SDXL's Euler included).
         self.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -411,6 +415,16 @@ def _zero_residual_branches(text_encoder) -> None:
         for projection in (layer.self_attn.out_proj, layer.mlp.fc2):
             projection.weight.zero_()
             projection.bias.zero_()
+
+
+@torch.no_grad()
+def _redraw_embeddings(text_encoder, std: float, generator: torch.Generator) -> None:
+    """Draw the token and position embeddings again at `std`: the scale the UNet's cross-attention first reads
+    where nothing normalises them (SDXL's penultimate states)."""
+    embeddings = getattr(text_encoder, "text_model", text_encoder).embeddings
+    for table in (embeddings.token_embedding.weight, embeddings.position_embedding.weight):
+        noise = torch.randn(table.shape, generator=generator) * std
+        table.copy_(noise.to(table.device, table.dtype))
 
 
 def _speed_settings(device: torch.device) -> None:

@@ -19,6 +19,9 @@ class Recipe:
     # encoder begins as the 0-layer one, whose maps localise, and mixes tokens only as training finds it useful.
     # (SDXL's cross-attention reads the penultimate states, the embeddings with 1 layer: only its pooled path changes.)
     zero_text_residuals: bool = False
+    # initial std of the text encoders' token and position embeddings (None: CLIP's 0.02). SDXL's cross-attention
+    # reads the penultimate states raw, at their small trained scale, where SD reads them layer-normed (std 1)
+    text_embedding_std: float | None = None
     attention_heads: int | None = None  # one head count for every UNet attention block (None: the family's)
     transformer_layers: int | None = None  # one depth for every UNet cross-attention block (None: the family's)
     # 3 in every family's layout; SD 1.x/2.x: 4 gives the UNet the real models' fourth level, cross-attention at
@@ -142,6 +145,7 @@ TRAIN_FLAGS: dict[str, str] = {
     "batch_size": "--batch-size",
     "text_layers": "--text-layers",
     "zero_text_residuals": "--zero-text-residuals",
+    "text_embedding_std": "--text-embedding-std",
     "attention_heads": "--attention-heads",
     "transformer_layers": "--transformer-layers",
     "unet_levels": "--unet-levels",
