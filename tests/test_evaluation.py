@@ -341,7 +341,9 @@ def test_model_card_names_the_recipes_caption_and_scene_variations():
     counts = " ".join(_recipe_variations({"object_counts": [0.2, 0.6, 0.2]}))
     assert "1, 2 and 3 objects in shares 20% / 60% / 20% (the world's default: 40% / 45% / 15%)" in counts
     assert _recipe_variations({"object_counts": list(world.OBJECT_COUNT_PROBS)}) == []
-    assert "started at std 0.7 instead of CLIP's 0.02" in " ".join(_recipe_variations({"text_embedding_std": 0.7}))
+    sdxl_std = " ".join(_recipe_variations({"family": "sdxl", "text_embedding_std": 0.7}))
+    assert "started at std 0.7 instead of CLIP's 0.02 (SDXL's cross-attention reads them raw" in sdxl_std
+    assert "raw" not in " ".join(_recipe_variations({"family": "sd1", "text_embedding_std": 0.7}))
     assert "started as the identity" in " ".join(_recipe_variations({"text_layers": 1, "zero_text_residuals": True}))
     assert _recipe_variations({"family": "sd1", "extra_colours": 0, "pooled_dropout": 0.5}) == []
     assert _recipe_variations({"text_layers": 0, "zero_text_residuals": True}) == []

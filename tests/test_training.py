@@ -128,7 +128,10 @@ def test_a_checkpoint_with_a_projection_field_since_removed(tmp_path, projection
         ("sd1-tiny", "--object-counts", "nan,0,1", "give three shares of 1, 2 and 3 objects that sum to 1"),
         ("sd1-tiny", "--object-counts", "a,b,c", "give three shares of 1, 2 and 3 objects that sum to 1"),
         ("sd1-tiny", "--zero-text-residuals", None, "--zero-text-residuals needs text layers"),
-        ("sdxl-tiny", "--text-embedding-std", "0", "--text-embedding-std must be above 0"),
+        ("sdxl-tiny", "--text-embedding-std", "0", "--text-embedding-std must be a finite number above 0"),
+        ("sdxl-tiny", "--text-embedding-std", "-1", "--text-embedding-std must be a finite number above 0"),
+        ("sdxl-tiny", "--text-embedding-std", "nan", "--text-embedding-std must be a finite number above 0"),
+        ("sdxl-tiny", "--text-embedding-std", "inf", "--text-embedding-std must be a finite number above 0"),
         ("sd2-tiny", "--attention-heads", "3", "--attention-heads must be one of 1, 2, 4, 8, 16, 32"),
         ("sd1-tiny", "--transformer-layers", "0", "--transformer-layers must be between 1 and 4"),
         ("sdxl-tiny", "--transformer-layers", "5", "--transformer-layers must be between 1 and 4"),
@@ -365,26 +368,29 @@ def test_zeroed_text_residuals_reach_both_sdxl_encoders(tmp_path):
         assert projections and all(not p.any() for p in projections), name
 
 
-def test_text_embedding_std_redraws_both_sdxl_encoders_tables_from_the_seed(tmp_path):
-    """The option sets the scale of every token and position embedding the UNet reads, the same for a seed."""
+@pytest.mark.parametrize(("model", "encoders"), [("sd1-tiny", 1), ("sdxl-tiny", 2)])
+def test_text_embedding_std_redraws_every_encoders_tables_from_the_seed(tmp_path, model, encoders):
+    """The option sets the scale of every token and position embedding the UNet reads, the same for a seed, in the
+    weights and in the EMA that ships; every other initial weight stays as without it."""
     from daam_store.training.loop import Trainer
 
-    def tables(std, seed=3):
-        recipe = get_recipe("sdxl-tiny").with_overrides(text_embedding_std=std, seed=seed, batch_size=4)
+    def weights(std, seed=3):
+        recipe = get_recipe(model).with_overrides(text_embedding_std=std, seed=seed, batch_size=4)
         trainer = Trainer(recipe, TrainOptions(out=tmp_path / f"{std}-{seed}", progress=False))
-        return [
-            parameter.detach().clone()
-            for encoder in trainer.text_encoders.values()
-            for name, parameter in encoder.named_parameters()
-            if name.endswith(("token_embedding.weight", "position_embedding.weight"))
-        ]
+        assert all(torch.equal(trainer.ema.shadow[n], p) for n, p in trainer.ema.parameters.items())
+        return {name: parameter.detach().clone() for name, parameter in trainer.ema.parameters.items()}
 
-    clip_init, redrawn = tables(None), tables(0.7)
-    assert len(redrawn) == 4
-    assert all(abs(table.std().item() - 0.02) < 0.002 for table in clip_init)
-    assert all(abs(table.std().item() - 0.7) < 0.02 for table in redrawn)
-    assert all(torch.equal(a, b) for a, b in zip(redrawn, tables(0.7), strict=True))
-    assert not torch.equal(redrawn[0], tables(0.7, seed=4)[0])
+    def tables(named):
+        return [w for n, w in named.items() if n.endswith(("token_embedding.weight", "position_embedding.weight"))]
+
+    clip_init, redrawn = weights(None), weights(0.7)
+    assert len(tables(redrawn)) == 2 * encoders
+    assert all(abs(table.std().item() - 0.02) < 0.002 for table in tables(clip_init))
+    assert all(abs(table.std().item() - 0.7) < 0.03 for table in tables(redrawn))
+    untouched = [n for n in redrawn if not n.endswith(("token_embedding.weight", "position_embedding.weight"))]
+    assert untouched and all(torch.equal(redrawn[n], clip_init[n]) for n in untouched)
+    assert all(torch.equal(a, b) for a, b in zip(tables(redrawn), tables(weights(0.7)), strict=True))
+    assert not torch.equal(tables(redrawn)[0], tables(weights(0.7, seed=4))[0])
 
 
 @pytest.mark.parametrize("model", ["sd1-tiny", "sd2-tiny", "sdxl-tiny"])

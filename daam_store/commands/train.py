@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -165,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--extra-shapes must be between 0 and {len(EXTRA_SHAPES)}, got {recipe.extra_shapes}")
     if not 0 <= recipe.shape_shading <= MAX_SHADING:
         raise UserError(f"--shape-shading must be between 0 and {MAX_SHADING}, got {recipe.shape_shading}")
-    if recipe.text_embedding_std is not None and not recipe.text_embedding_std > 0:
-        raise UserError(f"--text-embedding-std must be above 0, got {recipe.text_embedding_std}")
+    if recipe.text_embedding_std is not None and not 0 < recipe.text_embedding_std < math.inf:
+        raise UserError(f"--text-embedding-std must be a finite number above 0, got {recipe.text_embedding_std}")
     if recipe.zero_text_residuals and not recipe.text_layers:
         raise UserError("--zero-text-residuals needs text layers: add --text-layers 1 or more")
     sdxl = recipe.family == "sdxl"

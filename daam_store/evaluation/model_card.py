@@ -136,10 +136,11 @@ def _recipe_variations(recipe: dict) -> list[str]:
             "encoder began as its embeddings and learned to mix tokens only as denoising rewarded it."
         )
     if recipe.get("text_embedding_std"):
+        # only SDXL's cross-attention reads the embeddings raw; SD 1.x/2.x read them through the final layer norm
+        reads = " (SDXL's cross-attention reads them raw, not layer-normed)" if recipe.get("family") == "sdxl" else ""
         lines.append(
             f"- The text embeddings (token and position) started at std {recipe['text_embedding_std']:g} instead of "
-            "CLIP's 0.02, so the states the UNet's cross-attention reads began at the scale of a layer-normed "
-            "context."
+            f"CLIP's 0.02{reads}."
         )
     if recipe.get("extra_colours"):
         extras = world.EXTRA_COLOURS[: recipe["extra_colours"]]
